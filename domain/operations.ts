@@ -1,0 +1,84 @@
+/**
+ * Operation contracts: workflow type names, their inputs, and the workflow ids derived from resources.
+ * The API resolves names from the inventory into these inputs, so a workflow's history records exactly
+ * which servers it acted on. No secret is ever part of an input.
+ */
+import type { Platform, Server, Site } from './model';
+
+/** Task queue of the default worker. */
+export const TASK_QUEUE = 'sitefleet';
+
+/** A resolved web target: one server, a pack, or a cluster. */
+export interface WebGroup {
+  kind: 'server' | 'pack' | 'cluster';
+  name: string;
+  /** Every web member. For a pack the master comes first. */
+  members: Server[];
+  /** Names of the members that receive platform code by rsync: cluster: all; pack: the master; server: itself. */
+  codeReceivers: string[];
+  /** Pack only: the NFS share the slaves read the master's platforms through. */
+  share?: PackShare;
+  /** Bounded fan-out. @default 8 */
+  maxParallel?: number;
+  /** Cluster only: the load balancer, if any. */
+  loadBalancer?: Server;
+}
+
+export interface PackShare {
+  server: Server;
+  exportPath: string;
+  clients: string;
+  clientFlavour: 'kernel' | 'sshfs';
+}
+
+export interface VerifyServerInput {
+  server: Server;
+}
+export interface SetupPackShareInput {
+  pack: WebGroup;
+}
+export interface CreatePlatformInput {
+  platform: Platform;
+  group: WebGroup;
+}
+export interface InstallSiteInput {
+  site: Site;
+  platform: Platform;
+  group: WebGroup;
+  dbServer?: Server;
+}
+export interface DeleteSiteInput {
+  site: Site;
+  platform: Platform;
+  group: WebGroup;
+  dbServer?: Server;
+}
+export interface DeletePlatformInput {
+  platform: Platform;
+  group: WebGroup;
+  /** Sites the inventory still lists on the platform; the workflow refuses while any remain. */
+  sites: string[];
+}
+export interface VerifyNodesInput {
+  group: WebGroup;
+  platforms: Platform[];
+  sites: Site[];
+  dbServers: Server[];
+}
+export interface ResyncInput {
+  group: WebGroup;
+  platforms: Platform[];
+  sites: Site[];
+}
+
+/** Workflow ids: one operation at a time per resource. */
+export const workflowIds = {
+  server: (name: string) => `server/${name}`,
+  pack: (name: string) => `pack/${name}`,
+  cluster: (name: string) => `cluster/${name}`,
+  platform: (name: string) => `platform/${name}`,
+  site: (domain: string) => `site/${domain}`,
+  /** Verification is read-only and may run beside changes; one at a time per group. */
+  verify: (kind: WebGroup['kind'], name: string) => `verify/${kind}/${name}`,
+  resync: (kind: WebGroup['kind'], name: string) => `resync/${kind}/${name}`,
+};
