@@ -82,3 +82,26 @@ export const workflowIds = {
   verify: (kind: WebGroup['kind'], name: string) => `verify/${kind}/${name}`,
   resync: (kind: WebGroup['kind'], name: string) => `resync/${kind}/${name}`,
 };
+
+/** Workflow type names: part of the public interface (the API and schedules start workflows by these names). */
+export const WORKFLOW_TYPES = {
+  verifyServer: 'VerifyServer',
+  setupPackShare: 'SetupPackShare',
+  createPlatform: 'CreatePlatform',
+  createPlatformOnPack: 'CreatePlatformOnPack',
+  createPlatformOnCluster: 'CreatePlatformOnCluster',
+  installSite: 'InstallSite',
+  installSiteOnPack: 'InstallSiteOnPack',
+  installSiteOnCluster: 'InstallSiteOnCluster',
+  verifyClusterNodes: 'VerifyClusterNodes',
+  resyncCluster: 'ResyncCluster',
+  deleteSite: 'DeleteSite',
+  deletePlatform: 'DeletePlatform',
+  enableSite: 'EnableSite',
+  disableSite: 'DisableSite',
+  backupSite: 'BackupSite',
+  restoreSite: 'RestoreSite',
+  migrateSite: 'MigrateSite',
+  addClusterMember: 'AddClusterMember',
+  removeClusterMember: 'RemoveClusterMember',
+} as const;
