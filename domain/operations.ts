@@ -69,6 +69,8 @@ export interface ResyncInput {
   group: WebGroup;
   platforms: Platform[];
   sites: Site[];
+  /** Database servers of the sites, to rewrite a lost settings file. */
+  dbServers: Server[];
 }
 
 /** Workflow ids: one operation at a time per resource. */

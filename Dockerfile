@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# sitefleet worker, API and codec endpoint: one image, the service's command picks the role (docker-compose.yml).
+# Debian, not Alpine: the Temporal core bridge ships glibc binaries only.
+
+ARG NODE_IMAGE=node:20.19.5-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+# Compilers for native modules (better-sqlite3) when no prebuilt binary matches.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
+  && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+# The workflow bundles (plain and encrypted-failure) with their manifests, into dist/.
+RUN node --import tsx workers/bundle.ts
+
+FROM ${NODE_IMAGE}
+# ssh and rsync reach the web servers; tini reaps their processes and forwards signals to node.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends openssh-client rsync ca-certificates tini \
+  && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production \
+  SITEFLEET_DATA_DIR=/var/lib/sitefleet
+WORKDIR /app
+# Code stays owned by root: the service user can run it, not change it.
+COPY --from=build /app /app
+RUN mkdir -p /var/lib/sitefleet /home/node/.ssh \
+  && chown node:node /var/lib/sitefleet /home/node/.ssh \
+  && chmod 700 /home/node/.ssh
+USER node
+VOLUME ["/var/lib/sitefleet"]
+# 8080 API, 8888 codec endpoint, 9464 Temporal runtime metrics, 9465 sitefleet metrics
+EXPOSE 8080 8888 9464 9465
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "--import", "tsx", "workers/main.ts"]

@@ -1,0 +1,37 @@
+/**
+ * The Temporal activity context, when there is one. Activity functions are also called directly (tests, the CLI),
+ * outside any worker: there heartbeats go nowhere and nothing cancels them.
+ */
+import { Context } from '@temporalio/activity';
+
+function currentContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The running activity's cancellation signal, or undefined outside an activity. Capture it at the start of an
+ * activity: the SDK refuses the call later, inside an abort listener.
+ */
+export function activityCancellationSignal(): AbortSignal | undefined {
+  return currentContext()?.cancellationSignal;
+}
+
+/** Records progress on the running activity (throttled by the SDK); a no-op outside an activity. */
+export function heartbeatProgress(details: unknown): void {
+  currentContext()?.heartbeat(details);
+}
+
+/** Throws the signal's reason when it has fired (a CancelledFailure inside an activity). */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+/** The error to reject with when `signal` fires. */
+export function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(`cancelled: ${String(reason)}`);
+}

@@ -1,0 +1,82 @@
+/**
+ * Bounded concurrency inside one worker process: a counting semaphore, a per-key lock, and a fan-out that runs a
+ * function over many items with at most N in flight and gives every item its own result.
+ */
+
+/** A counting semaphore: at most `limit` holders at once, the rest wait in arrival order. */
+export class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) throw new Error(`semaphore limit must be a positive integer, not ${limit}`);
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    };
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+const locks = new Map<string, { semaphore: Semaphore; users: number }>();
+
+/** Runs `fn` while holding the lock named `key` in this process (one holder at a time per key). */
+export async function withKeyedLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  let entry = locks.get(key);
+  if (!entry) {
+    entry = { semaphore: new Semaphore(1), users: 0 };
+    locks.set(key, entry);
+  }
+  entry.users++;
+  try {
+    return await entry.semaphore.run(fn);
+  } finally {
+    entry.users--;
+    if (entry.users === 0) locks.delete(key);
+  }
+}
+
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * Runs `fn` over `items` with at most `limit` in flight. Never rejects: every item gets its own result, in input
+ * order, so one failing host neither stops nor hides the others.
+ */
+export async function settleBounded<I, T>(
+  items: readonly I[],
+  limit: number,
+  fn: (item: I, index: number) => Promise<T>,
+): Promise<Settled<T>[]> {
+  const results = new Array<Settled<T>>(items.length);
+  let next = 0;
+  async function lane(): Promise<void> {
+    while (next < items.length) {
+      const index = next++;
+      try {
+        results[index] = { ok: true, value: await fn(items[index] as I, index) };
+      } catch (error) {
+        results[index] = { ok: false, error };
+      }
+    }
+  }
+  const lanes = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
+  await Promise.all(Array.from({ length: lanes }, () => lane()));
+  return results;
+}

@@ -1,0 +1,501 @@
+/**
+ * The one ssh runner. One pooled connection per host per worker process, opened with the host key pinned
+ * (`server.ssh.hostKey`, an OpenSSH SHA256 fingerprint) and reused by every activity that runs on that host.
+ * Commands are argument lists, quoted by quoteArgs; every command has a timeout and stops when its activity is
+ * cancelled.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { EventEmitter } from 'node:events';
+import { NodeSSH } from 'node-ssh';
+import type { Server } from '../domain/model';
+import { abortReason } from './activity-context';
+import { Semaphore } from './concurrency-limits';
+import { FailureType, permanentFailure, transientFailure } from './failures';
+import { quoteArgs } from './shell-quote';
+
+/** How long a connection attempt may take before the host counts as unreachable. @default 10 s */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Channels open at once on one connection; OpenSSH's MaxSessions defaults to 10. */
+const CHANNELS_PER_CONNECTION = 8;
+/** A command's output beyond this is refused rather than held in memory. */
+const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+/** Grace between the remote `timeout` sending TERM and KILL, and between that and the local deadline. */
+const KILL_GRACE_SECONDS = 5;
+
+/**
+ * Fast algorithms first: curve25519 key exchange connects in ~120 ms here against ~190 ms for the default list;
+ * ed25519 host keys first so that the key a host presents is the one operators pin (`ssh-keygen -lf`).
+ */
+const ALGORITHMS = {
+  kex: [
+    'curve25519-sha256',
+    'curve25519-sha256@libssh.org',
+    'ecdh-sha2-nistp256',
+    'ecdh-sha2-nistp384',
+    'diffie-hellman-group14-sha256',
+    'diffie-hellman-group16-sha512',
+  ],
+  serverHostKey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'rsa-sha2-512', 'rsa-sha2-256'],
+  cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr'],
+};
+
+// ssh2 ships no type declarations (and @types/ssh2 is not installed): the slice of its API used here.
+interface Ssh2Channel extends EventEmitter {
+  stderr: EventEmitter;
+  end(data?: Buffer | string): void;
+  close(): void;
+  signal(name: string): void;
+}
+interface Ssh2Client extends EventEmitter {
+  exec(command: string, callback: (err: Error | undefined, channel: Ssh2Channel) => void): boolean;
+  end(): void;
+}
+interface Ssh2Error extends Error {
+  level?: string;
+  code?: string;
+}
+
+interface PooledConnection {
+  ssh: NodeSSH;
+  client: Ssh2Client;
+  /** The host key the server presented, already checked against the pin. */
+  hostKey: Buffer;
+  channels: Semaphore;
+  closed: boolean;
+}
+
+const pool = new Map<string, Promise<PooledConnection>>();
+const closeHooks = new Set<() => Promise<void>>();
+
+/** The OpenSSH SHA256 fingerprint of a raw public key blob, as `ssh-keygen -lf` prints it. */
+export function sshFingerprintOf(keyBlob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** `user@host:port` of a server, for messages. */
+export function sshTarget(server: Server): string {
+  return `${server.ssh.user}@${server.host}:${server.ssh.port}`;
+}
+
+function poolKey(server: Server): string {
+  return [server.name, server.ssh.user, server.host, server.ssh.port, server.ssh.hostKey, server.ssh.keyPath ?? ''].join(
+    '|',
+  );
+}
+
+/**
+ * The private key a server is reached with: its own `ssh.keyPath`, else $SITEFLEET_SSH_KEY, else the first of
+ * ~/.ssh/id_ed25519, id_ecdsa, id_rsa.
+ */
+export async function privateKeyPathFor(server: Server): Promise<string> {
+  if (server.ssh.keyPath) return server.ssh.keyPath;
+  const fromEnv = process.env.SITEFLEET_SSH_KEY;
+  if (fromEnv) return fromEnv;
+  const candidates = ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f));
+  for (const path of candidates) {
+    try {
+      await readFile(path);
+      return path;
+    } catch {
+      // try the next one
+    }
+  }
+  throw permanentFailure(
+    FailureType.SshAuthenticationFailed,
+    `server ${server.name}: no ssh private key: set ssh.keyPath on the server or SITEFLEET_SSH_KEY for the worker (looked for ${candidates.join(', ')})`,
+  );
+}
+
+async function openConnection(server: Server, key: string): Promise<PooledConnection> {
+  const keyPath = await privateKeyPathFor(server);
+  let privateKey: string;
+  try {
+    privateKey = await readFile(keyPath, 'utf8');
+  } catch (err) {
+    throw permanentFailure(
+      FailureType.SshAuthenticationFailed,
+      `server ${server.name}: cannot read the ssh private key ${keyPath}: ${(err as Error).message}`,
+    );
+  }
+  let presented: Buffer | undefined;
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({
+      host: server.host,
+      port: server.ssh.port,
+      username: server.ssh.user,
+      privateKey,
+      readyTimeout: CONNECT_TIMEOUT_MS,
+      keepaliveInterval: 10_000,
+      keepaliveCountMax: 3,
+      algorithms: ALGORITHMS,
+      hostVerifier: (hostKey: Buffer) => {
+        presented = hostKey;
+        return sshFingerprintOf(hostKey) === server.ssh.hostKey;
+      },
+    });
+  } catch (err) {
+    ssh.dispose();
+    if (presented && sshFingerprintOf(presented) !== server.ssh.hostKey) {
+      throw hostKeyMismatch(server, sshFingerprintOf(presented));
+    }
+    throw connectFailure(server, err as Ssh2Error, keyPath);
+  }
+  const client = ssh.connection as Ssh2Client;
+  const pooled: PooledConnection = {
+    ssh,
+    client,
+    hostKey: presented as Buffer,
+    channels: new Semaphore(CHANNELS_PER_CONNECTION),
+    closed: false,
+  };
+  const forget = (): void => {
+    pooled.closed = true;
+    void pool.get(key)?.then((current) => {
+      if (current === pooled) pool.delete(key);
+    });
+  };
+  // Without a listener an 'error' (keepalive timeout, reset) would crash the worker process.
+  client.on('error', forget);
+  client.on('close', forget);
+  client.on('end', forget);
+  return pooled;
+}
+
+function hostKeyMismatch(server: Server, presented: string): Error {
+  return permanentFailure(
+    FailureType.HostKeyMismatch,
+    `server ${server.name} (${server.host}:${server.ssh.port}) presented host key ${presented}, but ${server.ssh.hostKey} is pinned. ` +
+      'Either the server was reinstalled or someone is in between: check the key on the console ' +
+      '(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then update the server\'s pinned key.',
+    { server: server.name, host: server.host, pinned: server.ssh.hostKey, presented },
+  );
+}
+
+function connectFailure(server: Server, err: Ssh2Error, keyPath: string): Error {
+  if (err.level === 'client-authentication') {
+    return permanentFailure(
+      FailureType.SshAuthenticationFailed,
+      `server ${server.name}: ${sshTarget(server)} refused the key ${keyPath}. Add its public key to ` +
+        `~${server.ssh.user}/.ssh/authorized_keys on the server, then retry.`,
+    );
+  }
+  const reason = err.code ? `${err.code} (${err.message})` : err.message;
+  return transientFailure(
+    FailureType.HostUnreachable,
+    `server ${server.name}: cannot reach ${sshTarget(server)} over ssh: ${reason}. Check that the host is up and sshd listens there.`,
+    { server: server.name, host: server.host, port: server.ssh.port, code: err.code ?? err.level ?? null },
+  );
+}
+
+async function connection(server: Server): Promise<PooledConnection> {
+  const key = poolKey(server);
+  const existing = pool.get(key);
+  if (existing) {
+    const pooled = await existing.catch(() => undefined);
+    if (pooled && !pooled.closed) return pooled;
+    if (pool.get(key) === existing) pool.delete(key);
+  }
+  const opening = openConnection(server, key);
+  pool.set(key, opening);
+  opening.catch(() => {
+    if (pool.get(key) === opening) pool.delete(key);
+  });
+  return opening;
+}
+
+/** Drops a pooled connection that failed under us, so the next call opens a fresh one. */
+function discard(server: Server, pooled: PooledConnection): void {
+  pooled.closed = true;
+  pooled.ssh.dispose();
+  const key = poolKey(server);
+  void pool.get(key)?.then((current) => {
+    if (current === pooled) pool.delete(key);
+  });
+}
+
+/** Connects (or reuses the pooled connection) and returns the server's pinned host key: type and blob. */
+export async function verifiedHostKey(server: Server): Promise<{ type: string; blob: Buffer; fingerprint: string }> {
+  const { hostKey } = await connection(server);
+  const length = hostKey.readUInt32BE(0);
+  return { type: hostKey.subarray(4, 4 + length).toString('ascii'), blob: hostKey, fingerprint: sshFingerprintOf(hostKey) };
+}
+
+export interface RemoteCommandOptions {
+  /** The command is killed (on the server by `timeout`, and here) when it runs longer. */
+  timeoutMs: number;
+  /** Written to the command's stdin, then closed. The only way secrets (SQL, keys) reach a command. */
+  stdin?: string | Buffer;
+  /** Exit codes that count as success. @default [0] */
+  allowExitCodes?: readonly number[];
+  /** The activity's cancellation signal: closes the channel and rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Called with every chunk of stdout as it arrives (progress, heartbeats). */
+  onStdout?: (chunk: Buffer) => void;
+  /** How to name the command in errors, instead of its (possibly long) command line. */
+  describe?: string;
+}
+
+export interface RemoteCommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Prints the PID of the command (which `exec` makes the PID of `timeout`) so a cancelled command can be killed. */
+const PID_ANNOUNCER = 'echo "sitefleet-pid $$" >&2 && exec "$@"';
+const PID_LINE = /^sitefleet-pid (\d+)\n/;
+
+function sudoPrefix(server: Server): string[] {
+  return server.ssh.user === 'root' ? [] : ['sudo', '-n', '--'];
+}
+
+/**
+ * The argument list actually run: `sudo -n` for non-root users, `timeout` so the server itself kills overruns,
+ * and a PID announcement so that cancellation can kill the command's process group.
+ */
+function wrappedArgv(server: Server, argv: readonly string[], timeoutMs: number): string[] {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  return [
+    ...sudoPrefix(server),
+    'sh',
+    '-c',
+    PID_ANNOUNCER,
+    'sitefleet',
+    'timeout',
+    '-k',
+    String(KILL_GRACE_SECONDS),
+    String(seconds),
+    ...argv,
+  ];
+}
+
+/** Best effort: signals the process group of a command whose channel we are abandoning. */
+function killRemote(server: Server, client: Ssh2Client, pid: number, signalName: 'TERM' | 'KILL'): void {
+  try {
+    client.exec(quoteArgs([...sudoPrefix(server), 'kill', '-s', signalName, '--', `-${pid}`]), (err, ch) => {
+      if (err) return;
+      ch.on('error', () => undefined);
+      ch.on('data', () => undefined);
+      ch.stderr.on('data', () => undefined);
+      ch.end();
+    });
+  } catch {
+    // the connection is gone; so is the command's stdin, and `timeout` still bounds it
+  }
+}
+
+function describeCommand(argv: readonly string[], describe: string | undefined): string {
+  if (describe) return describe;
+  const line = quoteArgs(argv);
+  return line.length > 160 ? `${line.slice(0, 157)}...` : line;
+}
+
+function tail(text: string, max = 2000): string {
+  const t = text.trim();
+  return t.length > max ? `...${t.slice(-max)}` : t;
+}
+
+class ChannelOpenError extends Error {}
+
+/**
+ * Runs `argv` on `server` over its pooled connection and returns exit code and output.
+ *
+ * @throws RemoteCommandFailed (retryable) when the exit code is not allowed; RemoteCommandTimeout (retryable) when
+ *   it overran; ConnectionLost (retryable) when the connection dropped; HostUnreachable, HostKeyMismatch or
+ *   SshAuthenticationFailed from connecting; the signal's reason when cancelled.
+ */
+export async function runRemote(
+  server: Server,
+  argv: readonly string[],
+  options: RemoteCommandOptions,
+): Promise<RemoteCommandResult> {
+  if (options.signal?.aborted) throw abortReason(options.signal);
+  const command = quoteArgs(wrappedArgv(server, argv, options.timeoutMs));
+  const what = describeCommand(argv, options.describe);
+  let result: RemoteCommandResult | undefined;
+  for (let attempt = 1; result === undefined; attempt++) {
+    const pooled = await connection(server);
+    try {
+      result = await pooled.channels.run(() => execOnChannel(server, pooled.client, command, what, options));
+    } catch (err) {
+      // The command never started (the pooled connection had died): reconnect once, transparently.
+      if (err instanceof ChannelOpenError && attempt === 1) {
+        discard(server, pooled);
+        continue;
+      }
+      if (err instanceof ChannelOpenError) {
+        throw transientFailure(FailureType.ConnectionLost, `server ${server.name}: cannot open an ssh channel: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+  const allowed = options.allowExitCodes ?? [0];
+  if (result.code === 124 && !allowed.includes(124)) {
+    throw transientFailure(
+      FailureType.RemoteCommandTimeout,
+      `server ${server.name}: \`${what}\` did not finish within ${Math.ceil(options.timeoutMs / 1000)} s and was stopped`,
+      { server: server.name },
+    );
+  }
+  if (!allowed.includes(result.code)) {
+    throw transientFailure(
+      FailureType.RemoteCommandFailed,
+      `server ${server.name}: \`${what}\` exited with ${result.code}: ${tail(result.stderr || result.stdout) || '(no output)'}`,
+      { server: server.name, code: result.code, stderr: tail(result.stderr) },
+    );
+  }
+  return result;
+}
+
+function execOnChannel(
+  server: Server,
+  client: Ssh2Client,
+  command: string,
+  what: string,
+  options: RemoteCommandOptions,
+): Promise<RemoteCommandResult> {
+  return new Promise<RemoteCommandResult>((resolve, reject) => {
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let size = 0;
+    let exitCode: number | null = null;
+    let exitSignal: string | null = null;
+    let settled = false;
+    let channel: Ssh2Channel | undefined;
+    let timer: NodeJS.Timeout | undefined;
+
+    const finish = (error: Error | undefined, value?: RemoteCommandResult): void => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (error) reject(error);
+      else resolve(value as RemoteCommandResult);
+    };
+    let remotePid: number | undefined;
+    let announced = false;
+    const stop = (signalName: 'TERM' | 'KILL'): void => {
+      if (remotePid !== undefined) killRemote(server, client, remotePid, signalName);
+      try {
+        channel?.close();
+      } catch {
+        // idem
+      }
+    };
+    const onAbort = (): void => {
+      stop('TERM');
+      finish(abortReason(options.signal as AbortSignal));
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(
+      () => {
+        stop('KILL');
+        finish(
+          transientFailure(
+            FailureType.RemoteCommandTimeout,
+            `server ${server.name}: \`${what}\` did not finish within ${Math.ceil(options.timeoutMs / 1000)} s and was stopped`,
+            { server: server.name },
+          ),
+        );
+      },
+      options.timeoutMs + (KILL_GRACE_SECONDS + 2) * 1000,
+    );
+
+    const collect = (into: Buffer[]) => (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_OUTPUT_BYTES) {
+        stop('KILL');
+        finish(new Error(`server ${server.name}: \`${what}\` printed more than ${MAX_OUTPUT_BYTES} bytes`));
+        return;
+      }
+      into.push(chunk);
+    };
+
+    try {
+      client.exec(command, (err, ch) => {
+        if (err) {
+          finish(new ChannelOpenError(err.message));
+          return;
+        }
+        channel = ch;
+        if (settled) {
+          stop('TERM');
+          return;
+        }
+        ch.on('data', (chunk: Buffer) => {
+          collect(stdout)(chunk);
+          options.onStdout?.(chunk);
+        });
+        ch.stderr.on('data', (chunk: Buffer) => {
+          if (announced) return collect(stderr)(chunk);
+          // The first line of stderr is the wrapper's PID announcement; the command's own stderr follows it.
+          const head = Buffer.concat([...stderr, chunk]);
+          const match = PID_LINE.exec(head.toString('latin1'));
+          if (match) {
+            announced = true;
+            remotePid = Number(match[1]);
+            stderr.length = 0;
+            const rest = head.subarray(match[0].length);
+            if (rest.length > 0) collect(stderr)(rest);
+          } else if (head.length > 64 || head.includes(10)) {
+            announced = true;
+            stderr.length = 0;
+            collect(stderr)(head);
+          } else {
+            stderr.length = 0;
+            stderr.push(head);
+          }
+        });
+        ch.on('exit', (code: number | null, signalName?: string) => {
+          exitCode = code;
+          exitSignal = signalName ?? null;
+        });
+        ch.on('error', (e: Error) => finish(transientFailure(FailureType.ConnectionLost, `server ${server.name}: ${e.message}`)));
+        ch.on('close', () => {
+          if (exitCode === null && exitSignal === null) {
+            finish(
+              transientFailure(
+                FailureType.ConnectionLost,
+                `server ${server.name}: the ssh connection closed while \`${what}\` ran; it may or may not have finished`,
+                { server: server.name },
+              ),
+            );
+            return;
+          }
+          finish(undefined, {
+            code: exitCode ?? 128 + 9,
+            stdout: Buffer.concat(stdout).toString('utf8'),
+            stderr: Buffer.concat(stderr).toString('utf8'),
+          });
+        });
+        ch.end(options.stdin);
+      });
+    } catch (err) {
+      // ssh2 throws synchronously when the connection is no longer writable.
+      finish(new ChannelOpenError((err as Error).message));
+    }
+  });
+}
+
+/** Registers clean-up to run by closeAllConnections (rsync's ssh control masters). */
+export function onCloseAllConnections(hook: () => Promise<void>): void {
+  closeHooks.add(hook);
+}
+
+/** Closes every pooled connection of this worker process (worker shutdown, end of a test file). */
+export async function closeAllConnections(): Promise<void> {
+  const opening = [...pool.values()];
+  pool.clear();
+  const settled = await Promise.allSettled(opening);
+  for (const s of settled) {
+    if (s.status === 'fulfilled') {
+      s.value.closed = true;
+      s.value.ssh.dispose();
+    }
+  }
+  await Promise.allSettled([...closeHooks].map((hook) => hook()));
+}

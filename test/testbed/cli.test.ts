@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { parseRolesSpec } from '../../testbed/cli';
+
+const run = promisify(execFile);
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+void describe('testbed CLI', () => {
+  void test('--roles takes one entry per host, or one entry for all hosts', () => {
+    assert.deepEqual(parseRolesSpec('web-nginx,web-apache,db+nfs,none', 4), [
+      ['web-nginx'],
+      ['web-apache'],
+      ['db', 'nfs'],
+      [],
+    ]);
+    assert.deepEqual(parseRolesSpec('web-nginx', 2), [['web-nginx'], ['web-nginx']]);
+    assert.throws(() => parseRolesSpec('web-nginx,db', 3), /lists 2 hosts but up was asked for 3/);
+    assert.throws(() => parseRolesSpec('mail', 1), /unknown role "mail"/);
+  });
+
+  void test('without root, up stops with a clear message before touching anything', async () => {
+    const cli = path.join(REPO_ROOT, 'testbed', 'cli.ts');
+    const argv = [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      '--',
+      process.execPath,
+      '--import',
+      'tsx',
+      cli,
+      'up',
+      '1',
+    ];
+    const result = await run('setpriv', argv, { cwd: REPO_ROOT, env: { ...process.env, HOME: '/tmp' } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /the test bed needs root/);
+  });
+});

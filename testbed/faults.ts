@@ -1,0 +1,83 @@
+/**
+ * Fault injection: each function does one thing to a running bed and returns once the effect is
+ * observable from the controller.
+ */
+import { fingerprintOf } from './keys';
+import { execInHost, killHost } from './host';
+import { bringUpHost, type BedContext } from './lifecycle';
+import { assertRouteViaBridge, setLinkUp, waitForTcpPort } from './network';
+import type { HostPlan } from './plan';
+import { hostServices, type ServiceSpec } from './roles';
+import { sshService } from './roles/sshd';
+import { startService, stopService } from './services';
+
+export interface FaultContext extends BedContext {
+  /** The host's init PID; throws if the host is stopped. */
+  initPidOf(host: HostPlan): Promise<number>;
+  isRunning(host: HostPlan): Promise<boolean>;
+}
+
+/** Powers the host off: kills its PID-namespace init, and with it every process of the host. */
+export async function stopHost(ctx: FaultContext, host: HostPlan): Promise<void> {
+  if (!(await ctx.isRunning(host))) return;
+  await killHost(host, await ctx.initPidOf(host));
+  await ctx.recordHost(host, {});
+}
+
+/** Boots a stopped host again: /etc, /var, /var/aegir… keep their content, /run and /tmp start empty. */
+export async function startHost(ctx: FaultContext, host: HostPlan): Promise<void> {
+  if (await ctx.isRunning(host)) return;
+  await bringUpHost(ctx, host, { firstBoot: false });
+}
+
+/** Takes the host's link down on the bridge side: the host stays up but nothing reaches it. */
+export async function cutLink(_ctx: FaultContext, host: HostPlan): Promise<void> {
+  await setLinkUp(host.veth, false);
+}
+
+export async function restoreLink(ctx: FaultContext, host: HostPlan): Promise<void> {
+  await setLinkUp(host.veth, true);
+  await assertRouteViaBridge(host.ip, ctx.plan.bridge);
+  await waitForTcpPort(host.ip, 22, { timeoutMs: 10_000 });
+}
+
+export function serviceOf(host: HostPlan, name: string): ServiceSpec {
+  const services = hostServices(host.roles);
+  const service = services.find((s) => s.name === name);
+  if (!service) {
+    throw new Error(`host ${host.name} has no service "${name}" (it has: ${services.map((s) => s.name).join(', ')})`);
+  }
+  return service;
+}
+
+export async function stopHostService(ctx: FaultContext, host: HostPlan, name: string): Promise<void> {
+  const initPid = await ctx.initPidOf(host);
+  await stopService(ctx.plan, host, (argv, o) => execInHost(host, initPid, argv, o), serviceOf(host, name));
+}
+
+export async function startHostService(ctx: FaultContext, host: HostPlan, name: string): Promise<void> {
+  const initPid = await ctx.initPidOf(host);
+  await startService(ctx.plan, host, (argv, o) => execInHost(host, initPid, argv, o), serviceOf(host, name));
+}
+
+export interface HostKeyChange {
+  previous: string;
+  current: string;
+}
+
+/**
+ * Gives the host a new ed25519 host key and restarts sshd with it, as a reinstalled (or impostor)
+ * server would. The inventory and known_hosts keep pinning the old key: connections must now fail.
+ */
+export async function changeHostKey(ctx: FaultContext, host: HostPlan): Promise<HostKeyChange> {
+  const initPid = await ctx.initPidOf(host);
+  const exec = (argv: readonly string[]) => execInHost(host, initPid, argv);
+  const keyFile = '/etc/ssh/ssh_host_ed25519_key';
+  const previous = fingerprintOf((await exec(['cat', `${keyFile}.pub`])).stdout);
+  await exec(['rm', '-f', keyFile, `${keyFile}.pub`]);
+  await exec(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `root@${host.name}`, '-f', keyFile]);
+  const current = fingerprintOf((await exec(['cat', `${keyFile}.pub`])).stdout);
+  await stopService(ctx.plan, host, exec, sshService);
+  await startService(ctx.plan, host, exec, sshService);
+  return { previous, current };
+}

@@ -1,0 +1,51 @@
+/**
+ * Bringing one host up: boot its init, then (first boot only) role setup, then its services in
+ * order, then (first boot only) role provisioning. Used by `up` and by the start-host fault.
+ */
+import * as path from 'node:path';
+import { bootHost, execInHost, type HostExecOptions } from './host';
+import { assertRouteViaBridge } from './network';
+import type { BedPlan, HostPlan } from './plan';
+import { hostServices, roleDefinition, type RoleContext } from './roles';
+import { startService } from './services';
+import type { HostRuntime } from './state';
+
+export interface BedContext {
+  plan: BedPlan;
+  dbAdminPassword(): Promise<string>;
+  recordHost(host: HostPlan, runtime: HostRuntime): Promise<void>;
+}
+
+export interface BringUpOptions {
+  /** Run the roles' one-time setup and provisioning. */
+  firstBoot: boolean;
+  /** The caller has checked the route to this host already (startBed checks all hosts at once). */
+  routeChecked?: boolean;
+}
+
+export async function bringUpHost(
+  ctx: BedContext,
+  host: HostPlan,
+  { firstBoot, routeChecked = false }: BringUpOptions,
+): Promise<void> {
+  const logFile = path.join(ctx.plan.paths.logsDir, `${host.name}.init.log`);
+  const runtime = await bootHost(host, logFile);
+  await ctx.recordHost(host, runtime);
+  const exec = (argv: readonly string[], options?: HostExecOptions) => execInHost(host, runtime.initPid, argv, options);
+  const roleCtx: RoleContext = {
+    bed: ctx.plan,
+    host,
+    dbAdminPassword: host.roles.includes('db') ? await ctx.dbAdminPassword() : '',
+    exec,
+  };
+  if (firstBoot) {
+    for (const role of host.roles) await roleDefinition(role).setup?.(roleCtx);
+  }
+  if (!routeChecked) await assertRouteViaBridge(host.ip, ctx.plan.bridge);
+  for (const service of hostServices(host.roles)) {
+    await startService(ctx.plan, host, exec, service, { routeChecked: true });
+  }
+  if (firstBoot) {
+    for (const role of host.roles) await roleDefinition(role).provision?.(roleCtx);
+  }
+}

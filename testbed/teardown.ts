@@ -1,0 +1,112 @@
+/**
+ * `down`: removes every namespace, veth, bridge, process and file of a bed. It works from the
+ * recorded state when there is one and from the bed's naming scheme when there is not, so it
+ * also cleans up after an `up` that failed halfway, and running it twice is harmless.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { killHost, isProcessInNetns, waitForProcessExit } from './host';
+import { deleteLink, deleteNetns, listBedLinks, listBedNetns, netnsPids } from './network';
+import { bedPaths, bridgeName, defaultBaseDir } from './plan';
+import { readState } from './state';
+import { releaseSubnet } from './claims';
+
+export interface DownReport {
+  name: string;
+  killedProcesses: number;
+  removedNetns: string[];
+  removedLinks: string[];
+  removedDir: boolean;
+}
+
+/** Kills what is left in a netns: only the bed's own host processes live there. */
+async function killNetnsProcesses(netns: string): Promise<number> {
+  let killed = 0;
+  for (let round = 0; round < 5; round++) {
+    const pids = (await netnsPids(netns)).filter((pid) => pid !== process.pid);
+    if (pids.length === 0) return killed;
+    for (const pid of pids) {
+      // Re-checked right before the kill: the PID must still belong to this netns.
+      if (!(await isProcessInNetns(pid, netns))) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed++;
+      } catch {
+        /* already gone */
+      }
+    }
+    await Promise.all(pids.map((pid) => waitForProcessExit(pid, 2000)));
+  }
+  const left = await netnsPids(netns);
+  if (left.length > 0) throw new Error(`processes ${left.join(', ')} in netns ${netns} survived SIGKILL`);
+  return killed;
+}
+
+export async function downBed(name: string, baseDir: string = defaultBaseDir()): Promise<DownReport> {
+  const paths = bedPaths(name, baseDir);
+  const state = await readState(paths).catch(() => undefined);
+  const report: DownReport = { name, killedProcesses: 0, removedNetns: [], removedLinks: [], removedDir: false };
+  const errors: Error[] = [];
+  const attempt = async (what: string, fn: () => Promise<void>): Promise<void> => {
+    try {
+      await fn();
+    } catch (error) {
+      errors.push(new Error(`${what}: ${(error as Error).message}`));
+    }
+  };
+
+  // 1. Processes: each recorded init (which takes its whole PID namespace with it), then anything left.
+  for (const host of state?.plan.hosts ?? []) {
+    await attempt(`stopping host ${host.name}`, () => killHost(host, state?.hosts[host.name]?.initPid));
+  }
+  const netnsNames = new Set([...(state?.plan.hosts.map((h) => h.netns) ?? []), ...(await listBedNetns(name))]);
+  for (const netns of netnsNames) {
+    await attempt(`killing processes in ${netns}`, async () => {
+      report.killedProcesses += await killNetnsProcesses(netns);
+    });
+  }
+
+  // 2. Links: the veths (either end deletes the pair), then the bridge.
+  const links = new Set([...(state?.plan.hosts.map((h) => h.veth) ?? []), ...(await listBedLinks(name))]);
+  const bridge = state?.plan.bridge ?? bridgeName(name);
+  links.delete(bridge);
+  for (const link of [...links, bridge]) {
+    await attempt(`deleting link ${link}`, async () => {
+      const existed = (await listBedLinks(name)).includes(link);
+      await deleteLink(link);
+      if (existed) report.removedLinks.push(link);
+    });
+  }
+
+  // 3. Namespaces (their /run/netns bind mounts go with them).
+  const existingNetns = new Set(await listBedNetns(name));
+  for (const netns of netnsNames) {
+    await attempt(`deleting netns ${netns}`, async () => {
+      await deleteNetns(netns);
+      if (existingNetns.has(netns)) report.removedNetns.push(netns);
+    });
+  }
+
+  // 4. Files: the bed dir, and its claim on the subnet. Host mounts lived in the hosts' own mount
+  //    namespaces and ended with their processes.
+  if (errors.length === 0) {
+    if (state) await attempt('releasing the subnet', () => releaseSubnet(baseDir, state.plan.subnet, name));
+    await attempt(`removing ${paths.dir}`, async () => {
+      if (path.dirname(paths.dir) !== path.resolve(baseDir))
+        throw new Error('refusing to remove a dir outside the base dir');
+      const existed = await fs.stat(paths.dir).then(
+        () => true,
+        () => false,
+      );
+      await fs.rm(paths.dir, { recursive: true, force: true });
+      report.removedDir = existed;
+    });
+  }
+  if (errors.length > 0) {
+    throw new AggregateError(
+      errors,
+      `down of bed ${name} is incomplete:\n${errors.map((e) => `  - ${e.message}`).join('\n')}`,
+    );
+  }
+  return report;
+}

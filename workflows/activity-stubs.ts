@@ -1,0 +1,44 @@
+/**
+ * Activity stubs with timeouts and retry policies that fit each kind of step.
+ * Failures of these types are permanent: retrying cannot help, so they are never retried.
+ */
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type * as activities from '../activities';
+
+export const PERMANENT_FAILURES = [
+  'BadInput',
+  'HostKeyMismatch',
+  'ConfigTestFailed',
+  'KernelNfsMissing',
+  'UidGidMismatch',
+  'ResolutionMismatch',
+  'ProbeFailed',
+  'Refused',
+];
+
+const retry = (maximumAttempts: number, maximumInterval: string): ActivityOptions['retry'] => ({
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval,
+  maximumAttempts,
+  nonRetryableErrorTypes: PERMANENT_FAILURES,
+});
+
+/** Short remote commands: file writes, config tests, reloads, checks. */
+export const quick = proxyActivities<typeof activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: retry(5, '20s'),
+});
+
+/** Long transfers (rsync, backups): heartbeat so a cut link is noticed in seconds, not at the timeout. */
+export const transfer = proxyActivities<typeof activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '20s',
+  retry: retry(5, '30s'),
+});
+
+/** Probes and verification: retried a little, because a failed probe is a finding, not a fault. */
+export const probe = proxyActivities<typeof activities>({
+  startToCloseTimeout: '1 minute',
+  retry: retry(3, '5s'),
+});

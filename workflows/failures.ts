@@ -1,0 +1,28 @@
+/**
+ * Failure helpers for workflow code. A plain Error thrown in a workflow fails the workflow *task* and retries it
+ * forever; these always raise an ApplicationFailure.
+ */
+import { ApplicationFailure, ActivityFailure } from '@temporalio/workflow';
+
+/** Bad input: the workflow fails at once and is not retried. */
+export function badInput(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'BadInput', message, nonRetryable: true });
+}
+
+/** The readable message of a failure, reaching through ActivityFailure to the activity's own error. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** The failure a workflow ends with after compensating: names the failed step and any failed compensation. */
+export function failedAfterCompensation(step: string, err: unknown, compensationFailures: string[]): ApplicationFailure {
+  const extra = compensationFailures.length > 0 ? ` Compensation problems: ${compensationFailures.join('; ')}` : '';
+  return ApplicationFailure.create({
+    type: 'OperationFailed',
+    message: `${step} failed: ${describeFailure(err)}. Every completed step was undone.${extra}`,
+    nonRetryable: true,
+    cause: err instanceof Error ? err : undefined,
+  });
+}

@@ -1,0 +1,39 @@
+/**
+ * Reading a resolved web group (server, pack or cluster) inside workflow code.
+ */
+import type { Server } from '../domain/model';
+import type { WebGroup } from '../domain/operations';
+import { badInput } from './failures';
+
+export const DEFAULT_MAX_PARALLEL = 8;
+
+export function parallelism(group: WebGroup): number {
+  return Math.max(1, group.maxParallel ?? DEFAULT_MAX_PARALLEL);
+}
+
+/** Members that receive platform code and site directories by rsync. */
+export function codeReceivers(group: WebGroup): Server[] {
+  return group.members.filter((m) => group.codeReceivers.includes(m.name));
+}
+
+/** Members that read the code through the pack's share. */
+export function shareReaders(group: WebGroup): Server[] {
+  return group.members.filter((m) => !group.codeReceivers.includes(m.name));
+}
+
+/** Checks the shape of a group against the workflow that received it. Throws a non-retryable BadInput failure. */
+export function expectGroup(group: WebGroup, kind: WebGroup['kind']): void {
+  if (group.kind !== kind) throw badInput(`group.kind: this workflow needs a ${kind}, got a ${group.kind}`);
+  if (group.members.length === 0) throw badInput('group.members: must list at least one member');
+  const names = group.members.map((m) => m.name);
+  if (new Set(names).size !== names.length) throw badInput('group.members: must not list a server twice');
+  for (const m of group.members) {
+    if (!m.http) throw badInput(`group.members: server ${m.name} has no http service`);
+  }
+  if (group.codeReceivers.length === 0 || group.codeReceivers.some((n) => !names.includes(n))) {
+    throw badInput('group.codeReceivers: must name members of the group');
+  }
+  if (kind === 'pack' && !group.share && group.members.length > 1) {
+    throw badInput('group.share: a pack with slaves needs a share');
+  }
+}

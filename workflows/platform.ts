@@ -1,0 +1,120 @@
+/**
+ * Platform workflows: deploy a codebase on a server, a pack or a cluster; delete it.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { CreatePlatformInput, DeletePlatformInput, WebGroup } from '../domain/operations';
+import type { Server } from '../domain/model';
+import { quick, probe, transfer } from './activity-stubs';
+import { allBounded } from './fan-out';
+import { badInput, failedAfterCompensation } from './failures';
+import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
+import { Progress } from './progress';
+import { Saga } from './saga';
+import { tagRun } from './search';
+
+export interface PlatformResult {
+  platform: string;
+  synced: { server: string; filesChanged: number; bytesSent: number }[];
+  sharedTo: string[];
+}
+
+/**
+ * Web server config on every member, code by rsync to the code receivers (in parallel, bounded), then — for a
+ * pack — proof that every slave sees the code through the share. A platform that did not exist before is removed
+ * again if any step fails.
+ */
+async function createPlatformOnGroup(input: CreatePlatformInput, kind: WebGroup['kind'], operation: string): Promise<PlatformResult> {
+  const { platform, group } = input;
+  expectGroup(group, kind);
+  if (platform.target.kind !== kind || platform.target.name !== group.name) {
+    throw badInput(`platform.target: is ${platform.target.kind} ${platform.target.name}, not ${kind} ${group.name}`);
+  }
+  tagRun({ platform: platform.name, group });
+  const limit = parallelism(group);
+  const progress = new Progress(operation, group.members.map((m) => m.name));
+  const saga = new Saga();
+  let step = 'web server config';
+  try {
+    progress.phase(step);
+    await allBounded(group.members, limit, async (server) => {
+      progress.node(server.name, 'running', step);
+      await quick.ensureWebConfig({ server });
+    });
+
+    step = 'sync platform code';
+    progress.phase(step);
+    const receivers = codeReceivers(group);
+    const synced = await allBounded(receivers, limit, async (server) => {
+      progress.node(server.name, 'running', step);
+      const existed = await quick.platformExists({ server, platform });
+      if (!existed) saga.add(`remove platform on ${server.name}`, () => quick.removePlatform({ server, platform }));
+      const summary = await transfer.syncPlatform({ server, platform, dryRun: false });
+      progress.node(server.name, 'done', `synced ${summary.filesChanged} file(s)`);
+      return { server: server.name, filesChanged: summary.filesChanged, bytesSent: summary.bytesSent };
+    });
+
+    step = 'check the share on every slave';
+    const readers = shareReaders(group);
+    if (readers.length > 0) {
+      progress.phase(step);
+      await allBounded(readers, limit, async (server: Server) => {
+        progress.node(server.name, 'running', step);
+        const seen = await probe.checkPlatformVisible({ server, platform });
+        if (!seen.visible) {
+          throw ApplicationFailure.create({
+            type: 'ShareNotVisible',
+            message: `${server.name} does not see platform ${platform.name} through the share: ${seen.detail}`,
+            nonRetryable: true,
+          });
+        }
+        progress.node(server.name, 'done', 'sees the platform through the share');
+      });
+    }
+    progress.phase('done');
+    return { platform: platform.name, synced, sharedTo: readers.map((r) => r.name) };
+  } catch (err) {
+    progress.phase(`failed at "${step}", compensating`);
+    throw failedAfterCompensation(step, err, await saga.compensate());
+  }
+}
+
+/** CreatePlatform on a single server. */
+export async function CreatePlatform(input: CreatePlatformInput): Promise<PlatformResult> {
+  return createPlatformOnGroup(input, 'server', 'CreatePlatform');
+}
+
+/** CreatePlatformOnPack: config to every member, code to the master only; slaves see it through the share. */
+export async function CreatePlatformOnPack(input: CreatePlatformInput): Promise<PlatformResult> {
+  return createPlatformOnGroup(input, 'pack', 'CreatePlatformOnPack');
+}
+
+/** CreatePlatformOnCluster: code and config to every member, in parallel with bounded concurrency. */
+export async function CreatePlatformOnCluster(input: CreatePlatformInput): Promise<PlatformResult> {
+  return createPlatformOnGroup(input, 'cluster', 'CreatePlatformOnCluster');
+}
+
+/** DeletePlatform: refused while any site remains (in the inventory or on a server); then removed everywhere. */
+export async function DeletePlatform(input: DeletePlatformInput): Promise<{ platform: string; removedFrom: string[] }> {
+  const { platform, group } = input;
+  expectGroup(group, group.kind);
+  tagRun({ platform: platform.name, group });
+  if (input.sites.length > 0) {
+    throw ApplicationFailure.create({
+      type: 'Refused',
+      message: `platform ${platform.name} still has ${input.sites.length} site(s): ${input.sites.join(', ')}; delete them first`,
+      nonRetryable: true,
+    });
+  }
+  const receivers = codeReceivers(group);
+  const remote = await allBounded(receivers, parallelism(group), (server) => quick.listPlatformSites({ server, platform }));
+  const leftovers = remote.flatMap((sites, i) => sites.map((s) => `${s} on ${receivers[i]?.name}`));
+  if (leftovers.length > 0) {
+    throw ApplicationFailure.create({
+      type: 'Refused',
+      message: `platform ${platform.name} still has site directories: ${leftovers.join(', ')}; delete those sites first`,
+      nonRetryable: true,
+    });
+  }
+  await allBounded(receivers, parallelism(group), (server) => quick.removePlatform({ server, platform }));
+  return { platform: platform.name, removedFrom: receivers.map((r) => r.name) };
+}

@@ -1,0 +1,192 @@
+/**
+ * Site workflows: install on a single server, a pack or a cluster; delete; enable and disable.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { DeleteSiteInput, InstallSiteInput, WebGroup } from '../domain/operations';
+import type { Server, Site } from '../domain/model';
+import { quick, probe, transfer } from './activity-stubs';
+import { allBounded } from './fan-out';
+import { badInput, describeFailure, failedAfterCompensation } from './failures';
+import { codeReceivers, expectGroup, parallelism } from './group';
+import { Progress } from './progress';
+import { Saga } from './saga';
+import { tagRun } from './search';
+
+export interface InstallSiteResult {
+  site: string;
+  members: { server: string; status: number }[];
+}
+
+function checkSiteInput(input: { site: Site; platform: { name: string; profile: string }; dbServer?: Server }): void {
+  if (input.site.platform !== input.platform.name) {
+    throw badInput(`site.platform: is ${input.site.platform} but the platform given is ${input.platform.name}`);
+  }
+  const needsDb = input.platform.profile === 'wordpress' || input.platform.profile === 'drupal';
+  if (needsDb && !input.dbServer) throw badInput(`dbServer: a ${input.platform.profile} site needs a database server`);
+  if (input.dbServer && !input.dbServer.db) throw badInput(`dbServer: server ${input.dbServer.name} has no db service`);
+}
+
+/**
+ * Installs a site on every member of a group. Guarantees: the database host resolves on every member before
+ * anything changes; every member tests its config before reloading; the site answers through every member at the
+ * end — or every completed step is undone, in reverse, and every node and the database server are as before.
+ */
+async function installSiteOnGroup(input: InstallSiteInput, kind: WebGroup['kind'], operation: string): Promise<InstallSiteResult> {
+  const { site, platform, group, dbServer } = input;
+  expectGroup(group, kind);
+  checkSiteInput(input);
+  tagRun({ site: site.domain, platform: platform.name, group });
+  const limit = parallelism(group);
+  const progress = new Progress(operation, group.members.map((m) => m.name));
+  const saga = new Saga();
+  let step = 'check database host resolution';
+  try {
+    if (dbServer) {
+      progress.phase(step);
+      await allBounded(group.members, limit, async (server) => {
+        progress.node(server.name, 'running', step);
+        await probe.checkResolution({ server, name: dbServer.address ?? dbServer.host });
+      });
+    }
+
+    // Snapshot every member before changing anything, so compensation restores exactly what was there.
+    step = 'snapshot';
+    progress.phase(step);
+    const before = await allBounded(group.members, limit, (server) => quick.inspectSite({ server, site, platform }));
+
+    if (dbServer) {
+      step = 'create database';
+      progress.phase(step);
+      const db = await quick.inspectDatabase({ dbServer, site });
+      saga.add('drop database', () =>
+        quick.dropDatabase({ dbServer, site, dropDatabase: !db.databaseExists, dropUser: !db.userExists }),
+      );
+      await quick.ensureDatabase({ dbServer, site, clients: group.members.map((m) => m.address ?? m.host) });
+    }
+
+    step = 'create site directory';
+    progress.phase(step);
+    await allBounded(codeReceivers(group), limit, async (server) => {
+      progress.node(server.name, 'running', step);
+      const existed = before[group.members.indexOf(server)]?.siteDirExists ?? false;
+      if (!existed) saga.add(`remove site directory on ${server.name}`, () => quick.removeSiteDir({ server, site, platform }));
+      await quick.ensureSiteDir({ server, site, platform, dbServer });
+    });
+
+    step = 'install vhost';
+    progress.phase(step);
+    await allBounded(group.members, limit, async (server) => {
+      progress.node(server.name, 'running', step);
+      const previous = before[group.members.indexOf(server)]?.vhost ?? null;
+      saga.add(`restore vhost on ${server.name}`, () => quick.restoreVhost({ server, site, previous }));
+      await quick.installVhost({ server, site, platform });
+    });
+
+    const first = group.members[0] as Server;
+    if (dbServer && platform.profile === 'wordpress') {
+      step = 'run the WordPress installer';
+      progress.phase(step);
+      await transfer.runSiteInstaller({ server: first, site, platform, dbServer });
+    }
+
+    step = 'probe the site through every member';
+    progress.phase(step);
+    const statuses = await allBounded(group.members, limit, async (server) => {
+      progress.node(server.name, 'running', step);
+      const res = await probe.probeSite({ server, site, platform });
+      if (!res.ok) {
+        throw ApplicationFailure.create({
+          type: 'ProbeFailed',
+          message: `${site.domain} through ${server.name}: ${res.detail}`,
+          nonRetryable: true,
+        });
+      }
+      progress.node(server.name, 'done', 'serving');
+      return { server: server.name, status: res.status };
+    });
+    progress.phase('done');
+    return { site: site.domain, members: statuses };
+  } catch (err) {
+    progress.phase(`failed at "${step}", compensating`);
+    for (const m of group.members) progress.node(m.name, 'compensating', step, describeFailure(err));
+    const failures = await saga.compensate();
+    for (const m of group.members) progress.node(m.name, 'compensated', 'restored');
+    throw failedAfterCompensation(step, err, failures);
+  }
+}
+
+/** InstallSite on a single server. */
+export async function InstallSite(input: InstallSiteInput): Promise<InstallSiteResult> {
+  return installSiteOnGroup(input, 'server', 'InstallSite');
+}
+
+/** InstallSiteOnPack: site directory on the master, vhost on every member, probed through every member. */
+export async function InstallSiteOnPack(input: InstallSiteInput): Promise<InstallSiteResult> {
+  return installSiteOnGroup(input, 'pack', 'InstallSiteOnPack');
+}
+
+/** InstallSiteOnCluster: site directory and vhost on every member, probed through every member. */
+export async function InstallSiteOnCluster(input: InstallSiteInput): Promise<InstallSiteResult> {
+  return installSiteOnGroup(input, 'cluster', 'InstallSiteOnCluster');
+}
+
+/**
+ * DeleteSite: stops serving first (vhost removed, config tested, reloaded on every member), then removes the site
+ * directory and finally the database and its user. Each step is idempotent, so a retried or resumed run finishes.
+ */
+export async function DeleteSite(input: DeleteSiteInput): Promise<{ site: string; removedFrom: string[] }> {
+  const { site, platform, group, dbServer } = input;
+  expectGroup(group, group.kind);
+  tagRun({ site: site.domain, platform: platform.name, group });
+  const progress = new Progress('DeleteSite', group.members.map((m) => m.name));
+  const limit = parallelism(group);
+  progress.phase('remove vhost');
+  await allBounded(group.members, limit, async (server) => {
+    progress.node(server.name, 'running', 'remove vhost');
+    await quick.restoreVhost({ server, site, previous: null });
+  });
+  progress.phase('remove site directory');
+  await allBounded(codeReceivers(group), limit, async (server) => {
+    progress.node(server.name, 'running', 'remove site directory');
+    await quick.removeSiteDir({ server, site, platform });
+  });
+  if (dbServer) {
+    progress.phase('drop database');
+    await quick.dropDatabase({ dbServer, site, dropDatabase: true, dropUser: true });
+  }
+  for (const m of group.members) progress.node(m.name, 'done', 'removed');
+  progress.phase('done');
+  return { site: site.domain, removedFrom: group.members.map((m) => m.name) };
+}
+
+async function setSiteStatus(input: InstallSiteInput, status: 'enabled' | 'disabled'): Promise<{ site: string; status: string }> {
+  const { platform, group } = input;
+  const site = { ...input.site, status };
+  expectGroup(group, group.kind);
+  tagRun({ site: site.domain, platform: platform.name, group });
+  const progress = new Progress(status === 'enabled' ? 'EnableSite' : 'DisableSite', group.members.map((m) => m.name));
+  const before = await allBounded(group.members, parallelism(group), (server) => quick.inspectSite({ server, site, platform }));
+  const saga = new Saga();
+  try {
+    await allBounded(group.members, parallelism(group), async (server) => {
+      progress.node(server.name, 'running', `vhost ${status}`);
+      const previous = before[group.members.indexOf(server)]?.vhost ?? null;
+      saga.add(`restore vhost on ${server.name}`, () => quick.restoreVhost({ server, site, previous }));
+      await quick.installVhost({ server, site, platform });
+      progress.node(server.name, 'done', status);
+    });
+  } catch (err) {
+    throw failedAfterCompensation(`${status} site`, err, await saga.compensate());
+  }
+  return { site: site.domain, status };
+}
+
+/** EnableSite: the vhost serves the site again on every member. */
+export async function EnableSite(input: InstallSiteInput): Promise<{ site: string; status: string }> {
+  return setSiteStatus(input, 'enabled');
+}
+
+/** DisableSite: every member answers the site with the "site disabled" page; files and database stay. */
+export async function DisableSite(input: InstallSiteInput): Promise<{ site: string; status: string }> {
+  return setSiteStatus(input, 'disabled');
+}
