@@ -25,6 +25,11 @@ export function heartbeatProgress(details: unknown): void {
   currentContext()?.heartbeat(details);
 }
 
+/** The running activity's attempt number (1 for the first try, and outside an activity). */
+export function activityAttempt(): number {
+  return currentContext()?.info.attempt ?? 1;
+}
+
 /** Throws the signal's reason when it has fired (a CancelledFailure inside an activity). */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortReason(signal);

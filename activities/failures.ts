@@ -17,6 +17,10 @@ export const FailureType = {
   ConfigTestFailed: 'ConfigTestFailed',
   KernelNfsMissing: 'KernelNfsMissing',
   RsyncFailed: 'RsyncFailed',
+  /** The server lacks something sitefleet needs (a user, a package, a running daemon): an operator must add it. */
+  ServerNotReady: 'ServerNotReady',
+  /** The database server refused or failed a statement. */
+  DatabaseFailed: 'DatabaseFailed',
   UidGidMismatch: 'UidGidMismatch',
   ResolutionMismatch: 'ResolutionMismatch',
   ProbeFailed: 'ProbeFailed',

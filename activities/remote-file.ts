@@ -37,26 +37,33 @@ export interface RemoteFileWriteResult {
   changed: boolean;
 }
 
+/**
+ * The content is staged in the server's temp dir first, so that writing what is already there touches nothing
+ * (not even the directory's mtime); only a real change creates the temp file next to the target and renames it.
+ */
 const WRITE_SCRIPT = `set -eu
 path=$1 mode=$2 owner=$3 group=$4 expect=$5
 dir=$(dirname -- "$path")
-mkdir -p -- "$dir"
+tmp=
+staged=$(mktemp)
+trap 'rm -f -- "$staged"; [ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
+cat > "$staged"
 if [ -n "$expect" ]; then
   if [ -e "$path" ]; then now=$(sha256sum < "$path"); now=\${now%% *}; else now=absent; fi
   if [ "$now" != "$expect" ]; then echo "$path changed since it was read" >&2; exit ${CHANGED_UNDERNEATH}; fi
 fi
-tmp=$(mktemp -- "$dir/.sitefleet.XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp"
 if [ -e "$path" ]; then echo sitefleet:present; base64 < "$path"; else echo sitefleet:absent; fi
 same=no
-if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s -- "$tmp" "$path"; then
+if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s -- "$staged" "$path"; then
   same=yes
   if [ -n "$mode" ] && [ "$(stat -c %a -- "$path")" != "$mode" ]; then same=no; fi
   if [ -n "$owner" ] && [ "$(stat -c %U -- "$path")" != "$owner" ]; then same=no; fi
   if [ -n "$group" ] && [ "$(stat -c %G -- "$path")" != "$group" ]; then same=no; fi
 fi
 if [ "$same" = yes ]; then echo sitefleet:unchanged; exit 0; fi
+[ -d "$dir" ] || mkdir -p -- "$dir"
+tmp=$(mktemp -- "$dir/.sitefleet.XXXXXX")
+cat -- "$staged" > "$tmp"
 if [ -e "$path" ]; then
   chmod --reference="$path" -- "$tmp"
   chown --reference="$path" -- "$tmp" 2>/dev/null || true
@@ -66,6 +73,7 @@ fi
 [ -z "$mode" ] || chmod -- "$mode" "$tmp"
 [ -z "$owner$group" ] || chown -- "$owner\${group:+:$group}" "$tmp"
 mv -f -- "$tmp" "$path"
+tmp=
 echo sitefleet:changed
 `;
 

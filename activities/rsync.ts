@@ -32,7 +32,7 @@ const IO_TIMEOUT_SECONDS = 60;
 const HEARTBEAT_INTERVAL_MS = 5_000;
 
 let controlDir: string | undefined;
-const masters = new Map<string, Server>();
+const masters = new Map<string, { server: Server; options: string[] }>();
 
 /** A directory only this worker process uses, for control sockets and known_hosts files (short: sockets ≤ 104 bytes). */
 function ownControlDir(): string {
@@ -196,20 +196,19 @@ async function ensureMaster(server: Server, signal?: AbortSignal): Promise<strin
     if (started.code !== 0) {
       throw classifySshError(server, await readFile(log, 'utf8').catch(() => ''), 'the ssh control master');
     }
-    masters.set(server.name, server);
+    masters.set(server.name, { server, options });
     return options;
   });
 }
 
 async function closeMasters(): Promise<void> {
   const dir = controlDir;
-  const servers = [...masters.values()];
+  const running = [...masters.values()];
   masters.clear();
   await Promise.allSettled(
-    servers.map(async (server) => {
-      const options = await opensshOptions(server).catch(() => undefined);
-      if (options) await runLocal(['ssh', ...options, '-O', 'exit', '-o', `Hostname=${server.host}`, hostAlias(server)]);
-    }),
+    running.map(({ server, options }) =>
+      runLocal(['ssh', ...options, '-O', 'exit', '-o', `Hostname=${server.host}`, hostAlias(server)]),
+    ),
   );
   if (dir) await rm(dir, { recursive: true, force: true });
   controlDir = undefined;
@@ -228,6 +227,8 @@ export interface RsyncSpec {
   dryRun?: boolean;
   /** Owner `user:group` given to every file on the server (needs root there, directly or through sudo). */
   chown?: string;
+  /** Permission changes applied on the server, in rsync `--chmod` syntax (e.g. `go+rX,go-w`). */
+  chmod?: string;
   /** @default 30 minutes */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -257,6 +258,7 @@ export async function rsyncToServer(server: Server, spec: RsyncSpec): Promise<Rs
     ...(spec.delete === false ? [] : ['--delete']),
     ...(dryRun ? ['--dry-run'] : []),
     ...(spec.chown ? [`--chown=${spec.chown}`] : []),
+    ...(spec.chmod ? [`--chmod=${spec.chmod}`] : []),
     ...VCS_EXCLUDES.map((p) => `--filter=- ${p}`),
     ...(spec.filters ?? []).map((rule) => `--filter=${rule}`),
     ...sudo,

@@ -229,8 +229,8 @@ export interface RemoteCommandOptions {
   timeoutMs: number;
   /** Written to the command's stdin, then closed. The only way secrets (SQL, keys) reach a command. */
   stdin?: string | Buffer;
-  /** Exit codes that count as success. @default [0] */
-  allowExitCodes?: readonly number[];
+  /** Exit codes that count as success, or 'any' to inspect the code yourself. @default [0] */
+  allowExitCodes?: readonly number[] | 'any';
   /** The activity's cancellation signal: closes the channel and rejects with the signal's reason. */
   signal?: AbortSignal;
   /** Called with every chunk of stdout as it arrives (progress, heartbeats). */
@@ -334,6 +334,7 @@ export async function runRemote(
     }
   }
   const allowed = options.allowExitCodes ?? [0];
+  if (allowed === 'any') return result;
   if (result.code === 124 && !allowed.includes(124)) {
     throw transientFailure(
       FailureType.RemoteCommandTimeout,
@@ -366,12 +367,11 @@ function execOnChannel(
     let exitSignal: string | null = null;
     let settled = false;
     let channel: Ssh2Channel | undefined;
-    let timer: NodeJS.Timeout | undefined;
 
     const finish = (error: Error | undefined, value?: RemoteCommandResult): void => {
       if (settled) return;
       settled = true;
-      if (timer) clearTimeout(timer);
+      clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
       if (error) reject(error);
       else resolve(value as RemoteCommandResult);
@@ -391,7 +391,7 @@ function execOnChannel(
       finish(abortReason(options.signal as AbortSignal));
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    timer = setTimeout(
+    const timer = setTimeout(
       () => {
         stop('KILL');
         finish(

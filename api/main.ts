@@ -40,8 +40,12 @@ export async function startApi(
   const { app, operations } = createApi({ store, client, settings, token, log });
 
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(settings.apiPort, settings.apiHost, () => resolve(s));
-    s.once('error', reject);
+    // Express 5 calls back with the error when listening fails (port taken, address missing).
+    const s = app.listen(settings.apiPort, settings.apiHost, (err?: Error) => (err ? reject(err) : resolve(s)));
+  }).catch(async (err: unknown) => {
+    await connection.close();
+    await store.close();
+    throw new Error(`cannot listen on ${settings.apiHost}:${settings.apiPort}: ${(err as Error).message}`);
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${settings.apiHost}:${port}`;

@@ -133,20 +133,21 @@ export class OperationService {
     const summary = await d.staticSummary().catch(() => undefined);
     if (summary) view.summary = summary;
     const deadline = () => Date.now() + QUERY_TIMEOUT_MS;
-    if (status === 'RUNNING') {
-      const noWorker = await this.noWorkerMessage(d.taskQueue);
-      if (noWorker) {
-        view.progressError = noWorker;
-      } else {
-        try {
-          view.progress = await this.workflow.withDeadline(deadline(), () =>
-            handle.query<OperationProgress>(progressQuery),
-          );
-        } catch (err) {
-          view.progressError = `no progress yet: ${errorMessage(err)}`;
-        }
-      }
+    // Per-node progress, also after the end (a worker replays the history to answer), so the final state of every
+    // node shows which one failed.
+    const noWorker = await this.noWorkerMessage(d.taskQueue);
+    if (noWorker) {
+      view.progressError = noWorker;
     } else {
+      try {
+        view.progress = await this.workflow.withDeadline(deadline(), () =>
+          handle.query<OperationProgress>(progressQuery),
+        );
+      } catch (err) {
+        view.progressError = `no progress ${status === 'RUNNING' ? 'yet' : 'recorded'}: ${errorMessage(err)}`;
+      }
+    }
+    if (status !== 'RUNNING') {
       try {
         view.result = await this.workflow.withDeadline(deadline(), () => handle.result());
       } catch (err) {

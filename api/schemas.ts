@@ -87,11 +87,14 @@ export const scheduleIdSchema = z
   .string()
   .regex(/^(resync|verify)\/(pack|cluster)\/[a-z0-9][a-z0-9_-]{0,62}$/, 'must be resync|verify/pack|cluster/NAME');
 
-/** Operation ids are workflow ids such as `site/example.com` or `verify/cluster/web`. */
+/**
+ * Operation ids are workflow ids such as `site/example.com` or `verify/cluster/web`; a run started by a schedule
+ * carries the time it was scheduled for (`resync/cluster/web-2026-11-26T14:00:00Z`).
+ */
 export const operationIdSchema = z
   .string()
   .max(300, 'must be at most 300 characters')
-  .regex(/^[a-z]+(\/[a-z0-9][a-z0-9._-]*)+$/, 'must be an operation id such as site/example.com');
+  .regex(/^[a-z]+(\/[a-z0-9][A-Za-z0-9._:-]*)+$/, 'must be an operation id such as site/example.com');
 
 export const runIdSchema = z
   .string()

@@ -7,7 +7,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createInterface } from 'node:readline/promises';
-import { stringify as toYaml } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { OperationStarted, OperationView, ScheduleView } from '../api/schemas';
 import type { OperationRecord } from '../inventory/store';
 import { ApiClient, ApiError, resolveConnection, seg } from './api-client';
@@ -81,9 +82,9 @@ export function buildProgram(io: CliIo): Command {
       .option('--no-wait', 'return once the operation has started')
       .option('--poll-interval <ms>', 'how often to poll progress', int('--poll-interval'), 1000);
 
-  const operation = (parent: Command, name: string, description: string, path: (arg: string) => string) =>
-    withWait(parent.command(`${name} <name>`).description(description)).action(async (arg: string, o: WaitOpts) =>
-      runOperation('POST', path(arg), {}, o),
+  const operation = (parent: Command, name: string, description: string, path: (arg: string) => string, arg = 'name') =>
+    withWait(parent.command(`${name} <${arg}>`).description(description)).action(async (value: string, o: WaitOpts) =>
+      runOperation('POST', path(value), {}, o),
     );
 
   // ---- resources ----
@@ -114,11 +115,7 @@ export function buildProgram(io: CliIo): Command {
 
   const addFromFile = (cmd: Command) =>
     cmd.option('-f, --file <file>', 'read the whole resource from a YAML or JSON file');
-  const readResourceFile = async (file: string): Promise<unknown> => {
-    const { readFileSync } = await import('node:fs');
-    const { parse } = await import('yaml');
-    return parse(readFileSync(file, 'utf8')) as unknown;
-  };
+  const readResourceFile = (file: string): unknown => parseYaml(readFileSync(file, 'utf8')) as unknown;
   const create = async (plural: string, body: unknown) => {
     const { body: created } = await client().request('POST', `/v1/${plural}`, body);
     if (globals().json) return print(created);
@@ -172,7 +169,7 @@ export function buildProgram(io: CliIo): Command {
       .option('--aegir-root <path>', 'Aegir root (default /var/aegir)')
       .option('--aegir-user <user>', 'Aegir user (default aegir)'),
   ).action(async (name: string | undefined, o: Record<string, string | number | undefined>) => {
-    if (o.file) return create('servers', await readResourceFile(String(o.file)));
+    if (o.file) return create('servers', readResourceFile(String(o.file)));
     if (!name || !o.host) throw new UsageError('server add needs NAME and --host (or --file)');
     const body = compact({
       name,
@@ -226,7 +223,7 @@ export function buildProgram(io: CliIo): Command {
       .option('--export-path <path>', 'exported path (default /var/aegir/platforms)')
       .addOption(new Option('--client-flavour <flavour>', 'how slaves mount').choices(['kernel', 'sshfs'])),
   ).action(async (name: string | undefined, o: Record<string, string | string[] | undefined>) => {
-    if (o.file) return create('packs', await readResourceFile(String(o.file)));
+    if (o.file) return create('packs', readResourceFile(String(o.file)));
     if (!name || !o.master || !o.clients)
       throw new UsageError('pack add needs NAME, --master and --clients (or --file)');
     await create(
@@ -265,7 +262,7 @@ export function buildProgram(io: CliIo): Command {
       .addOption(new Option('--files <strategy>', 'uploaded files').choices(['nfs-shared', 'pin-to-one', 'none']))
       .option('--load-balancer <server>', 'load balancer'),
   ).action(async (name: string | undefined, o: Record<string, string | string[] | undefined>) => {
-    if (o.file) return create('clusters', await readResourceFile(String(o.file)));
+    if (o.file) return create('clusters', readResourceFile(String(o.file)));
     if (!name || !o.members) throw new UsageError('cluster add needs NAME and --members (or --file)');
     await create('clusters', compact({ name, members: o.members, files: o.files, loadBalancer: o.loadBalancer }));
   });
@@ -315,7 +312,7 @@ export function buildProgram(io: CliIo): Command {
       .option('--path <path>', 'source directory on the controller')
       .addOption(new Option('--profile <profile>', 'kind of code').choices(['wordpress', 'drupal', 'php', 'static'])),
   ).action(async (name: string | undefined, o: Record<string, string | undefined>) => {
-    if (o.file) return create('platforms', await readResourceFile(o.file));
+    if (o.file) return create('platforms', readResourceFile(o.file));
     const [kind, target] = (o.target ?? '').split(':');
     if (!name || !kind || !target || !o.profile) {
       throw new UsageError('platform add needs NAME, --target KIND:NAME, --profile and a source (or --file)');
@@ -368,7 +365,7 @@ export function buildProgram(io: CliIo): Command {
       .option('--https', 'serve over https')
       .option('--disabled', 'add it disabled'),
   ).action(async (domain: string | undefined, o: Record<string, string | string[] | boolean | undefined>) => {
-    if (o.file) return create('sites', await readResourceFile(String(o.file)));
+    if (o.file) return create('sites', readResourceFile(String(o.file)));
     if (!domain || !o.platform) throw new UsageError('site add needs DOMAIN and --platform (or --file)');
     await create(
       'sites',
@@ -398,8 +395,11 @@ export function buildProgram(io: CliIo): Command {
 
   // ---- operations as top-level verbs ----
 
-  const siteOp = (verb: string, description: string) =>
-    operation(program, verb, description, (d) => `/v1/sites/${seg(d)}/${verb}`).usage('<domain> [options]');
+  const siteOp = (verb: string, description: string) => {
+    for (const parent of [program, siteCmd]) {
+      operation(parent, verb, description, (d) => `/v1/sites/${seg(d)}/${verb}`, 'domain');
+    }
+  };
   operation(
     program,
     'deploy',

@@ -164,6 +164,18 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecRequestHa
   }
 
   return (req, res, next) => {
+    const segment = lastSegment(req.url);
+    const codecPath = segment === 'encode' || segment === 'decode';
+    if (req.method === 'GET' && segment === 'healthz') {
+      sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    if (!codecPath) {
+      // Not ours: an express app's other routes are left alone.
+      if (next) next();
+      else sendJson(res, 404, { error: 'not found: POST /encode or /decode' });
+      return;
+    }
     const origin = req.headers.origin;
     if (origin !== undefined) {
       if (!origins.has(origin) && !origins.has('*')) {
@@ -174,8 +186,7 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecRequestHa
       res.setHeader('Access-Control-Allow-Credentials', 'true');
       res.setHeader('Vary', 'Origin');
     }
-    const segment = lastSegment(req.url);
-    if (req.method === 'OPTIONS' && (segment === 'encode' || segment === 'decode')) {
+    if (req.method === 'OPTIONS') {
       res.writeHead(204, {
         'Access-Control-Allow-Methods': 'POST, OPTIONS',
         'Access-Control-Allow-Headers': ALLOWED_HEADERS,
@@ -184,21 +195,12 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecRequestHa
       res.end();
       return;
     }
-    if (segment === 'encode' || segment === 'decode') {
-      handle(req, res, segment).catch((err: unknown) => {
-        const status = err instanceof HttpError ? err.status : 500;
-        const message = err instanceof Error ? err.message : String(err);
-        if (!res.headersSent) sendJson(res, status, { error: message });
-        else res.destroy();
-      });
-      return;
-    }
-    if (req.method === 'GET' && segment === 'healthz') {
-      sendJson(res, 200, { status: 'ok' });
-      return;
-    }
-    if (next) next();
-    else sendJson(res, 404, { error: 'not found: POST /encode or /decode' });
+    handle(req, res, segment).catch((err: unknown) => {
+      const status = err instanceof HttpError ? err.status : 500;
+      const message = err instanceof Error ? err.message : String(err);
+      if (!res.headersSent) sendJson(res, status, { error: message });
+      else res.destroy();
+    });
   };
 }
 

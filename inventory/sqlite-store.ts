@@ -86,6 +86,14 @@ export class SqliteInventoryStore implements InventoryStore {
     return db;
   }
 
+  /**
+   * Runs `fn` in a write transaction that takes the write lock at once (BEGIN IMMEDIATE), so that a read-then-write
+   * cannot fail half-way when another process (a worker) writes the same file. Nested calls become savepoints.
+   */
+  private write<T>(fn: () => T): T {
+    return this.db.inTransaction ? this.db.transaction(fn)() : this.db.transaction(fn).immediate();
+  }
+
   // ---- reads ----
 
   private getSync<K extends ResourceKind>(kind: K, key: string): Resources[K] | undefined {
@@ -237,13 +245,13 @@ export class SqliteInventoryStore implements InventoryStore {
 
   private createSync<K extends ResourceKind>(kind: K, input: unknown): Resources[K] {
     const value = this.validate(kind, input);
-    return this.db.transaction(() => {
+    return this.write(() => {
       const key = keyOf(kind, value);
       if (this.getSync(kind, key)) throw new AlreadyExistsError(kind, key);
       this.checkRules(kind, value, this.reader());
       this.writeRow(kind, value, false);
       return value;
-    })();
+    });
   }
 
   private putSync<K extends ResourceKind>(
@@ -256,7 +264,7 @@ export class SqliteInventoryStore implements InventoryStore {
     if (keyOf(kind, value) !== key) {
       throw new InvalidResourceError([{ field: keyField, rule: `must be "${key}", the ${keyField} in the URL` }]);
     }
-    return this.db.transaction(() => {
+    return this.write(() => {
       const existing = this.getSync(kind, key);
       if (!existing) {
         this.checkRules(kind, value, this.reader());
@@ -283,7 +291,7 @@ export class SqliteInventoryStore implements InventoryStore {
       }
       this.writeRow(kind, value, true);
       return { value, change: 'updated' as const };
-    })();
+    });
   }
 
   /** Changes that the inventory cannot make on its own because servers would no longer match it. */
@@ -312,13 +320,13 @@ export class SqliteInventoryStore implements InventoryStore {
   }
 
   private removeSync(kind: ResourceKind, key: string): void {
-    this.db.transaction(() => {
+    this.write(() => {
       if (!this.getSync(kind, key)) throw new NotFoundError(kind, key);
       const uses = this.usesSync(kind, key);
       if (uses.length > 0) throw new InUseError(kind, key, uses);
       const { table, key: col } = TABLE[kind];
       this.db.prepare(`DELETE FROM ${table} WHERE ${col} = ?`).run(key);
-    })();
+    });
   }
 
   private applyEffect(effect: OperationEffect): void {
@@ -440,7 +448,7 @@ export class SqliteInventoryStore implements InventoryStore {
     status: OperationStatus,
     closedAt: Date,
   ): Promise<OperationRecord | undefined> {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const row = this.db.prepare('SELECT * FROM operations WHERE id = ? AND run_id = ?').get(id, runId) as
         | OperationRow
         | undefined;
@@ -461,7 +469,7 @@ export class SqliteInventoryStore implements InventoryStore {
       return toRecord(
         this.db.prepare('SELECT * FROM operations WHERE id = ? AND run_id = ?').get(id, runId) as OperationRow,
       );
-    })();
+    });
   }
 
   async dump(): Promise<InventoryDump> {

@@ -10,16 +10,9 @@ import type { CommandResult } from './command';
 import { BedConflictError, claimBedDir, claimSubnet } from './claims';
 import { bedFactsSchema, buildFacts, buildInventory, type BedFacts } from './facts';
 import * as faults from './faults';
-import {
-  execInHost,
-  isProcessInNetns,
-  prepareHostFiles,
-  makeHostDir,
-  controllerPathOf,
-  type HostExecOptions,
-} from './host';
+import { execInHost, isProcessInNetns, type HostExecOptions } from './host';
 import { fingerprintOf, generateEd25519Key, knownHostsLine } from './keys';
-import { type BedContext, bringUpHost } from './lifecycle';
+import { type BedContext, bringUpHost, prepareHost } from './lifecycle';
 import {
   assertRouteViaBridge,
   assertRoutesViaBridge,
@@ -40,7 +33,6 @@ import {
   type HostPlan,
   planBed,
 } from './plan';
-import { roleDefinition } from './roles';
 import {
   type BedState,
   type HostRuntime,
@@ -351,22 +343,7 @@ export async function startBed(options: StartBedOptions): Promise<Bed> {
       recordHost: (host, runtime) => recordHostRuntime(plan.paths, host.name, runtime),
     };
     await Promise.all(
-      plan.hosts.map(async (host) => {
-        await prepareHostFiles(plan, host, clientKey.publicKey);
-        await makeHostDir(host, '/etc/ssh');
-        const key = await generateEd25519Key(
-          controllerPathOf(host, '/etc/ssh/ssh_host_ed25519_key'),
-          `root@${host.name}`,
-        );
-        hostKeys.set(host.name, key.publicKey);
-        const roleCtx = {
-          bed: plan,
-          host,
-          dbAdminPassword: password,
-          exec: () => Promise.reject(new Error('not booted')),
-        };
-        for (const role of host.roles) await roleDefinition(role).prepareFiles(roleCtx);
-      }),
+      plan.hosts.map(async (host) => hostKeys.set(host.name, await prepareHost(plan, host, clientKey.publicKey))),
     );
     phaseDone('files');
     await createBedNetwork(plan);

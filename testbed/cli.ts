@@ -206,6 +206,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 if (require.main === module) {
+  // `testbed up 8 | head` closes our stdout early: not an error of the bed.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   main(process.argv).catch((error: unknown) => {
     console.error(`testbed: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;

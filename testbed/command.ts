@@ -85,10 +85,10 @@ export function runCommand(argv: readonly string[], options: CommandOptions = {}
     const stderr: Buffer[] = [];
     child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
-    child.stdin.on('error', () => {
+    child.stdin?.on('error', () => {
       /* the command need not read its input */
     });
-    child.stdin.end(options.input ?? '');
+    child.stdin?.end(options.input ?? '');
 
     let settled = false;
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

@@ -3,7 +3,7 @@
  * observable from the controller.
  */
 import { fingerprintOf } from './keys';
-import { execInHost, killHost } from './host';
+import { execInHost, type HostExecOptions, killHost } from './host';
 import { bringUpHost, type BedContext } from './lifecycle';
 import { assertRouteViaBridge, setLinkUp, waitForTcpPort } from './network';
 import type { HostPlan } from './plan';
@@ -71,7 +71,7 @@ export interface HostKeyChange {
  */
 export async function changeHostKey(ctx: FaultContext, host: HostPlan): Promise<HostKeyChange> {
   const initPid = await ctx.initPidOf(host);
-  const exec = (argv: readonly string[]) => execInHost(host, initPid, argv);
+  const exec = (argv: readonly string[], options?: HostExecOptions) => execInHost(host, initPid, argv, options);
   const keyFile = '/etc/ssh/ssh_host_ed25519_key';
   const previous = fingerprintOf((await exec(['cat', `${keyFile}.pub`])).stdout);
   await exec(['rm', '-f', keyFile, `${keyFile}.pub`]);

@@ -20,8 +20,15 @@ mount --bind "$host_dir/aegir" /var/aegir
 mount --bind "$host_dir/www" /var/www
 mount --bind "$host_dir/log" /var/log
 mount --bind "$host_dir/root" /root
+# Drop this mount namespace's copies of every bed's /run/netns/* mounts: they would keep other
+# beds' namespaces alive after those beds are torn down.
+if mountpoint -q /run/netns; then umount --recursive --lazy /run/netns; fi
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+# The host serves only its own ed25519 key (in the upper dir): hide this machine's other host keys.
+rm -f /etc/ssh/ssh_host_rsa_key /etc/ssh/ssh_host_rsa_key.pub /etc/ssh/ssh_host_ecdsa_key /etc/ssh/ssh_host_ecdsa_key.pub
+# This machine's policy-rc.d forbids invoke-rc.d to start daemons; a real server has none.
+if [ -e /usr/sbin/policy-rc.d ]; then mount --bind /dev/null /usr/sbin/policy-rc.d; fi
 mkdir -p /run/sshd /run/lock
 chmod 0755 /run/sshd
 

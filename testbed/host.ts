@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs, openSync, closeSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { baseEnv, CommandError, type CommandOptions, type CommandResult, runCommand } from './command';
+import { generateEd25519Key } from './keys';
 import type { BedPlan, HostPlan } from './plan';
 
 const INIT_SCRIPT = path.join(__dirname, 'host-init.sh');
@@ -164,8 +165,11 @@ async function writeAegirAccount(host: HostPlan): Promise<void> {
   }
 }
 
-/** Lays out everything the host needs on the controller before its first boot (roles add their own files). */
-export async function prepareHostFiles(bed: BedPlan, host: HostPlan, clientPublicKey: string): Promise<void> {
+/**
+ * Lays out everything the host needs on the controller before its first boot (roles add their
+ * own files) and returns the public half of its new ed25519 host key.
+ */
+export async function prepareHostFiles(bed: BedPlan, host: HostPlan, clientPublicKey: string): Promise<string> {
   await fs.mkdir(host.dir, { recursive: true, mode: 0o755 });
   for (const dir of ['etc.upper', 'etc.work', 'var.upper', 'var.work', 'www', 'log']) {
     await fs.mkdir(path.join(host.dir, dir), { mode: 0o755 });
@@ -192,6 +196,13 @@ export async function prepareHostFiles(bed: BedPlan, host: HostPlan, clientPubli
   const aegir = { uid: host.aegirUid, gid: host.aegirGid };
   await makeHostDir(host, '/var/aegir/.ssh', { mode: 0o700, ...aegir });
   await writeHostFile(host, '/var/aegir/.ssh/authorized_keys', authorizedKeys, { mode: 0o600, ...aegir });
+
+  await makeHostDir(host, '/etc/ssh');
+  const hostKey = await generateEd25519Key(
+    controllerPathOf(host, '/etc/ssh/ssh_host_ed25519_key'),
+    `root@${host.name}`,
+  );
+  return hostKey.publicKey;
 }
 
 export interface HostProcess {

@@ -3,7 +3,7 @@
  * order, then (first boot only) role provisioning. Used by `up` and by the start-host fault.
  */
 import * as path from 'node:path';
-import { bootHost, execInHost, type HostExecOptions } from './host';
+import { bootHost, execInHost, type HostExecOptions, prepareHostFiles } from './host';
 import { assertRouteViaBridge } from './network';
 import type { BedPlan, HostPlan } from './plan';
 import { hostServices, roleDefinition, type RoleContext } from './roles';
@@ -14,6 +14,13 @@ export interface BedContext {
   plan: BedPlan;
   dbAdminPassword(): Promise<string>;
   recordHost(host: HostPlan, runtime: HostRuntime): Promise<void>;
+}
+
+/** Writes the host's files and its roles' files before its first boot; returns its host public key. */
+export async function prepareHost(plan: BedPlan, host: HostPlan, clientPublicKey: string): Promise<string> {
+  const hostPublicKey = await prepareHostFiles(plan, host, clientPublicKey);
+  for (const role of host.roles) await roleDefinition(role).prepareFiles({ bed: plan, host });
+  return hostPublicKey;
 }
 
 export interface BringUpOptions {

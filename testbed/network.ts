@@ -89,16 +89,32 @@ export async function listBedLinks(bedName: string): Promise<string[]> {
   return links.map((l) => l.ifname).filter((n) => n === `sf-${bedName}` || n.startsWith(`sf-${bedName}-`));
 }
 
-/** Deletes a link if present; deleting one end of a veth deletes both. */
-export async function deleteLink(name: string): Promise<void> {
-  if (await linkExists(name)) await runCommand(['ip', 'link', 'del', name]);
-}
-
-export async function deleteNetns(name: string): Promise<void> {
-  const result = await runCommand(['ip', 'netns', 'del', name], { check: false });
-  if (result.code !== 0 && !/No such file/.test(result.stderr)) {
-    throw new Error(`could not delete netns ${name}: ${result.stderr.trim()}`);
+/**
+ * Deletes the bed's links and namespaces that exist, in one `ip -batch` (veths first: deleting
+ * either end of a veth deletes both; then the bridge; then the namespaces), and throws if any
+ * of them is still there afterwards. Returns what it removed.
+ */
+export async function deleteBedNetwork(
+  bedName: string,
+  links: ReadonlySet<string>,
+  netns: ReadonlySet<string>,
+): Promise<{ links: string[]; netns: string[] }> {
+  const bridge = `sf-${bedName}`;
+  const existingLinks = new Set(await listBedLinks(bedName));
+  const existingNetns = new Set(await listBedNetns(bedName));
+  const doomedLinks = [...links].filter((l) => existingLinks.has(l) && l !== bridge);
+  if (links.has(bridge) && existingLinks.has(bridge)) doomedLinks.push(bridge);
+  const doomedNetns = [...netns].filter((n) => existingNetns.has(n));
+  const batch = [...doomedLinks.map((l) => `link del ${l}`), ...doomedNetns.map((n) => `netns del ${n}`)];
+  if (batch.length > 0) {
+    await runCommand(['ip', '-force', '-batch', '-'], { input: `${batch.join('\n')}\n`, check: false });
   }
+  const leftLinks = (await listBedLinks(bedName)).filter((l) => links.has(l));
+  const leftNetns = (await listBedNetns(bedName)).filter((n) => netns.has(n));
+  if (leftLinks.length > 0 || leftNetns.length > 0) {
+    throw new Error(`could not delete ${[...leftLinks, ...leftNetns].join(', ')}`);
+  }
+  return { links: doomedLinks, netns: doomedNetns };
 }
 
 /** PIDs of every process in a netns (our hosts' processes, and nothing else, live there). */

@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { killHost, isProcessInNetns, waitForProcessExit } from './host';
-import { deleteLink, deleteNetns, listBedLinks, listBedNetns, netnsPids } from './network';
+import { deleteBedNetwork, listBedLinks, listBedNetns, netnsPids } from './network';
 import { bedPaths, bridgeName, defaultBaseDir } from './plan';
 import { readState } from './state';
 import { releaseSubnet } from './claims';
@@ -56,38 +56,33 @@ export async function downBed(name: string, baseDir: string = defaultBaseDir()):
   };
 
   // 1. Processes: each recorded init (which takes its whole PID namespace with it), then anything left.
-  for (const host of state?.plan.hosts ?? []) {
-    await attempt(`stopping host ${host.name}`, () => killHost(host, state?.hosts[host.name]?.initPid));
-  }
+  await Promise.all(
+    (state?.plan.hosts ?? []).map((host) =>
+      attempt(`stopping host ${host.name}`, () => killHost(host, state?.hosts[host.name]?.initPid)),
+    ),
+  );
   const netnsNames = new Set([...(state?.plan.hosts.map((h) => h.netns) ?? []), ...(await listBedNetns(name))]);
-  for (const netns of netnsNames) {
-    await attempt(`killing processes in ${netns}`, async () => {
-      report.killedProcesses += await killNetnsProcesses(netns);
-    });
-  }
+  await Promise.all(
+    [...netnsNames].map((netns) =>
+      attempt(`killing processes in ${netns}`, async () => {
+        report.killedProcesses += await killNetnsProcesses(netns);
+      }),
+    ),
+  );
 
-  // 2. Links: the veths (either end deletes the pair), then the bridge.
-  const links = new Set([...(state?.plan.hosts.map((h) => h.veth) ?? []), ...(await listBedLinks(name))]);
-  const bridge = state?.plan.bridge ?? bridgeName(name);
-  links.delete(bridge);
-  for (const link of [...links, bridge]) {
-    await attempt(`deleting link ${link}`, async () => {
-      const existed = (await listBedLinks(name)).includes(link);
-      await deleteLink(link);
-      if (existed) report.removedLinks.push(link);
-    });
-  }
+  // 2. Links and namespaces (their /run/netns bind mounts go with them).
+  const links = new Set([
+    ...(state?.plan.hosts.map((h) => h.veth) ?? []),
+    ...(await listBedLinks(name)),
+    state?.plan.bridge ?? bridgeName(name),
+  ]);
+  await attempt('deleting the network', async () => {
+    const removed = await deleteBedNetwork(name, links, netnsNames);
+    report.removedLinks = removed.links;
+    report.removedNetns = removed.netns;
+  });
 
-  // 3. Namespaces (their /run/netns bind mounts go with them).
-  const existingNetns = new Set(await listBedNetns(name));
-  for (const netns of netnsNames) {
-    await attempt(`deleting netns ${netns}`, async () => {
-      await deleteNetns(netns);
-      if (existingNetns.has(netns)) report.removedNetns.push(netns);
-    });
-  }
-
-  // 4. Files: the bed dir, and its claim on the subnet. Host mounts lived in the hosts' own mount
+  // 3. Files: the bed dir, and its claim on the subnet. Host mounts lived in the hosts' own mount
   //    namespaces and ended with their processes.
   if (errors.length === 0) {
     if (state) await attempt('releasing the subnet', () => releaseSubnet(baseDir, state.plan.subnet, name));

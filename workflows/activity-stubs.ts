@@ -3,6 +3,7 @@
  * Failures of these types are permanent: retrying cannot help, so they are never retried.
  */
 import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
 import type * as activities from '../activities';
 
 export const PERMANENT_FAILURES = [
@@ -16,7 +17,7 @@ export const PERMANENT_FAILURES = [
   'Refused',
 ];
 
-const retry = (maximumAttempts: number, maximumInterval: string): ActivityOptions['retry'] => ({
+const retry = (maximumAttempts: number, maximumInterval: Duration): ActivityOptions['retry'] => ({
   initialInterval: '1s',
   backoffCoefficient: 2,
   maximumInterval,

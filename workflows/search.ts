@@ -2,7 +2,8 @@
  * Sets the custom search attributes of the running workflow, so the Web UI finds every run of a site, platform,
  * cluster or server — whichever client or schedule started it.
  */
-import { upsertSearchAttributes, workflowInfo, type SearchAttributeUpdatePair } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { CLUSTER, PLATFORM, SERVER, SITE } from '../domain/search-attributes';
 import type { WebGroup } from '../domain/operations';
 

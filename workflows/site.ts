@@ -4,6 +4,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { DeleteSiteInput, InstallSiteInput, WebGroup } from '../domain/operations';
 import type { Server, Site } from '../domain/model';
+import { siteProbeSpec } from '../domain/site-probe';
 import { quick, probe, transfer } from './activity-stubs';
 import { allBounded } from './fan-out';
 import { badInput, describeFailure, failedAfterCompensation } from './failures';
@@ -93,7 +94,7 @@ async function installSiteOnGroup(input: InstallSiteInput, kind: WebGroup['kind'
     progress.phase(step);
     const statuses = await allBounded(group.members, limit, async (server) => {
       progress.node(server.name, 'running', step);
-      const res = await probe.probeSite({ server, site, platform });
+      const res = await probe.probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
       if (!res.ok) {
         throw ApplicationFailure.create({
           type: 'ProbeFailed',

@@ -6,7 +6,7 @@ import { loadOrCreateToken } from '../../api/auth';
 import { DOCUMENTED_ROUTES } from '../../api/openapi';
 import { FAKE_KEY, server, startHarness, type Harness } from './harness';
 
-describe('sitefleet API', () => {
+void describe('sitefleet API', () => {
   let h: Harness;
 
   before(async () => {
@@ -62,7 +62,7 @@ describe('sitefleet API', () => {
     await h?.close();
   });
 
-  test('answers the health check without a token and every other route only with the right token', async () => {
+  void test('answers the health check without a token and every other route only with the right token', async () => {
     const health = await h.request('GET', '/v1/health', undefined, { token: null });
     assert.equal(health.status, 200);
     assert.deepEqual(health.body, { status: 'ok', inventory: 'ok', temporal: 'ok' });
@@ -97,14 +97,14 @@ describe('sitefleet API', () => {
     assert.deepEqual(await h.workflowIds(), workflowsBefore);
   });
 
-  test('keeps the generated token in a file only its owner can read, and reuses it', () => {
+  void test('keeps the generated token in a file only its owner can read, and reuses it', () => {
     assert.equal(statSync(h.settings.tokenFile).mode & 0o777, 0o600);
     const again = loadOrCreateToken(h.settings.tokenFile);
     assert.deepEqual(again, { token: h.token, created: false });
     assert.ok(h.token.length >= 40);
   });
 
-  test('creates, lists, shows, replaces and removes servers, packs, clusters, platforms and sites', async () => {
+  void test('creates, lists, shows, replaces and removes servers, packs, clusters, platforms and sites', async () => {
     const s = await h.request('POST', '/v1/servers', server('tmp1', { ssh: { hostKey: FAKE_KEY, port: 2222 } }));
     assert.equal(s.status, 201);
     assert.equal(s.headers.get('location'), '/v1/servers/tmp1');
@@ -195,7 +195,7 @@ describe('sitefleet API', () => {
     assert.equal((await h.request('DELETE', '/v1/servers/tmp1')).status, 404);
   });
 
-  test('refuses to forget a platform that still has sites', async () => {
+  void test('refuses to forget a platform that still has sites', async () => {
     const res = await h.request('DELETE', '/v1/platforms/oncluster?forget=true');
     assert.equal(res.status, 409);
     assert.match(res.body.error, /still used by site "cluster.example.com"/);
@@ -375,7 +375,7 @@ describe('sitefleet API', () => {
     },
   ];
 
-  test('starts every operation as a workflow with its resource id, type, search attributes and summary', async () => {
+  void test('starts every operation as a workflow with its resource id, type, search attributes and summary', async () => {
     for (const op of operations) {
       const res = await h.request(op.method ?? 'POST', op.path, op.body);
       assert.equal(res.status, 202, `${op.path}: ${JSON.stringify(res.body)}`);
@@ -401,7 +401,7 @@ describe('sitefleet API', () => {
     }
   });
 
-  test('passes workflows their input resolved from the inventory', async () => {
+  void test('passes workflows their input resolved from the inventory', async () => {
     const res = await h.request('POST', '/v1/sites/pack.example.com/install');
     assert.equal(res.status, 202);
     const handle = h.env.client.workflow.getHandle(res.body.operationId, res.body.runId);
@@ -424,7 +424,7 @@ describe('sitefleet API', () => {
     await handle.terminate('test done');
   });
 
-  test('refuses a second operation on a busy resource with 409 naming the running one, and starts nothing', async () => {
+  void test('refuses a second operation on a busy resource with 409 naming the running one, and starts nothing', async () => {
     const first = await h.request('POST', '/v1/sites/single.example.com/install');
     assert.equal(first.status, 202);
     const before = await h.workflowIds();
@@ -446,7 +446,7 @@ describe('sitefleet API', () => {
     await h.env.client.workflow.getHandle(first.body.operationId).terminate('test done');
   });
 
-  test('refuses to delete a platform that has sites before starting anything', async () => {
+  void test('refuses to delete a platform that has sites before starting anything', async () => {
     const before = await h.workflowIds();
     for (const [method, path] of [
       ['POST', '/v1/platforms/onpack/delete'],
@@ -459,7 +459,7 @@ describe('sitefleet API', () => {
     assert.deepEqual(await h.workflowIds(), before);
   });
 
-  test('reports a running operation, says that no worker polls, and lists operations', async () => {
+  void test('reports a running operation, says that no worker polls, and lists operations', async () => {
     const started = await h.request('POST', '/v1/clusters/cl/verify');
     assert.equal(started.status, 202);
     for (const path of [
@@ -485,7 +485,9 @@ describe('sitefleet API', () => {
     const all = await h.request('GET', '/v1/operations?limit=500');
     assert.ok(all.body.operations.length >= operations.length);
     assert.ok(
-      all.body.operations.every((o: { status: string }) => o.status !== 'RUNNING' || o.runId === started.body.runId),
+      all.body.operations.every(
+        (o: { status: string; runId: string }) => o.status !== 'RUNNING' || o.runId === started.body.runId,
+      ),
     );
 
     const cancel = await h.request('POST', '/v1/operations/verify/cluster/cl/cancel');
@@ -501,7 +503,7 @@ describe('sitefleet API', () => {
     assert.equal((await h.request('GET', '/v1/operations?status=bogus')).status, 400);
   });
 
-  test('creates, updates, pauses, unpauses and deletes resync and verify schedules', async () => {
+  void test('creates, updates, pauses, unpauses and deletes resync and verify schedules', async () => {
     const create = await h.request('POST', '/v1/schedules', {
       action: 'resync',
       target: { kind: 'cluster', name: 'cl' },
@@ -517,9 +519,9 @@ describe('sitefleet API', () => {
     assert.equal(d.action.type, 'startWorkflow');
     assert.equal(d.action.workflowId, 'resync/cluster/cl');
     assert.equal(d.action.taskQueue, h.settings.taskQueue);
-    const attrs = Object.fromEntries(
-      (d.action.typedSearchAttributes?.getAll() ?? []).map((p) => [p.key.name, p.value]),
-    );
+    const typed = d.action.typedSearchAttributes;
+    const pairs = Array.isArray(typed) ? typed : (typed?.getAll() ?? []);
+    const attrs = Object.fromEntries(pairs.map((p) => [p.key.name, p.value]));
     assert.equal(attrs.SitefleetCluster, 'cl');
 
     const update = await h.request('POST', '/v1/schedules', {
@@ -547,7 +549,7 @@ describe('sitefleet API', () => {
     });
     assert.equal(site.status, 201);
     d = await handle.describe();
-    const input = d.action.args[0] as { sites: { domain: string }[] };
+    const input = d.action.args?.[0] as { sites: { domain: string }[] };
     assert.deepEqual(input.sites.map((s) => s.domain).sort(), ['cluster.example.com', 'new.example.com']);
 
     const verify = await h.request('POST', '/v1/schedules', {
@@ -595,7 +597,7 @@ describe('sitefleet API', () => {
     assert.equal((await h.request('DELETE', '/v1/sites/new.example.com?forget=true')).status, 204);
   });
 
-  test('publishes an OpenAPI 3.1 document generated from the domain schemas that covers every route', async () => {
+  void test('publishes an OpenAPI 3.1 document generated from the domain schemas that covers every route', async () => {
     const res = await h.request('GET', '/v1/openapi.json');
     assert.equal(res.status, 200);
     const doc = res.body;

@@ -54,7 +54,7 @@ async function startSshd(dir: string, type: 'ed25519' | 'ecdsa' | 'rsa') {
   return { port, fingerprint, proc };
 }
 
-describe('ssh host key pinning', () => {
+void describe('ssh host key pinning', () => {
   let h: Harness;
   let dir: string;
   const sshds: Awaited<ReturnType<typeof startSshd>>[] = [];
@@ -70,7 +70,7 @@ describe('ssh host key pinning', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('reads the same SHA256 fingerprint ssh-keygen prints, for ed25519, ecdsa and rsa host keys', async () => {
+  void test('reads the same SHA256 fingerprint ssh-keygen prints, for ed25519, ecdsa and rsa host keys', async () => {
     for (const s of sshds) {
       const key = await fetchHostKey('127.0.0.1', s.port);
       assert.equal(key.fingerprint, s.fingerprint);
@@ -78,7 +78,7 @@ describe('ssh host key pinning', () => {
     }
   });
 
-  test('registering a server without a host key pins the key the server offers', async () => {
+  void test('registering a server without a host key pins the key the server offers', async () => {
     const [ed] = sshds;
     const res = await h.request('POST', '/v1/servers', {
       name: 'scanned',
@@ -91,7 +91,7 @@ describe('ssh host key pinning', () => {
     assert.equal((await h.store.get('server', 'scanned'))?.ssh.hostKey, ed!.fingerprint);
   });
 
-  test('a host key given in the request is stored as given, without contacting the server', async () => {
+  void test('a host key given in the request is stored as given, without contacting the server', async () => {
     const [ed] = sshds;
     const res = await h.request('POST', '/v1/servers', {
       name: 'given',
@@ -102,7 +102,7 @@ describe('ssh host key pinning', () => {
     assert.equal(res.body.ssh.hostKey, FAKE_KEY);
   });
 
-  test('moving a server to another address without a host key pins the new key', async () => {
+  void test('moving a server to another address without a host key pins the new key', async () => {
     const [, ecdsa] = sshds;
     const res = await h.request('PUT', '/v1/servers/scanned', {
       name: 'scanned',
@@ -114,7 +114,7 @@ describe('ssh host key pinning', () => {
     assert.equal(res.body.ssh.hostKey, ecdsa!.fingerprint);
   });
 
-  test('an unreachable server is refused with 502 and a hint, and nothing is stored', async () => {
+  void test('an unreachable server is refused with 502 and a hint, and nothing is stored', async () => {
     const before = await h.store.dump();
     const port = await freePort();
     const res = await h.request('POST', '/v1/servers', { name: 'down', host: '127.0.0.1', ssh: { port } });
@@ -124,7 +124,7 @@ describe('ssh host key pinning', () => {
     assert.deepEqual(await h.store.dump(), before);
   });
 
-  test('a duplicate name is refused before the server is contacted', async () => {
+  void test('a duplicate name is refused before the server is contacted', async () => {
     const res = await h.request('POST', '/v1/servers', { name: 'scanned', host: '127.0.0.1', ssh: { port: 1 } });
     assert.equal(res.status, 409);
     assert.match(res.body.error, /already exists/);

@@ -17,7 +17,7 @@ import {
 } from '../../inventory/store';
 import { FAKE_KEY, server } from './harness';
 
-describe('SQLite inventory store', () => {
+void describe('SQLite inventory store', () => {
   let dir: string;
   let store: SqliteInventoryStore;
   let n = 0;
@@ -47,9 +47,9 @@ describe('SQLite inventory store', () => {
     await store.create('cluster', { name: 'c1', members: ['s1', 's2'], loadBalancer: 'lb1' });
   }
 
-  test('runs each migration once and records it, and refuses a database from a newer sitefleet', async () => {
+  void test('runs each migration once and records it, and refuses a database from a newer sitefleet', async () => {
     const file = join(dir, 'migrations.sqlite');
-    new SqliteInventoryStore(file).close();
+    await new SqliteInventoryStore(file).close();
     const again = new SqliteInventoryStore(file);
     assert.equal(again.schemaVersion, MIGRATIONS.length);
     await again.close();
@@ -64,7 +64,7 @@ describe('SQLite inventory store', () => {
     db.close();
   });
 
-  test('a failing migration leaves no trace: its statements and its record roll back together', () => {
+  void test('a failing migration leaves no trace: its statements and its record roll back together', () => {
     const db = new Database(':memory:');
     migrate(db);
     const broken = [
@@ -72,12 +72,12 @@ describe('SQLite inventory store', () => {
       { version: 2, name: 'broken', sql: 'CREATE TABLE extra (x); SELECT * FROM missing;' },
     ];
     assert.throws(() => migrate(db, broken), /no such table: missing/);
-    assert.equal(db.prepare("SELECT count(*) AS c FROM sqlite_master WHERE name = 'extra'").get().c, 0);
-    assert.equal(db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get().v, 1);
+    assert.deepEqual(db.prepare("SELECT count(*) AS c FROM sqlite_master WHERE name = 'extra'").get(), { c: 0 });
+    assert.deepEqual(db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get(), { v: 1 });
     db.close();
   });
 
-  test('stores validated JSON with defaults applied and refuses invalid resources', async () => {
+  void test('stores validated JSON with defaults applied and refuses invalid resources', async () => {
     const created = await store.create('server', { name: 'web1', host: '10.0.0.5', ssh: { hostKey: FAKE_KEY } });
     assert.deepEqual(created.ssh, { user: 'root', port: 22, hostKey: FAKE_KEY });
     assert.equal(created.aegirRoot, '/var/aegir');
@@ -86,7 +86,7 @@ describe('SQLite inventory store', () => {
     assert.deepEqual(await store.get('server', 'web1'), created);
   });
 
-  test('refuses references to missing servers and servers without the service their role needs', async () => {
+  void test('refuses references to missing servers and servers without the service their role needs', async () => {
     await store.create('server', server('m1'));
     await store.create('server', server('nohttp', { http: undefined }));
     await assert.rejects(
@@ -126,7 +126,7 @@ describe('SQLite inventory store', () => {
     assert.deepEqual(await store.list('pack'), []);
   });
 
-  test('enforces site references, database needs and unique hosts', async () => {
+  void test('enforces site references, database needs and unique hosts', async () => {
     await seedPackAndCluster();
     await store.create('platform', {
       name: 'wp',
@@ -169,12 +169,12 @@ describe('SQLite inventory store', () => {
     );
   });
 
-  test('packs and clusters share one namespace', async () => {
+  void test('packs and clusters share one namespace', async () => {
     await seedPackAndCluster();
     await assert.rejects(store.create('cluster', { name: 'p1', members: ['s1'] }), /must differ from every pack name/);
   });
 
-  test('refuses deletes that would orphan, and names what still uses the resource', async () => {
+  void test('refuses deletes that would orphan, and names what still uses the resource', async () => {
     await seedPackAndCluster();
     await store.create('platform', {
       name: 'wp',
@@ -203,7 +203,7 @@ describe('SQLite inventory store', () => {
     assert.equal(await store.get('server', 's1'), undefined);
   });
 
-  test('put tells created, updated and unchanged apart and guards changes servers would not follow', async () => {
+  void test('put tells created, updated and unchanged apart and guards changes servers would not follow', async () => {
     await seedPackAndCluster();
     assert.equal((await store.put('server', 'web9', server('web9'))).change, 'created');
     assert.equal((await store.put('server', 'web9', server('web9'))).change, 'unchanged');
@@ -236,7 +236,7 @@ describe('SQLite inventory store', () => {
     await assert.rejects(store.put('site', 'a.example.com', { domain: 'a.example.com', platform: 'wp2' }), /migrate/);
   });
 
-  test('resolves a pack, a cluster and a server into the web group workflows act on', async () => {
+  void test('resolves a pack, a cluster and a server into the web group workflows act on', async () => {
     await seedPackAndCluster();
     const pack = await resolveWebGroup(store, { kind: 'pack', name: 'p1' });
     assert.deepEqual(
@@ -281,7 +281,7 @@ describe('SQLite inventory store', () => {
     );
   });
 
-  test('applies an operation effect exactly once, when the operation completes', async () => {
+  void test('applies an operation effect exactly once, when the operation completes', async () => {
     await seedPackAndCluster();
     await store.create('platform', {
       name: 'wp',
@@ -335,7 +335,7 @@ describe('SQLite inventory store', () => {
     assert.ok(await store.get('platform', 'wp'));
   });
 
-  test('foreign keys back up the rule checks', async () => {
+  void test('foreign keys back up the rule checks', async () => {
     await seedPackAndCluster();
     const db = new Database(store.file);
     db.pragma('foreign_keys = ON');

@@ -15,7 +15,7 @@ async function untilClosed(h: Harness, id: string) {
   throw new Error(`${id} did not close`);
 }
 
-describe('operation lifecycle (stand-in workflows on a real worker)', () => {
+void describe('operation lifecycle (stand-in workflows on a real worker)', () => {
   let h: Harness;
   let worker: { stop(): Promise<void> };
 
@@ -42,7 +42,7 @@ describe('operation lifecycle (stand-in workflows on a real worker)', () => {
     await h?.close();
   });
 
-  test('shows per-node progress while an operation runs, then its result', async () => {
+  void test('shows per-node progress while an operation runs, then its result', async () => {
     const started = await h.request('POST', '/v1/sites/a.example.com/install');
     assert.equal(started.status, 202);
     const views = await untilClosed(h, 'site/a.example.com');
@@ -56,7 +56,7 @@ describe('operation lifecycle (stand-in workflows on a real worker)', () => {
     assert.equal((await h.store.getOperation('site/a.example.com'))?.status, 'COMPLETED');
   });
 
-  test('a failed operation reports its failure and leaves the inventory as it was', async () => {
+  void test('a failed operation reports its failure and leaves the inventory as it was', async () => {
     const before = (await h.store.dump()).sites;
     assert.equal((await h.request('POST', '/v1/sites/fail.example.com/delete')).status, 202);
     const last = (await untilClosed(h, 'site/fail.example.com')).at(-1);
@@ -65,7 +65,7 @@ describe('operation lifecycle (stand-in workflows on a real worker)', () => {
     assert.deepEqual((await h.store.dump()).sites, before);
   });
 
-  test('completed operations update the inventory: delete forgets, disable and migrate change the site', async () => {
+  void test('completed operations update the inventory: delete forgets, disable and migrate change the site', async () => {
     assert.equal((await h.request('POST', '/v1/sites/b.example.com/disable')).status, 202);
     assert.equal((await untilClosed(h, 'site/b.example.com')).at(-1).status, 'COMPLETED');
     assert.equal((await h.store.get('site', 'b.example.com'))?.status, 'disabled');
@@ -80,7 +80,7 @@ describe('operation lifecycle (stand-in workflows on a real worker)', () => {
     assert.equal((await h.request('GET', '/v1/sites/b.example.com')).status, 404);
   });
 
-  test('the background refresh applies effects of operations nobody watched', async () => {
+  void test('the background refresh applies effects of operations nobody watched', async () => {
     assert.equal((await h.request('POST', '/v1/clusters/cl/members', { server: 'web3' })).status, 202);
     await h.env.client.workflow.getHandle('cluster/cl').result();
     assert.deepEqual((await h.store.get('cluster', 'cl'))?.members, ['web1', 'web2']);
@@ -90,5 +90,27 @@ describe('operation lifecycle (stand-in workflows on a real worker)', () => {
     assert.equal(await h.api.operations.refreshRunning(), 0);
     assert.equal((await h.request('GET', '/v1/operations/cluster/cl')).body.status, 'COMPLETED');
     assert.deepEqual((await h.store.get('cluster', 'cl'))?.members, ['web1', 'web2', 'web3']);
+  });
+
+  void test('a run started by a schedule is reported like any operation', async () => {
+    const created = await h.request('POST', '/v1/schedules', {
+      action: 'verify',
+      target: { kind: 'cluster', name: 'cl' },
+      every: '1d',
+    });
+    assert.equal(created.status, 201);
+    await h.env.client.schedule.getHandle('verify/cluster/cl').trigger();
+    let runs: { workflowId: string; runId: string }[] = [];
+    for (let i = 0; i < 50 && runs.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      runs = (await h.request('GET', '/v1/schedules/verify/cluster/cl')).body.recentActions;
+    }
+    assert.equal(runs.length, 1);
+    assert.match(runs[0]!.workflowId, /^verify\/cluster\/cl-\d{4}-\d\d-\d\dT/);
+    const last = (await untilClosed(h, runs[0]!.workflowId)).at(-1);
+    assert.equal(last.status, 'COMPLETED');
+    assert.equal(last.workflowType, 'VerifyClusterNodes');
+    assert.deepEqual(last.result.nodes, ['web1', 'web2', 'web3']);
+    assert.equal((await h.request('DELETE', '/v1/schedules/verify/cluster/cl')).status, 204);
   });
 });

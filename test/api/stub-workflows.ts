@@ -16,7 +16,7 @@ interface AnyInput {
 }
 
 /** How long each phase lasts, so that a poller sees the operation running. */
-const PHASE_MS = 600;
+const PHASE_MS = 300;
 
 async function stub(operation: string, input: AnyInput): Promise<{ operation: string; nodes: string[] }> {
   const nodes = (input.group ?? input.pack)?.members.map((m) => m.name) ?? (input.server ? [input.server.name] : []);

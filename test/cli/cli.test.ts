@@ -13,7 +13,7 @@ interface Run {
   err: string;
 }
 
-describe('sitefleet CLI', () => {
+void describe('sitefleet CLI', () => {
   let h: Harness;
   let worker: { stop(): Promise<void> };
 
@@ -64,7 +64,7 @@ describe('sitefleet CLI', () => {
     });
   }
 
-  test('manages servers, packs, clusters, platforms and sites', async () => {
+  void test('manages servers, packs, clusters, platforms and sites', async () => {
     await ok(['server', 'add', 'web1', '--host', '10.0.1.1', '--host-key', FAKE_KEY, '--http', 'nginx']);
     await ok([
       'server',
@@ -177,7 +177,7 @@ describe('sitefleet CLI', () => {
     assert.equal(await h.store.get('site', 'file.example.com'), undefined);
   });
 
-  test('a refused request exits 1 and prints the API message with its field problems', async () => {
+  void test('a refused request exits 1 and prints the API message with its field problems', async () => {
     const before = await h.store.dump();
     const bad = await cli(['server', 'add', 'Bad;Name', '--host', '$(id)', '--host-key', FAKE_KEY]);
     assert.equal(bad.code, 1);
@@ -201,7 +201,7 @@ describe('sitefleet CLI', () => {
     assert.deepEqual(await h.store.dump(), before);
   });
 
-  test('runs an operation, shows per-node progress, and exits 0 when it completes', async () => {
+  void test('runs an operation, shows per-node progress, and exits 0 when it completes', async () => {
     const r = await ok(['install', 'a.example.com', ...fast]);
     assert.match(r.out, /^started InstallSiteOnCluster site\/a\.example\.com \(run [0-9a-f-]+\)$/m);
     assert.match(r.out, /web ui: http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\/site%2Fa\.example\.com\//);
@@ -212,7 +212,7 @@ describe('sitefleet CLI', () => {
     assert.match(r.out, /result: \{"operation":"InstallSiteOnCluster","nodes":\["web1","web2"\]\}/);
   });
 
-  test('exits 1 when the operation fails, with the failing node and the reason', async () => {
+  void test('exits 1 when the operation fails, with the failing node and the reason', async () => {
     const r = await cli(['install', 'fail.example.com', ...fast]);
     assert.equal(r.code, 1);
     assert.match(r.out, /^ {2}web1\s+failed\s+apply — stub failure$/m);
@@ -220,7 +220,7 @@ describe('sitefleet CLI', () => {
     assert.match(r.out, /failure: .*stub failure on web1/);
   });
 
-  test('starts every operation verb with the workflow its target needs', async () => {
+  void test('starts every operation verb with the workflow its target needs', async () => {
     await ok(['server', 'add', 'web3', '--host', '10.0.1.3', '--host-key', FAKE_KEY, '--http', 'nginx']);
     const cases: [string[], string, string][] = [
       [['deploy', 'wp'], 'platform/wp', 'CreatePlatformOnCluster'],
@@ -256,7 +256,7 @@ describe('sitefleet CLI', () => {
     assert.equal((await h.store.get('site', 'a.example.com'))?.status, 'disabled');
   });
 
-  test('--no-wait returns once the operation has started; operation show, list, watch and cancel follow it', async () => {
+  void test('--no-wait returns once the operation has started; operation show, list, watch and cancel follow it', async () => {
     const started = await ok(['--json', 'verify', 'cluster', 'cl', '--no-wait']);
     const op = JSON.parse(started.out);
     assert.equal(op.operationId, 'verify/cluster/cl');
@@ -280,7 +280,7 @@ describe('sitefleet CLI', () => {
     assert.match(result.out, /ResyncCluster resync\/cluster\/cl: CANCELLED/);
   });
 
-  test('deletes sites and platforms through their workflows, then forgets them', async () => {
+  void test('deletes sites and platforms through their workflows, then forgets them', async () => {
     await ok(['site', 'remove', 'p.example.com', ...fast]);
     assert.equal(await h.store.get('site', 'p.example.com'), undefined);
     await ok(['delete', 'platform', 'onpack', ...fast]);
@@ -291,7 +291,7 @@ describe('sitefleet CLI', () => {
     await ok(['delete', 'site', 'fail.example.com', '--no-wait']);
   });
 
-  test('manages schedules', async () => {
+  void test('manages schedules', async () => {
     assert.match(
       (await ok(['schedule', 'add', 'resync', 'cluster', 'cl', '--every', '6h'])).out,
       /created schedule resync\/cluster\/cl every 6h/,
@@ -326,7 +326,7 @@ describe('sitefleet CLI', () => {
     assert.equal((await ok(['schedule', 'list'])).out, '(none)');
   });
 
-  test('apply prints the plan, requires --yes without a terminal, then writes the inventory and runs the operations', async () => {
+  void test('apply prints the plan, requires --yes without a terminal, then writes the inventory and runs the operations', async () => {
     const file = join(h.dataDir, 'fleet.yaml');
     const description = {
       servers: [
@@ -395,7 +395,7 @@ describe('sitefleet CLI', () => {
     await ok(['schedule', 'remove', 'verify/cluster/c2']);
   });
 
-  test('apply refuses an invalid description, naming each problem, and changes nothing', async () => {
+  void test('apply refuses an invalid description, naming each problem, and changes nothing', async () => {
     const file = join(h.dataDir, 'bad.yaml');
     writeFileSync(
       file,
@@ -420,7 +420,7 @@ describe('sitefleet CLI', () => {
     assert.deepEqual(await h.store.dump(), before);
   });
 
-  test('as a separate process: reads the API URL and token from the environment or the token file, and sets the exit code', async () => {
+  void test('as a separate process: reads the API URL and token from the environment or the token file, and sets the exit code', async () => {
     const viaEnv = await spawnCli(['server', 'list'], { SITEFLEET_API_URL: h.url, SITEFLEET_TOKEN: h.token });
     assert.equal(viaEnv.code, 0, viaEnv.err);
     assert.match(viaEnv.out, /^web1\s+10\.0\.1\.1/m);

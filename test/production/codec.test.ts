@@ -228,7 +228,8 @@ void describe('codec HTTP endpoint', () => {
       assert.equal(res.status, 200);
       const body = (await res.json()) as { payloads: { data: string }[] };
       assert.equal(JSON.parse(Buffer.from(body.payloads[0]!.data, 'base64').toString()), SECRET);
-      assert.equal(await (await fetch(`${base}/other`)).text(), 'other route');
+      const other = await fetch(`${base}/other`, { headers: { Origin: 'https://elsewhere.example' } });
+      assert.equal(await other.text(), 'other route', "the app's other routes are untouched, whatever the origin");
     } finally {
       await new Promise((resolve) => listener.close(resolve));
     }

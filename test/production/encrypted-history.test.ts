@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { Client, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, type DataConverter } from '@temporalio/common';
@@ -21,8 +24,24 @@ import * as activities from './activities';
 type History = temporal.api.history.v1.IHistory;
 type Payload = temporal.api.common.v1.IPayload;
 
-const TOKEN = 'history-test-token';
+const run = promisify(execFile);
 const text = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes ?? []).toString('utf8');
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Chromium, when installed (CI installs it for the browser tests). */
+async function chromium(): Promise<string | undefined> {
+  return run('chromium', ['--version']).then(
+    () => 'chromium',
+    () => undefined,
+  );
+}
 
 /** Every payload in a history, with the path it was found at; search attributes are skipped (never encrypted). */
 function payloadsIn(value: unknown, path = 'history', out: { path: string; payload: Payload }[] = []) {
@@ -58,6 +77,7 @@ void describe('payloads and failure messages are encrypted in the stored history
   let dataConverter: DataConverter;
   let env: TestWorkflowEnvironment;
   let codecServer: RunningCodecServer;
+  let uiUrl: string;
   let workflowId: string;
   let outcome: unknown;
   let rawHistory: History;
@@ -71,15 +91,23 @@ void describe('payloads and failure messages are encrypted in the stored history
       mode: 0o600,
     });
     dataConverter = sitefleetDataConverter({ codecKeyFile: keyFile })!;
-    const path = await ensureTemporalCli();
-    env = await TestWorkflowEnvironment.createLocal({
-      client: { dataConverter },
-      server: { executable: { type: 'existing-path', path }, ui: false, extraArgs: ['--log-level', 'error'] },
-    });
+    // The dev server's Web UI reads payloads through the codec endpoint, as TEMPORAL_CODEC_ENDPOINT does in compose.
+    const uiPort = await freePort();
+    uiUrl = `http://127.0.0.1:${uiPort}`;
     codecServer = await startCodecServer({
       codec: new AesGcmCodec(loadCodecKeys({ codecKeyFile: keyFile })!),
       port: 0,
-      token: TOKEN,
+      corsOrigins: [uiUrl],
+    });
+    const path = await ensureTemporalCli();
+    env = await TestWorkflowEnvironment.createLocal({
+      client: { dataConverter },
+      server: {
+        executable: { type: 'existing-path', path },
+        ui: true,
+        uiPort,
+        extraArgs: ['--log-level', 'error', '--ui-codec-endpoint', codecServer.url],
+      },
     });
 
     // The worker runs a prebuilt bundle, as in production, built for this data converter.
@@ -185,7 +213,7 @@ void describe('payloads and failure messages are encrypted in the stored history
     const found = payloadsIn(rawHistory);
     const res = await fetch(`${codecServer.url}/decode`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Authorization: `Bearer ${TOKEN}` },
+      headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Origin: uiUrl },
       body: JSON.stringify({
         payloads: found.map(({ payload }) => ({
           metadata: Object.fromEntries(
@@ -196,6 +224,7 @@ void describe('payloads and failure messages are encrypted in the stored history
       }),
     });
     assert.equal(res.status, 200);
+    assert.equal(res.headers.get('access-control-allow-origin'), uiUrl);
     const decoded = ((await res.json()) as { payloads: { metadata: Record<string, string>; data: string }[] }).payloads;
     const plain = decoded.map((p) => Buffer.from(p.data, 'base64').toString('utf8'));
     assert.ok(plain.includes(JSON.stringify(secret)), 'the workflow input decodes to the secret');
@@ -211,5 +240,28 @@ void describe('payloads and failure messages are encrypted in the stored history
       failureTexts.some((f) => f.message === `the site rejected the password ${secret}`),
       "the workflow's failure message decodes",
     );
+  });
+
+  void test('the Web UI shows the workflow input decrypted through the codec endpoint', async (t) => {
+    const browser = await chromium();
+    if (!browser) {
+      t.skip('chromium is not installed');
+      return;
+    }
+    const profile = mkdtempSync(join(tmpdir(), 'sitefleet-ui-profile-'));
+    try {
+      const page = `${uiUrl}/namespaces/${env.namespace ?? 'default'}/workflows/${encodeURIComponent(workflowId)}`;
+      // The UI is a single-page app that renders after its API calls; dump again if a dump came too early.
+      let dom = '';
+      for (let attempt = 1; attempt <= 4 && !(dom.includes('SecretRoundTrip') && dom.includes(secret)); attempt++) {
+        const args = ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`];
+        args.push('--virtual-time-budget=20000', '--dump-dom', page);
+        dom = (await run(browser, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 90_000 })).stdout;
+      }
+      assert.ok(dom.includes('SecretRoundTrip'), 'the workflow page rendered');
+      assert.ok(dom.includes(secret), 'the UI decoded the encrypted input through the codec endpoint');
+    } finally {
+      rmSync(profile, { recursive: true, force: true });
+    }
   });
 });

@@ -21,7 +21,10 @@ export interface RunningWorker {
 }
 
 /** Starts a worker polling its own task queue; call `stop()` in `after`. */
-export async function startTestWorker(env: TestWorkflowEnvironment, taskQueue = `test-${process.pid}-${Date.now()}`): Promise<RunningWorker> {
+export async function startTestWorker(
+  env: TestWorkflowEnvironment,
+  taskQueue = `test-${process.pid}-${Date.now()}`,
+): Promise<RunningWorker> {
   const worker = await createSitefleetWorker({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',

@@ -33,4 +33,4 @@ export function hostServices(roles: readonly Role[]): ServiceSpec[] {
   return services;
 }
 
-export type { RoleContext, RoleDefinition, ServiceSpec } from './role';
+export type { PrepareContext, RoleContext, RoleDefinition, ServiceSpec } from './role';

@@ -7,12 +7,17 @@ import type { CommandResult } from '../command';
 import type { HostExecOptions } from '../host';
 import type { BedPlan, HostPlan, Role } from '../plan';
 
-export interface RoleContext {
+/** What a role knows before its host boots. */
+export interface PrepareContext {
   bed: BedPlan;
   host: HostPlan;
+}
+
+/** What a role can do once its host has booted. */
+export interface RoleContext extends PrepareContext {
   /** The password of the db admin account, the same on every db host of the bed. */
   dbAdminPassword: string;
-  /** Runs a command inside the host (available once the host has booted). */
+  /** Runs a command inside the host. */
   exec(argv: readonly string[], options?: HostExecOptions): Promise<CommandResult>;
 }
 
@@ -31,7 +36,7 @@ export type InventoryPart = Pick<ServerInput, 'http' | 'db' | 'nfs'>;
 export interface RoleDefinition {
   role: Role;
   /** Writes the role's files into the host's private /etc and /var before its first boot. */
-  prepareFiles(ctx: RoleContext): Promise<void>;
+  prepareFiles(ctx: PrepareContext): Promise<void>;
   /** Runs once, at first boot, before the services start. */
   setup?(ctx: RoleContext): Promise<void>;
   /** Started at every boot, in order. */

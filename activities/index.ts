@@ -1,0 +1,31 @@
+/**
+ * Every activity of the sitefleet worker. Each takes one plain-object argument and returns plain data; none takes
+ * or returns a secret (passwords are derived where they are used). Failures are classified: bad input, a changed
+ * host key, a config that fails its test and a host without kernel NFS are non-retryable ApplicationFailures with
+ * a `type`; dropped connections, hosts that are down and timeouts are retryable.
+ */
+export { ensureWebConfig, testWebConfig } from './web-server';
+export { installVhost, restoreVhost, removeVhost, inspectSite } from './vhost';
+export { syncPlatform, syncPlatformToServers, platformExists, listPlatformSites, removePlatform, checkPlatformVisible } from './platform';
+export { ensureSiteDir, removeSiteDir } from './site-files';
+export { inspectDatabase, ensureDatabase, dropDatabase, checkDatabaseLogin } from './database';
+export { runSiteInstaller } from './site-installer';
+export {
+  inspectExport,
+  ensureExport,
+  removeExport,
+  inspectShareMount,
+  ensureShareMount,
+  removeShareMount,
+  checkNfsExport,
+} from './nfs';
+export {
+  readAegirIds,
+  checkAegirIdParity,
+  checkResolution,
+  probeSite,
+  writeSentinel,
+  checkSentinel,
+  inspectServer,
+} from './checks';
+export { verifyNode } from './verify-node';

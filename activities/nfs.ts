@@ -1,0 +1,469 @@
+/**
+ * A pack's share: the NFS server exports the platforms directory, every slave mounts it (now and at boot).
+ *
+ * Server flavours: `kernel` — a managed line in /etc/exports, then `exportfs -ra`; `ganesha` — a managed EXPORT
+ * block in the nfs-ganesha config, then a reload (SIGHUP). Client flavours: `kernel` — `mount -t nfs` through a
+ * managed /etc/fstab line; `sshfs` — a FUSE mount over ssh through a managed `fuse.sshfs` fstab line, for hosts
+ * whose kernel has no NFS client.
+ *
+ * sshfs keys: each slave gets its own key per pack (`/root/.ssh/sitefleet-pack-PACK`, generated on the slave; the
+ * private key never leaves it). Its public key is authorised on the share server for the aegir user, in a managed
+ * block of that user's authorized_keys, restricted to the pack's client subnet and to sftp only. The share
+ * server's host key — the one pinned in the inventory, taken from the verified connection — is pinned in the
+ * slave's `/root/.ssh/sitefleet-known_hosts` (StrictHostKeyChecking=yes). Compensation removes all of it.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { absolutePath, ipv4Subnet, resourceName } from '../domain/fields';
+import { serverSchema, type Server } from '../domain/model';
+import type { PackShare } from '../domain/operations';
+import { platformsDir } from '../domain/paths';
+import { activityAttempt, activityCancellationSignal } from './activity-context';
+import { parseInput } from './activity-input';
+import { badInput, FailureType, permanentFailure, transientFailure } from './failures';
+import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './managed-block';
+import { editRemoteFile, readRemoteFile } from './remote-file';
+import { renderExportsLine, renderFstabNfs, renderFstabSshfs, renderGaneshaExport } from './render';
+import { runRemote, verifiedHostKey } from './ssh';
+
+export const EXPORTS_FILE = '/etc/exports';
+export const GANESHA_CONFIG_FILE = '/etc/ganesha/ganesha.conf';
+export const GANESHA_PID_FILES = ['/run/ganesha/ganesha.pid', '/var/run/ganesha.pid'];
+export const FSTAB_FILE = '/etc/fstab';
+/** Where a slave keeps the share server's pinned host key for sshfs. */
+export const SSHFS_KNOWN_HOSTS = '/root/.ssh/sitefleet-known_hosts';
+
+const NFS_TIMEOUT_MS = 60_000;
+
+const shareSchema = z
+  .object({
+    server: serverSchema,
+    exportPath: absolutePath,
+    clients: ipv4Subnet,
+    clientFlavour: z.enum(['kernel', 'sshfs']),
+  })
+  .strict();
+
+function parseShare(share: PackShare): PackShare {
+  return parseInput(shareSchema, share, 'share');
+}
+
+/** The marker of a pack's managed blocks (exports, ganesha, fstab, known_hosts). */
+export function packMarker(packName: string): string {
+  return `sitefleet:pack:${parseInput(resourceName, packName, 'packName')}`;
+}
+
+/** The address slaves reach the share server at. */
+function shareHost(share: PackShare): string {
+  return share.server.address ?? share.server.host;
+}
+
+// ---------------------------------------------------------------- export (server side)
+
+/** Export ids already used in a ganesha config outside this pack's block. */
+function usedExportIds(text: string, marker: string): Set<number> {
+  const outside = removeManagedBlock(text, marker);
+  return new Set([...outside.matchAll(/^\s*Export_Id\s*=\s*(\d+)\s*;/gim)].map((m) => Number(m[1])));
+}
+
+/**
+ * The Export_Id of a pack's ganesha export: the one its block already has, else a stable id derived from the pack
+ * name, moved past ids other exports use.
+ */
+export function ganeshaExportId(configText: string, packName: string): number {
+  const marker = packMarker(packName);
+  const existing = /Export_Id\s*=\s*(\d+)\s*;/.exec(readManagedBlock(configText, marker) ?? '');
+  if (existing?.[1]) return Number(existing[1]);
+  const used = usedExportIds(configText, marker);
+  let id = 100 + (createHash('sha256').update(packName).digest().readUInt32BE(0) % 60_000);
+  while (used.has(id)) id = id >= 60_099 ? 100 : id + 1;
+  return id;
+}
+
+/** The managed text of a pack's export, for the server's flavour. */
+export function exportBlock(flavour: 'kernel' | 'ganesha', share: PackShare, packName: string, configText: string): string {
+  return flavour === 'kernel'
+    ? renderExportsLine({ exportPath: share.exportPath, clients: share.clients })
+    : renderGaneshaExport({
+        pack: packName,
+        exportId: ganeshaExportId(configText, packName),
+        exportPath: share.exportPath,
+        clients: share.clients,
+      });
+}
+
+type ServerFlavour = 'kernel' | 'ganesha' | 'none';
+
+function serverFlavour(share: PackShare): ServerFlavour {
+  const flavour = share.server.nfs?.flavour;
+  if (flavour) return flavour;
+  if (share.clientFlavour === 'sshfs') return 'none';
+  throw badInput(`share.server: ${share.server.name} has no nfs service, but the pack's slaves mount with kernel NFS`);
+}
+
+async function reloadExports(server: Server, flavour: 'kernel' | 'ganesha', signal?: AbortSignal): Promise<void> {
+  if (flavour === 'kernel') {
+    const r = await runRemote(server, ['exportfs', '-ra'], { timeoutMs: NFS_TIMEOUT_MS, signal, allowExitCodes: 'any' });
+    if (r.code === 127) {
+      throw permanentFailure(FailureType.ServerNotReady, `server ${server.name} has no exportfs: install nfs-kernel-server, or use the ganesha flavour`);
+    }
+    if (r.code !== 0) throw transientFailure(FailureType.RemoteCommandFailed, `server ${server.name}: exportfs -ra failed: ${r.stderr.trim()}`);
+    return;
+  }
+  const script = `for f in "$@"; do
+  if [ -r "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then kill -HUP "$(cat "$f")"; echo reloaded; exit 0; fi
+done
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then systemctl reload-or-restart nfs-ganesha && echo reloaded && exit 0; fi
+echo "nfs-ganesha is not running (no live pid in $*)" >&2
+exit 3
+`;
+  const r = await runRemote(server, ['sh', '-c', script, 'sitefleet-ganesha-reload', ...GANESHA_PID_FILES], {
+    timeoutMs: NFS_TIMEOUT_MS,
+    signal,
+    allowExitCodes: 'any',
+  });
+  if (r.code !== 0) {
+    throw permanentFailure(FailureType.ServerNotReady, `server ${server.name}: cannot reload nfs-ganesha: ${r.stderr.trim()}; start it, then retry`);
+  }
+}
+
+export interface PackShareInput {
+  share: PackShare;
+  packName: string;
+}
+
+export interface ExportState {
+  server: string;
+  flavour: ServerFlavour;
+  present: boolean;
+}
+
+/** Whether the pack's export is in the share server's config. Changes nothing. */
+export async function inspectExport(input: PackShareInput): Promise<ExportState> {
+  const signal = activityCancellationSignal();
+  const share = parseShare(input.share);
+  const marker = packMarker(input.packName);
+  const flavour = serverFlavour(share);
+  if (flavour === 'none') return { server: share.server.name, flavour, present: true };
+  const file = flavour === 'kernel' ? EXPORTS_FILE : GANESHA_CONFIG_FILE;
+  const text = (await readRemoteFile(share.server, file, { signal })) ?? '';
+  return { server: share.server.name, flavour, present: readManagedBlock(text, marker) !== null };
+}
+
+/**
+ * Exports the platforms directory to the pack's clients: the managed block is added once and updated in place,
+ * then the NFS server re-reads its exports. With sshfs clients and no NFS service there is nothing to export.
+ */
+export async function ensureExport(input: PackShareInput): Promise<ExportState & { changed: boolean }> {
+  const signal = activityCancellationSignal();
+  const share = parseShare(input.share);
+  const marker = packMarker(input.packName);
+  const flavour = serverFlavour(share);
+  if (flavour === 'none') return { server: share.server.name, flavour, present: true, changed: false };
+  await runRemote(share.server, ['install', '-d', '-o', share.server.aegirUser, '-m', '0755', '--', share.exportPath], {
+    timeoutMs: 30_000,
+    signal,
+  });
+  const file = flavour === 'kernel' ? EXPORTS_FILE : GANESHA_CONFIG_FILE;
+  const edit = await editRemoteFile(
+    share.server,
+    file,
+    (text) => ensureManagedBlock(text ?? '', marker, exportBlock(flavour, share, input.packName, text ?? '')),
+    { signal },
+  );
+  if (edit.changed || activityAttempt() > 1) await reloadExports(share.server, flavour, signal);
+  return { server: share.server.name, flavour, present: true, changed: edit.changed };
+}
+
+/** Compensation of ensureExport: removes the pack's block and reloads. Idempotent. */
+export async function removeExport(input: PackShareInput): Promise<ExportState & { changed: boolean }> {
+  const signal = activityCancellationSignal();
+  const share = parseShare(input.share);
+  const marker = packMarker(input.packName);
+  const flavour = serverFlavour(share);
+  if (flavour === 'none') return { server: share.server.name, flavour, present: false, changed: false };
+  const file = flavour === 'kernel' ? EXPORTS_FILE : GANESHA_CONFIG_FILE;
+  const edit = await editRemoteFile(share.server, file, (text) => removeManagedBlock(text ?? '', marker), { signal });
+  if (edit.changed) await reloadExports(share.server, flavour, signal);
+  return { server: share.server.name, flavour, present: false, changed: edit.changed };
+}
+
+// ---------------------------------------------------------------- mount (slave side)
+
+interface MountState {
+  mounted: boolean;
+  source: string | null;
+  fstype: string | null;
+}
+
+async function mountState(slave: Server, mountPoint: string, signal?: AbortSignal): Promise<MountState> {
+  const r = await runRemote(slave, ['findmnt', '-n', '-o', 'SOURCE,FSTYPE', '--mountpoint', mountPoint], {
+    timeoutMs: 30_000,
+    signal,
+    allowExitCodes: [0, 1],
+  });
+  const [source, fstype] = r.stdout.trim().split(/\s+/);
+  return r.code === 0 && source ? { mounted: true, source, fstype: fstype ?? null } : { mounted: false, source: null, fstype: null };
+}
+
+function sshfsKeyPath(packName: string): string {
+  return `/root/.ssh/sitefleet-pack-${packName}`;
+}
+
+function mountSource(share: PackShare): string {
+  return share.clientFlavour === 'kernel'
+    ? `${shareHost(share)}:${share.exportPath}`
+    : `${share.server.aegirUser}@${shareHost(share)}:${share.exportPath}`;
+}
+
+function fstabLine(share: PackShare, packName: string, mountPoint: string): string {
+  return share.clientFlavour === 'kernel'
+    ? renderFstabNfs({ shareHost: shareHost(share), exportPath: share.exportPath, mountPoint })
+    : renderFstabSshfs({
+        remoteUser: share.server.aegirUser,
+        shareHost: shareHost(share),
+        sshPort: share.server.ssh.port,
+        exportPath: share.exportPath,
+        mountPoint,
+        identityFile: sshfsKeyPath(packName),
+        knownHostsFile: SSHFS_KNOWN_HOSTS,
+      });
+}
+
+/** The marker of one slave's key in the share server's authorized_keys. */
+function authorizedKeyMarker(packName: string, slave: Server): string {
+  return `${packMarker(packName)}:${slave.name}`;
+}
+
+async function aegirHome(server: Server, signal?: AbortSignal): Promise<string> {
+  const r = await runRemote(server, ['getent', 'passwd', server.aegirUser], { timeoutMs: 30_000, signal, allowExitCodes: [0, 2] });
+  const home = r.stdout.trim().split(':')[5];
+  if (r.code !== 0 || !home) {
+    throw permanentFailure(FailureType.ServerNotReady, `server ${server.name} has no user ${server.aegirUser}: create it (same uid/gid on every member)`);
+  }
+  return home;
+}
+
+/** Generates the slave's per-pack key if missing; returns its public key line. */
+async function ensureSlaveKey(slave: Server, packName: string, signal?: AbortSignal): Promise<string> {
+  const script = `set -eu
+key=$1 comment=$2
+mkdir -p -m 0700 -- "\${key%/*}"
+[ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C "$comment" -f "$key" </dev/null
+cat -- "$key.pub"
+`;
+  const r = await runRemote(slave, ['sh', '-c', script, 'sitefleet-keygen', sshfsKeyPath(packName), `sitefleet-pack-${packName}@${slave.name}`], {
+    timeoutMs: 30_000,
+    signal,
+  });
+  const line = r.stdout.trim();
+  if (!/^ssh-ed25519 [A-Za-z0-9+/=]+ \S+$/.test(line)) {
+    throw transientFailure(FailureType.RemoteCommandFailed, `server ${slave.name}: unexpected public key: ${line.slice(0, 80)}`);
+  }
+  return line;
+}
+
+/** Authorises the slave's key for the aegir user on the share server: sftp only, from the pack's subnet. */
+async function authorizeSlaveKey(share: PackShare, packName: string, slave: Server, publicKey: string, signal?: AbortSignal): Promise<boolean> {
+  const home = await aegirHome(share.server, signal);
+  await runRemote(share.server, ['install', '-d', '-o', share.server.aegirUser, '-m', '0700', '--', `${home}/.ssh`], { timeoutMs: 30_000, signal });
+  const line = `restrict,from="${share.clients}",command="internal-sftp" ${publicKey}`;
+  const edit = await editRemoteFile(
+    share.server,
+    `${home}/.ssh/authorized_keys`,
+    (text) => ensureManagedBlock(text ?? '', authorizedKeyMarker(packName, slave), line),
+    { owner: share.server.aegirUser, mode: '0600', signal },
+  );
+  return edit.changed;
+}
+
+/** Pins the share server's host key (the verified, pinned one) in the slave's sitefleet known_hosts. */
+async function pinShareHostKey(share: PackShare, packName: string, slave: Server, signal?: AbortSignal): Promise<boolean> {
+  const key = await verifiedHostKey(share.server);
+  const host = share.server.ssh.port === 22 ? shareHost(share) : `[${shareHost(share)}]:${share.server.ssh.port}`;
+  const edit = await editRemoteFile(
+    slave,
+    SSHFS_KNOWN_HOSTS,
+    (text) => ensureManagedBlock(text ?? '', packMarker(packName), `${host} ${key.type} ${key.blob.toString('base64')}`),
+    { mode: '0644', signal },
+  );
+  return edit.changed;
+}
+
+const NFS_MISSING = /No such device|unknown filesystem type 'nfs|helper program|mount\.nfs: not found|wrong fs type/i;
+
+export interface ShareMountInput {
+  slave: Server;
+  share: PackShare;
+  packName: string;
+}
+
+export interface ShareMountState {
+  server: string;
+  flavour: 'kernel' | 'sshfs';
+  mountPoint: string;
+  /** The share is mounted at the mount point, from the expected source. */
+  mounted: boolean;
+  /** The managed fstab line is present. */
+  fstab: boolean;
+  source: string | null;
+  fstype: string | null;
+}
+
+function parseMountInput(input: ShareMountInput): { slave: Server; share: PackShare; marker: string; mountPoint: string } {
+  const slave = parseInput(serverSchema, input.slave, 'slave');
+  const share = parseShare(input.share);
+  if (slave.name === share.server.name) throw badInput(`slave ${slave.name} is the share server itself; it needs no mount`);
+  return { slave, share, marker: packMarker(input.packName), mountPoint: platformsDir(slave) };
+}
+
+/** Whether the share is mounted on a slave and in its fstab. Changes nothing. */
+export async function inspectShareMount(input: ShareMountInput): Promise<ShareMountState> {
+  const signal = activityCancellationSignal();
+  const { slave, share, marker, mountPoint } = parseMountInput(input);
+  const [state, fstab] = await Promise.all([mountState(slave, mountPoint, signal), readRemoteFile(slave, FSTAB_FILE, { signal })]);
+  return {
+    server: slave.name,
+    flavour: share.clientFlavour,
+    mountPoint,
+    mounted: state.mounted && state.source === mountSource(share),
+    fstab: readManagedBlock(fstab ?? '', marker) !== null,
+    source: state.source,
+    fstype: state.fstype,
+  };
+}
+
+/**
+ * Mounts the pack's share on a slave at its platforms directory, through a managed fstab line (so it comes back
+ * at boot; the mount itself reads that line, which proves it). sshfs: key, authorisation and host key pinning as
+ * described at the top of this file. Kernel NFS on a host without NFS support fails with a non-retryable
+ * KernelNfsMissing that suggests sshfs, after putting the fstab back. Idempotent.
+ */
+export async function ensureShareMount(input: ShareMountInput): Promise<ShareMountState & { changed: boolean }> {
+  const signal = activityCancellationSignal();
+  const { slave, share, marker, mountPoint } = parseMountInput(input);
+  let changed = false;
+  if (share.clientFlavour === 'sshfs') {
+    const publicKey = await ensureSlaveKey(slave, input.packName, signal);
+    changed = (await authorizeSlaveKey(share, input.packName, slave, publicKey, signal)) || changed;
+    changed = (await pinShareHostKey(share, input.packName, slave, signal)) || changed;
+  }
+  const fstab = await editRemoteFile(slave, FSTAB_FILE, (text) => ensureManagedBlock(text ?? '', marker, fstabLine(share, input.packName, mountPoint)), {
+    signal,
+  });
+  changed ||= fstab.changed;
+  await runRemote(slave, ['mkdir', '-p', '--', mountPoint], { timeoutMs: 30_000, signal });
+  let state = await mountState(slave, mountPoint, signal);
+  const source = mountSource(share);
+  if (state.mounted && (state.source !== source || fstab.changed)) {
+    if (!/^(nfs4?|fuse\.sshfs)$/.test(state.fstype ?? '')) {
+      throw permanentFailure(
+        FailureType.ServerNotReady,
+        `server ${slave.name}: ${mountPoint} is already a ${state.fstype} mount of ${state.source}; unmount it first`,
+      );
+    }
+    await unmount(slave, mountPoint, signal);
+    state = { mounted: false, source: null, fstype: null };
+  }
+  if (!state.mounted) {
+    const r = await runRemote(slave, ['mount', mountPoint], { timeoutMs: NFS_TIMEOUT_MS, signal, allowExitCodes: 'any' });
+    if (r.code !== 0) {
+      const output = `${r.stderr}${r.stdout}`.trim();
+      // Put the fstab back as it was, so that a boot does not try a mount that cannot work.
+      const before = readManagedBlock(fstab.previous ?? '', marker);
+      await editRemoteFile(
+        slave,
+        FSTAB_FILE,
+        (text) => (before === null ? removeManagedBlock(text ?? '', marker) : ensureManagedBlock(text ?? '', marker, before)),
+        { signal },
+      );
+      if (share.clientFlavour === 'kernel' && (NFS_MISSING.test(output) || r.code === 32)) {
+        throw permanentFailure(
+          FailureType.KernelNfsMissing,
+          `server ${slave.name} cannot mount NFS: its kernel or userland has no NFS client (${output}). ` +
+            `Use the sshfs client flavour for this pack (share.clientFlavour = "sshfs"), or install NFS client support on ${slave.name}.`,
+          { server: slave.name, output },
+        );
+      }
+      throw transientFailure(FailureType.RemoteCommandFailed, `server ${slave.name}: mounting ${source} on ${mountPoint} failed: ${output}`, {
+        server: slave.name,
+      });
+    }
+    changed = true;
+    state = await mountState(slave, mountPoint, signal);
+  }
+  return {
+    server: slave.name,
+    flavour: share.clientFlavour,
+    mountPoint,
+    mounted: state.mounted && state.source === source,
+    fstab: true,
+    source: state.source,
+    fstype: state.fstype,
+    changed,
+  };
+}
+
+async function unmount(slave: Server, mountPoint: string, signal?: AbortSignal): Promise<void> {
+  const r = await runRemote(slave, ['umount', mountPoint], { timeoutMs: NFS_TIMEOUT_MS, signal, allowExitCodes: 'any' });
+  if (r.code === 0) return;
+  // Busy (a php-fpm worker has a file open): detach now, the kernel finishes when the last user lets go.
+  await runRemote(slave, ['umount', '-l', mountPoint], { timeoutMs: NFS_TIMEOUT_MS, signal });
+}
+
+/**
+ * Compensation of ensureShareMount: unmounts, removes the fstab line and, for sshfs, the key, its authorisation on
+ * the share server and the pinned host key. Idempotent.
+ */
+export async function removeShareMount(input: ShareMountInput): Promise<{ server: string; changed: boolean }> {
+  const signal = activityCancellationSignal();
+  const { slave, share, marker, mountPoint } = parseMountInput(input);
+  let changed = false;
+  const state = await mountState(slave, mountPoint, signal);
+  if (state.mounted && state.source === mountSource(share)) {
+    await unmount(slave, mountPoint, signal);
+    changed = true;
+  }
+  changed = (await editRemoteFile(slave, FSTAB_FILE, (text) => removeManagedBlock(text ?? '', marker), { signal })).changed || changed;
+  if (share.clientFlavour === 'sshfs') {
+    const known = await editRemoteFile(slave, SSHFS_KNOWN_HOSTS, (text) => removeManagedBlock(text ?? '', marker), { signal });
+    const key = sshfsKeyPath(input.packName);
+    const rm = await runRemote(slave, ['sh', '-c', '[ -e "$1" ] || exit 0; rm -f -- "$1" "$1.pub"; echo removed', 'sitefleet-rmkey', key], {
+      timeoutMs: 30_000,
+      signal,
+    });
+    const home = await aegirHome(share.server, signal);
+    const auth = await editRemoteFile(
+      share.server,
+      `${home}/.ssh/authorized_keys`,
+      (text) => (text === null ? '' : removeManagedBlock(text, authorizedKeyMarker(input.packName, slave))),
+      { signal },
+    );
+    changed = changed || known.changed || auth.changed || rm.stdout.includes('removed');
+  }
+  return { server: slave.name, changed };
+}
+
+// ---------------------------------------------------------------- NFS read check
+
+/**
+ * Reads the export over the real NFS protocol from a slave with libnfs (`nfs-ls nfs://SERVER/EXPORT`), which needs
+ * no kernel NFS client. Returns `{ ok, detail, entries }`; never throws for a finding.
+ */
+export async function checkNfsExport(input: {
+  server: Server;
+  share: PackShare;
+}): Promise<{ server: string; ok: boolean; entries: number; detail: string }> {
+  const signal = activityCancellationSignal();
+  const client = parseInput(serverSchema, input.server, 'server');
+  const share = parseShare(input.share);
+  const url = `nfs://${shareHost(share)}${share.exportPath}`;
+  const r = await runRemote(client, ['nfs-ls', url], { timeoutMs: 30_000, signal, allowExitCodes: 'any' });
+  if (r.code === 127) {
+    return { server: client.name, ok: false, entries: 0, detail: `nfs-ls is not installed on ${client.name} (apt-get install libnfs-utils)` };
+  }
+  const entries = r.stdout.split('\n').filter((l) => l.trim() !== '').length;
+  return r.code === 0
+    ? { server: client.name, ok: true, entries, detail: `${url} is readable from ${client.name} over NFS (${entries} entries)` }
+    : { server: client.name, ok: false, entries: 0, detail: `${url} from ${client.name}: ${`${r.stderr}${r.stdout}`.trim() || `nfs-ls exited ${r.code}`}` };
+}

@@ -1,0 +1,186 @@
+/**
+ * Platform code on servers: pushed by rsync from this worker to the code receivers (in parallel, bounded), checked
+ * for drift with a dry run, seen through the share by a pack's slaves, listed and removed.
+ */
+import { z } from 'zod';
+import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
+import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
+import { activityCancellationSignal } from './activity-context';
+import { parseInput } from './activity-input';
+import { FailureType, permanentFailure } from './failures';
+import { platformSourceDir } from './platform-source';
+import { rsyncToServer, rsyncToServers, type RsyncHostResult } from './rsync';
+import type { RsyncSummary } from './rsync-output';
+import { ensureWordpressDispatcher } from './site-files';
+import { runRemote } from './ssh';
+
+/**
+ * rsync filter rules of a platform push (first match wins). Site directories and alias links are made on the
+ * servers and are never pushed nor deleted; `sites/all` and `sites/default` come from the source; uploaded files
+ * (files/, private/) are never overwritten or deleted by a code push, so a push cannot wipe uploads the way
+ * Aegir's cluster push could. WordPress's wp-config.php is sitefleet's dispatcher, not the source's.
+ */
+export function platformSyncFilters(profile: Platform['profile']): string[] {
+  return [
+    '- /sites/*/files/',
+    '- /sites/*/private/',
+    'P /sites/',
+    '+ /sites/all/',
+    '+ /sites/default/',
+    '- /sites/*/',
+    'P /sites/*',
+    ...(profile === 'wordpress' ? ['- /wp-config.php'] : []),
+  ];
+}
+
+/** Platform code is the aegir user's: readable by the web server, writable by nobody else. */
+const PLATFORM_CHMOD = 'u+rwX,go+rX,go-w';
+
+export interface SyncPlatformInput {
+  server: Server;
+  platform: Platform;
+  /** Report drift against the source without changing anything. @default false */
+  dryRun?: boolean;
+}
+
+export type SyncPlatformResult = RsyncSummary & { server: string; platform: string };
+
+async function syncOne(server: Server, platform: Platform, dryRun: boolean, signal?: AbortSignal): Promise<RsyncSummary> {
+  const source = await platformSourceDir(platform, signal);
+  const summary = await rsyncToServer(server, {
+    source,
+    destination: platformRoot(server, platform.name),
+    filters: platformSyncFilters(platform.profile),
+    dryRun,
+    chown: `${server.aegirUser}:${server.aegirUser}`,
+    chmod: PLATFORM_CHMOD,
+    signal,
+  });
+  if (!dryRun) await ensureWordpressDispatcher(server, platform, signal);
+  return summary;
+}
+
+/**
+ * Pushes the platform's code to one server (rsync --delete over a reused, pinned connection, owned by the aegir
+ * user, heartbeating progress), or with `dryRun` reports the drift. Returns the itemized summary.
+ */
+export async function syncPlatform(input: SyncPlatformInput): Promise<SyncPlatformResult> {
+  const signal = activityCancellationSignal();
+  const server = parseInput(serverSchema, input.server, 'server');
+  const platform = parseInput(platformSchema, input.platform, 'platform');
+  const summary = await syncOne(server, platform, input.dryRun ?? false, signal);
+  return { ...summary, server: server.name, platform: platform.name };
+}
+
+export interface SyncPlatformToServersInput {
+  servers: Server[];
+  platform: Platform;
+  dryRun?: boolean;
+  /** At most this many rsyncs at once. @default 8 */
+  maxParallel?: number;
+}
+
+/**
+ * The same push to many servers at once (bounded). Never fails as a whole: each server has its own result, so the
+ * workflow sees which members are done and which to retry.
+ */
+export async function syncPlatformToServers(
+  input: SyncPlatformToServersInput,
+): Promise<{ platform: string; results: RsyncHostResult[] }> {
+  const signal = activityCancellationSignal();
+  const servers = parseInput(z.array(serverSchema).min(1), input.servers, 'servers');
+  const platform = parseInput(platformSchema, input.platform, 'platform');
+  const maxParallel = parseInput(z.number().int().min(1).max(64).default(8), input.maxParallel, 'maxParallel');
+  const source = await platformSourceDir(platform, signal);
+  const dryRun = input.dryRun ?? false;
+  const results = await rsyncToServers(
+    servers,
+    (server) => ({
+      source,
+      destination: platformRoot(server, platform.name),
+      filters: platformSyncFilters(platform.profile),
+      dryRun,
+      chown: `${server.aegirUser}:${server.aegirUser}`,
+      chmod: PLATFORM_CHMOD,
+      signal,
+    }),
+    maxParallel,
+  );
+  if (!dryRun) {
+    await Promise.all(
+      results.map((r, i) => (r.ok ? ensureWordpressDispatcher(servers[i] as Server, platform, signal) : undefined)),
+    );
+  }
+  return { platform: platform.name, results };
+}
+
+export interface PlatformOnServerInput {
+  server: Server;
+  platform: Platform;
+}
+
+/** Whether the platform's root directory exists on the server. */
+export async function platformExists(input: PlatformOnServerInput): Promise<boolean> {
+  const signal = activityCancellationSignal();
+  const server = parseInput(serverSchema, input.server, 'server');
+  const platform = parseInput(platformSchema, input.platform, 'platform');
+  const r = await runRemote(server, ['test', '-d', platformRoot(server, platform.name)], {
+    timeoutMs: 30_000,
+    signal,
+    allowExitCodes: [0, 1],
+  });
+  return r.code === 0;
+}
+
+/** Site directories (not alias links, not all/default) under the platform's sites/ on the server. */
+export async function listPlatformSites(input: PlatformOnServerInput): Promise<string[]> {
+  const signal = activityCancellationSignal();
+  const server = parseInput(serverSchema, input.server, 'server');
+  const platform = parseInput(platformSchema, input.platform, 'platform');
+  const r = await runRemote(
+    server,
+    ['sh', '-c', '[ -d "$1" ] || exit 0; find "$1" -mindepth 1 -maxdepth 1 -type d -printf "%f\\n"', 'sitefleet-list', sitesDir(server, platform.name)],
+    { timeoutMs: 30_000, signal },
+  );
+  return r.stdout
+    .split('\n')
+    .filter((name) => name.includes('.') && name !== 'all' && name !== 'default')
+    .sort();
+}
+
+/** Removes the platform's root directory from the server (DeletePlatform, and compensation of a new platform). */
+export async function removePlatform(input: PlatformOnServerInput): Promise<{ server: string; removed: boolean }> {
+  const signal = activityCancellationSignal();
+  const server = parseInput(serverSchema, input.server, 'server');
+  const platform = parseInput(platformSchema, input.platform, 'platform');
+  const root = platformRoot(server, platform.name);
+  if (!root.startsWith(`${platformsDir(server)}/`) || root === platformsDir(server)) {
+    throw permanentFailure(FailureType.BadInput, `refusing to remove ${root}: not a platform directory`);
+  }
+  const r = await runRemote(server, ['sh', '-c', '[ -e "$1" ] || { echo absent; exit 0; }; rm -rf -- "$1"; echo removed', 'sitefleet-rm', root], {
+    timeoutMs: 300_000,
+    signal,
+  });
+  return { server: server.name, removed: r.stdout.includes('removed') };
+}
+
+/** Whether a server (a pack's slave) sees the platform's code, through the share: `{ visible, detail }`. */
+export async function checkPlatformVisible(
+  input: PlatformOnServerInput,
+): Promise<{ server: string; visible: boolean; detail: string }> {
+  const signal = activityCancellationSignal();
+  const server = parseInput(serverSchema, input.server, 'server');
+  const platform = parseInput(platformSchema, input.platform, 'platform');
+  const root = platformRoot(server, platform.name);
+  const r = await runRemote(
+    server,
+    ['sh', '-c', '[ -d "$1" ] || { echo missing; exit 0; }; ls -A -- "$1" | wc -l', 'sitefleet-visible', root],
+    { timeoutMs: 30_000, signal },
+  );
+  const out = r.stdout.trim();
+  if (out === 'missing') return { server: server.name, visible: false, detail: `${root} does not exist on ${server.name}` };
+  const entries = Number(out);
+  return entries > 0
+    ? { server: server.name, visible: true, detail: `${root} has ${entries} entries` }
+    : { server: server.name, visible: false, detail: `${root} is empty on ${server.name}` };
+}

@@ -1,0 +1,119 @@
+/**
+ * One member's health report for VerifyClusterNodes: every check runs, a failing check is a finding in the report
+ * (not an error), and only an unreachable node makes the activity fail.
+ */
+import { z } from 'zod';
+import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
+import type { WebGroup } from '../domain/operations';
+import { activityCancellationSignal, heartbeatProgress } from './activity-context';
+import { parseInput } from './activity-input';
+import { aegirIdsOf, probeSite, resolveOn } from './checks';
+import { messageOf } from './failures';
+import { inspectShareMount } from './nfs';
+import { checkPlatformVisible, syncPlatform } from './platform';
+import { verifiedHostKey } from './ssh';
+import { runConfigTest } from './web-server';
+
+export interface NodeCheck {
+  /** ssh, config-test, aegir-ids, drift:PLATFORM, share-mount, visible:PLATFORM, db-resolution:NAME, probe:DOMAIN */
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface NodeReport {
+  server: string;
+  ok: boolean;
+  checks: NodeCheck[];
+  aegirIds?: { uid: number; gid: number };
+}
+
+export interface VerifyNodeInput {
+  server: Server;
+  group: WebGroup;
+  platforms: Platform[];
+  sites: Site[];
+  dbServers: Server[];
+}
+
+/**
+ * Checks one member: ssh with the pinned key (failure: the activity fails, the node is unreachable), config test,
+ * aegir ids, drift of every platform against its source (code receivers; rsync dry run), the share mount and the
+ * platforms seen through it (a pack's slaves), resolution of every database host, and an HTTP probe of every site
+ * through this node (a disabled site must answer 503).
+ */
+export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
+  const signal = activityCancellationSignal();
+  const server = parseInput(serverSchema, input.server, 'server');
+  const platforms = parseInput(z.array(platformSchema), input.platforms, 'platforms');
+  const sites = parseInput(z.array(siteSchema), input.sites, 'sites');
+  const dbServers = parseInput(z.array(serverSchema), input.dbServers, 'dbServers');
+  const group = input.group;
+  const checks: NodeCheck[] = [];
+  const report: NodeReport = { server: server.name, ok: true, checks };
+
+  const key = await verifiedHostKey(server);
+  checks.push({ name: 'ssh', ok: true, detail: `reachable, host key ${key.fingerprint}` });
+
+  const check = async (name: string, fn: () => Promise<{ ok: boolean; detail: string }>): Promise<void> => {
+    heartbeatProgress({ server: server.name, check: name });
+    try {
+      checks.push({ name, ...(await fn()) });
+    } catch (err) {
+      checks.push({ name, ok: false, detail: messageOf(err) });
+    }
+  };
+
+  await check('config-test', async () => {
+    const t = await runConfigTest(server, signal);
+    return { ok: t.ok, detail: t.ok ? 'passes' : t.output };
+  });
+  await check('aegir-ids', async () => {
+    const ids = await aegirIdsOf(server, signal);
+    report.aegirIds = { uid: ids.uid, gid: ids.gid };
+    return { ok: true, detail: `${ids.user} ${ids.uid}:${ids.gid}` };
+  });
+
+  const receivesCode = group.codeReceivers.includes(server.name);
+  if (receivesCode) {
+    for (const platform of platforms) {
+      await check(`drift:${platform.name}`, async () => {
+        const s = await syncPlatform({ server, platform, dryRun: true });
+        return s.filesChanged === 0
+          ? { ok: true, detail: 'in line with the source' }
+          : { ok: false, detail: `${s.filesChanged} difference(s): ${s.itemized.slice(0, 5).join('; ')}` };
+      });
+    }
+  } else if (group.share) {
+    const share = group.share;
+    await check('share-mount', async () => {
+      const m = await inspectShareMount({ slave: server, share, packName: group.name });
+      const ok = m.mounted && m.fstab;
+      return { ok, detail: ok ? `${m.source} on ${m.mountPoint} (${m.fstype})` : `mounted: ${m.mounted} (${m.source ?? 'nothing'}), fstab line: ${m.fstab}` };
+    });
+    for (const platform of platforms) {
+      await check(`visible:${platform.name}`, async () => {
+        const v = await checkPlatformVisible({ server, platform });
+        return { ok: v.visible, detail: v.detail };
+      });
+    }
+  }
+
+  const usedDbServers = new Set(sites.map((s) => s.dbServer).filter((n): n is string => n !== undefined));
+  for (const db of dbServers.filter((d) => usedDbServers.has(d.name))) {
+    const name = db.address ?? db.host;
+    await check(`db-resolution:${name}`, async () => resolveOn(server, name, undefined, signal));
+  }
+
+  const platformNames = new Set(platforms.map((p) => p.name));
+  for (const site of sites.filter((s) => platformNames.has(s.platform))) {
+    await check(`probe:${site.domain}`, async () => {
+      const expectStatus = site.status === 'disabled' ? [503] : undefined;
+      const p = await probeSite({ server, site, expectStatus });
+      return { ok: p.ok, detail: p.detail };
+    });
+  }
+
+  report.ok = checks.every((c) => c.ok);
+  return report;
+}

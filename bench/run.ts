@@ -1,0 +1,775 @@
+/**
+ * The sitefleet benchmark (issue 7): `npx tsx bench/run.ts [--runs N] [--quick] ...` (`npm run bench`).
+ *
+ * Brings up a test bed (8 nginx + php-fpm web hosts and a MariaDB host), a Temporal dev server and a sitefleet
+ * worker, then measures on Debian's WordPress tree, side by side in one run:
+ *   1. full fan-out of a new platform to 2, 4 and 8 members (CreatePlatformOnCluster);
+ *   2. a no-op ResyncCluster (nothing changed) on 2, 4 and 8 members;
+ *   3. InstallSiteOnCluster on 3 members: latency of one site, and sites installed in a row;
+ *   4. VerifyClusterNodes on 8 members with 1, 10 and 50 sites;
+ * and the same transfers by the baselines (bench/baselines.ts). Prints medians, ratios and PASS/MISS per target,
+ * and writes bench-results/DATE.json. See docs/benchmarks.md.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { Command, InvalidArgumentError } from 'commander';
+import { findTemporalCli, temporalCliVersion } from '../devserver/temporal-cli';
+import type { Platform, Server, Site } from '../domain/model';
+import { platformRoot } from '../domain/paths';
+import { startTestTemporal } from '../test/support/temporal';
+import { assertBedSupported, type Bed } from '../testbed';
+import {
+  type AnsibleSetup,
+  type BaselineContext,
+  type BaselineName,
+  BASELINES,
+  prepareAnsible,
+  rsyncParallel,
+  runBaseline,
+  SshMasters,
+} from './baselines';
+import { DB_HOST_NAME, startBenchBed, webHostName } from './bed';
+import {
+  breakdownNearMedian,
+  type Contender,
+  errorText,
+  type Measured,
+  measureRounds,
+  type RunOutcome,
+  timed,
+} from './measure';
+import {
+  type BenchResults,
+  type Cell,
+  type ContenderName,
+  evaluateTargets,
+  renderReport,
+  type ScenarioId,
+  writeResults,
+} from './report';
+import {
+  clusterGroup,
+  createPlatformOnCluster,
+  installSiteOnCluster,
+  pathPlatform,
+  readServers,
+  resyncCluster,
+  type SitefleetContext,
+  verifyClusterNodes,
+  wordpressSite,
+} from './scenarios';
+import { summarize } from './stats';
+import { BenchWorker } from './worker';
+
+const execFileAsync = promisify(execFile);
+const REPO_ROOT = path.resolve(__dirname, '..');
+
+const SCENARIOS = ['fanout', 'noop', 'install', 'verify'] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+
+interface Plan {
+  runs: number;
+  warmup: number;
+  quick: boolean;
+  scenarios: ScenarioName[];
+  fanoutSizes: number[];
+  verifyMembers: number;
+  verifySites: number[];
+  installMembers: number;
+  inARow: number;
+  sitefleet: boolean;
+  baselines: BaselineName[];
+  baseDir: string;
+  source: string;
+  outDir: string;
+  workflowTimeoutMs: number;
+}
+
+const positiveInt = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a whole number`);
+  return n;
+};
+
+function listOf<T extends string>(allowed: readonly T[], what: string) {
+  return (value: string): T[] => {
+    const items = value.split(',').map((s) => s.trim());
+    for (const item of items) {
+      if (!(allowed as readonly string[]).includes(item)) {
+        throw new InvalidArgumentError(`unknown ${what} "${item}" (known: ${allowed.join(', ')})`);
+      }
+    }
+    return items as T[];
+  };
+}
+
+const sizesOf = (value: string): number[] =>
+  value.split(',').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1 || n > 32) throw new InvalidArgumentError(`size "${s}" must be 1-32`);
+    return n;
+  });
+
+function parsePlan(argv: string[]): Plan {
+  const program = new Command('bench')
+    .description('Benchmark sitefleet workflows against rsync loops and Ansible on a test bed (see docs/benchmarks.md)')
+    .option('--runs <n>', 'measured runs per scenario and size (after the warm-up)', positiveInt('--runs'))
+    .option('--warmup <n>', 'warm-up runs, not counted', positiveInt('--warmup'))
+    .option('--quick', 'a fast smoke run: 1 run, no warm-up, fan-out at 2 and 8, verify with 1 and 10 sites')
+    .option('--only <scenarios>', `scenarios to run: ${SCENARIOS.join(',')}`, listOf(SCENARIOS, 'scenario'))
+    .option('--sizes <list>', 'cluster sizes for fan-out and no-op resync (default 2,4,8)', sizesOf)
+    .option('--verify-sites <list>', 'site counts for VerifyClusterNodes (default 1,10,50)', sizesOf)
+    .option('--in-a-row <n>', 'sites installed in a row for throughput (default 50)', positiveInt('--in-a-row'))
+    .option('--baselines <list>', `baselines to run: ${BASELINES.join(',')}`, listOf(BASELINES, 'baseline'))
+    .option('--no-baselines', 'run sitefleet only')
+    .option('--no-sitefleet', 'run the baselines only')
+    .option('--base-dir <dir>', 'where the bed keeps host state, e.g. /dev/shm/sitefleet-bench for tmpfs')
+    .option('--source <dir>', 'the tree to deploy', '/usr/share/wordpress')
+    .option('--out <dir>', 'where results JSON goes', path.join(REPO_ROOT, 'bench-results'))
+    .option(
+      '--workflow-timeout <seconds>',
+      'fail a sitefleet workflow that runs longer',
+      positiveInt('--workflow-timeout'),
+      180,
+    )
+    .parse(argv);
+  const o = program.opts<{
+    runs?: number;
+    warmup?: number;
+    quick?: boolean;
+    only?: ScenarioName[];
+    sizes?: number[];
+    verifySites?: number[];
+    inARow?: number;
+    baselines?: BaselineName[] | false;
+    sitefleet: boolean;
+    baseDir?: string;
+    source: string;
+    out: string;
+    workflowTimeout: number;
+  }>();
+  const quick = o.quick === true;
+  return {
+    runs: o.runs ?? (quick ? 1 : 5),
+    warmup: o.warmup ?? (quick ? 0 : 1),
+    quick,
+    scenarios: o.only ?? [...SCENARIOS],
+    fanoutSizes: o.sizes ?? (quick ? [2, 8] : [2, 4, 8]),
+    verifyMembers: 8,
+    verifySites: o.verifySites ?? (quick ? [1, 10] : [1, 10, 50]),
+    installMembers: 3,
+    inARow: o.inARow ?? (quick ? 10 : 50),
+    sitefleet: o.sitefleet,
+    baselines: o.baselines === false ? [] : (o.baselines ?? [...BASELINES]),
+    baseDir: path.resolve(
+      o.baseDir ?? process.env.SITEFLEET_TESTBED_DIR ?? path.join(os.tmpdir(), 'sitefleet-testbed'),
+    ),
+    source: path.resolve(o.source),
+    outDir: path.resolve(o.out),
+    workflowTimeoutMs: o.workflowTimeout * 1000,
+  };
+}
+
+const log = (line: string): void => console.log(line);
+
+/** Things to undo at the end, in reverse order, also on Ctrl-C. */
+class Teardown {
+  private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
+  private running: Promise<void> | undefined;
+
+  push(name: string, fn: () => Promise<unknown>): void {
+    this.steps.push({ name, fn });
+  }
+
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const step of this.steps.reverse()) {
+        await step.fn().catch((error: unknown) => log(`clean-up: ${step.name} failed: ${errorText(error)}`));
+      }
+      this.steps.length = 0;
+    })();
+    return this.running;
+  }
+}
+
+async function commandOutput(argv: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await execFileAsync(argv[0] as string, argv.slice(1));
+    return (stdout.trim() || stderr.trim()).split('\n')[0] ?? '';
+  } catch (error) {
+    return `unavailable (${errorText(error).split('\n')[0] ?? ''})`;
+  }
+}
+
+async function filesystemType(dir: string): Promise<string> {
+  return (await execFileAsync('stat', ['-f', '-c', '%T', dir])).stdout.trim();
+}
+
+async function treeSize(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  const walk = async (d: string): Promise<void> => {
+    for (const entry of await fs.readdir(d, { withFileTypes: true })) {
+      const p = path.join(d, entry.name);
+      const st = await fs.lstat(p);
+      files++;
+      if (entry.isDirectory()) await walk(p);
+      else bytes += st.size;
+    }
+  };
+  await walk(dir);
+  return { files, bytes };
+}
+
+/** Test beds up on this machine (their bridges are named sf-BED). */
+async function countBeds(): Promise<number> {
+  const { stdout } = await execFileAsync('ip', ['-o', 'link', 'show', 'type', 'bridge']).catch(() => ({ stdout: '' }));
+  return stdout.split('\n').filter((l) => /^\d+: sf-/.test(l)).length;
+}
+
+async function removeOnHosts(bed: Bed, hosts: readonly string[], dir: string): Promise<void> {
+  await Promise.all(hosts.map((h) => bed.exec(h, ['rm', '-rf', '--', dir], { timeoutMs: 120_000 })));
+}
+
+interface Sitefleet {
+  ctx: SitefleetContext;
+  worker: BenchWorker;
+  servers: Map<string, Server>;
+}
+
+/** A Temporal dev server, the workflow bundle and a worker process; undefined (with the reason) when any fails. */
+async function startSitefleet(
+  bed: Bed,
+  plan: Plan,
+  workDir: string,
+  teardown: Teardown,
+): Promise<{ sitefleet?: Sitefleet; error?: string; tools: Record<string, string> }> {
+  const tools: Record<string, string> = {};
+  try {
+    const cli = findTemporalCli();
+    if (cli) tools.temporalCli = temporalCliVersion(cli);
+    const started = performance.now();
+    const env: TestWorkflowEnvironment = await startTestTemporal();
+    teardown.push('Temporal dev server', () => env.teardown());
+    log(`Temporal dev server at ${env.address} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+    const bundleStarted = performance.now();
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      logger: new DefaultLogger('WARN'),
+    });
+    const bundlePath = path.join(workDir, 'workflow-bundle.js');
+    await fs.writeFile(bundlePath, code);
+    log(`workflow bundle built (${((performance.now() - bundleStarted) / 1000).toFixed(1)} s)`);
+    const taskQueue = `bench-${process.pid}`;
+    const workerEnv: Record<string, string> = {
+      SITEFLEET_DATA_DIR: path.join(workDir, 'data'),
+      SITEFLEET_SECRET_FILE: path.join(workDir, 'data', 'worker-secret'),
+      SITEFLEET_SSH_KEY: bed.paths.clientKey,
+    };
+    const worker = await BenchWorker.start({
+      temporalAddress: env.address,
+      namespace: env.namespace ?? 'default',
+      taskQueue,
+      bundlePath,
+      env: workerEnv,
+    });
+    teardown.push('sitefleet worker', () => worker.stop());
+    log(`sitefleet worker ready (pid ${worker.memory().pid})`);
+    const servers = await readServers(bed.paths.inventoryFile);
+    return {
+      sitefleet: { ctx: { client: env.client, taskQueue, workflowTimeoutMs: plan.workflowTimeoutMs }, worker, servers },
+      tools,
+    };
+  } catch (error) {
+    return { error: errorText(error), tools };
+  }
+}
+
+/** Runs a sitefleet step unless the worker has died, and fails at once if it dies meanwhile. */
+function guarded<T>(sf: Sitefleet, fn: () => Promise<T>): Promise<T> {
+  const dead = sf.worker.failure;
+  if (dead) return Promise.reject(new Error(dead));
+  return sf.worker.guard(fn());
+}
+
+function serversOf(sf: Sitefleet, names: readonly string[]): Server[] {
+  return names.map((n) => {
+    const s = sf.servers.get(n);
+    if (!s) throw new Error(`the bed's inventory has no server ${n}`);
+    return s;
+  });
+}
+
+function toCells(scenario: ScenarioId, members: number, measured: Map<string, Measured>, sites?: number): Cell[] {
+  return [...measured].map(([contender, m]) => ({
+    scenario,
+    members,
+    ...(sites !== undefined ? { sites } : {}),
+    contender: contender as ContenderName,
+    ...(m.summary ? { summary: m.summary } : {}),
+    ...(m.error !== undefined ? { error: m.error } : {}),
+    notes: m.notes,
+    ...(m.breakdown ? { breakdown: m.breakdown } : {}),
+    loadAverage: os.loadavg()[0] ?? 0,
+  }));
+}
+
+interface Runtime {
+  plan: Plan;
+  bed: Bed;
+  sf?: Sitefleet;
+  sfError?: string;
+  baseline: BaselineContext;
+  masters: SshMasters;
+  ansible?: AnsibleSetup;
+  ansibleError?: string;
+  webHosts: string[];
+}
+
+function baselineContenders(
+  rt: Runtime,
+  hosts: string[],
+  dest: (b: BaselineName, round: number) => string,
+  keep: boolean,
+): Contender[] {
+  return rt.plan.baselines.map((b) => ({
+    name: b,
+    trial: (round: number) => ({
+      prepare: async () => {
+        if (b === 'rsync-par-mux') await rt.masters.ensure(hosts);
+        if (b === 'ansible' && !rt.ansible)
+          throw new Error(`Ansible is not usable: ${rt.ansibleError ?? 'not set up'}`);
+      },
+      run: () =>
+        timed(() => runBaseline(b, rt.baseline, { masters: rt.masters, ansible: rt.ansible }, hosts, dest(b, round))),
+      cleanup: keep ? undefined : () => removeOnHosts(rt.bed, hosts, dest(b, round)),
+    }),
+  }));
+}
+
+/** A contender that fails every run with `reason` (sitefleet when its worker could not start). */
+const unavailable = (name: string, reason: string): Contender => ({
+  name,
+  trial: () => ({ run: () => Promise.reject(new Error(reason)) }),
+});
+
+async function fanoutScenario(rt: Runtime): Promise<Cell[]> {
+  const cells: Cell[] = [];
+  rt.sf?.worker.enterSection('fanout');
+  for (const size of rt.plan.fanoutSizes) {
+    log(`\n== full fan-out of a new platform to ${size} members ==`);
+    const hosts = rt.webHosts.slice(0, size);
+    const contenders: Contender[] = [];
+    const sf = rt.sf;
+    if (sf) {
+      const cluster = `fan${size}`;
+      const group = clusterGroup(cluster, serversOf(sf, hosts));
+      contenders.push({
+        name: 'sitefleet',
+        trial: (round) => {
+          const platform = pathPlatform(`${cluster}-r${round}`, cluster, rt.plan.source);
+          return {
+            run: () => guarded(sf, () => createPlatformOnCluster(sf.ctx, group, platform)),
+            cleanup: () => removeOnHosts(rt.bed, hosts, platformRoot({ aegirRoot: '/var/aegir' }, platform.name)),
+          };
+        },
+      });
+    } else if (rt.plan.sitefleet) contenders.push(unavailable('sitefleet', rt.sfError ?? 'sitefleet did not start'));
+    contenders.push(
+      ...baselineContenders(rt, hosts, (b, round) => `/var/aegir/platforms/bl-${b}-${size}-r${round}`, false),
+    );
+    cells.push(...toCells('fanout', size, await measureRounds(`fan-out ${size}`, contenders, { ...rt.plan, log })));
+  }
+  return cells;
+}
+
+async function noopScenario(rt: Runtime): Promise<Cell[]> {
+  const cells: Cell[] = [];
+  rt.sf?.worker.enterSection('noop-resync');
+  for (const size of rt.plan.fanoutSizes) {
+    log(`\n== no-op resync of ${size} members ==`);
+    const hosts = rt.webHosts.slice(0, size);
+    const contenders: Contender[] = [];
+    const sf = rt.sf;
+    if (sf) {
+      const cluster = `noop${size}`;
+      const group = clusterGroup(cluster, serversOf(sf, hosts));
+      const platform = pathPlatform(cluster, cluster, rt.plan.source);
+      let setupError: string | undefined;
+      try {
+        const created = await guarded(sf, () => createPlatformOnCluster(sf.ctx, group, platform));
+        log(
+          `  set-up: platform ${platform.name} created on ${size} members by sitefleet in ${created.seconds.toFixed(2)} s`,
+        );
+      } catch (error) {
+        setupError = `set-up (CreatePlatformOnCluster) failed: ${errorText(error)}`;
+        log(`  ${setupError}`);
+      }
+      contenders.push(
+        setupError
+          ? unavailable('sitefleet', setupError)
+          : {
+              name: 'sitefleet',
+              trial: () => ({ run: () => guarded(sf, () => resyncCluster(sf.ctx, group, [platform], [], [])) }),
+            },
+      );
+    } else if (rt.plan.sitefleet) contenders.push(unavailable('sitefleet', rt.sfError ?? 'sitefleet did not start'));
+    const dest = `/var/aegir/platforms/bl-noop-${size}`;
+    if (rt.plan.baselines.length > 0) {
+      const setup = await timed(() => rsyncParallel(rt.baseline, hosts, dest));
+      log(`  set-up: ${dest} copied to ${size} members by parallel rsync in ${setup.seconds.toFixed(2)} s`);
+    }
+    contenders.push(...baselineContenders(rt, hosts, () => dest, true));
+    cells.push(...toCells('noop-resync', size, await measureRounds(`no-op ${size}`, contenders, { ...rt.plan, log })));
+  }
+  return cells;
+}
+
+/** Creates the platform of a site scenario; throws with a clear message. */
+async function sitePlatform(sf: Sitefleet, cluster: string, hosts: string[], source: string): Promise<Platform> {
+  const platform = pathPlatform(`wp-${cluster}`, cluster, source);
+  try {
+    const created = await guarded(sf, () =>
+      createPlatformOnCluster(sf.ctx, clusterGroup(cluster, serversOf(sf, hosts)), platform),
+    );
+    log(`  set-up: platform ${platform.name} created on ${hosts.length} members in ${created.seconds.toFixed(2)} s`);
+  } catch (error) {
+    throw new Error(`set-up (CreatePlatformOnCluster ${platform.name}) failed: ${errorText(error)}`);
+  }
+  return platform;
+}
+
+/** Installs `count` sites one after another; the cell holds the per-site times and the batch's wall-clock. */
+async function installInARow(
+  sf: Sitefleet,
+  scenario: ScenarioId,
+  cluster: string,
+  hosts: string[],
+  platform: Platform,
+  count: number,
+  prefix: string,
+): Promise<{ cell: Cell; sites: Site[] }> {
+  const group = clusterGroup(cluster, serversOf(sf, hosts));
+  const db = serversOf(sf, [DB_HOST_NAME])[0] as Server;
+  const runs: RunOutcome[] = [];
+  const sites: Site[] = [];
+  const notes: string[] = [];
+  let error: string | undefined;
+  const started = performance.now();
+  for (let i = 1; i <= count; i++) {
+    const site = wordpressSite(`${prefix}${i}.${cluster}.bench.test`, platform.name, DB_HOST_NAME);
+    try {
+      const outcome = await guarded(sf, () => installSiteOnCluster(sf.ctx, group, platform, site, db));
+      runs.push(outcome);
+      sites.push(site);
+      notes.push(...outcome.notes.filter((n) => !notes.includes(n)));
+      if (i % 10 === 0 || i === count) log(`  ${i}/${count} installed (last ${outcome.seconds.toFixed(2)} s)`);
+    } catch (e) {
+      error = `site ${i} of ${count} (${site.domain}) failed: ${errorText(e)}`;
+      log(`  ${error.slice(0, 600)}`);
+      break;
+    }
+  }
+  const totalSeconds = (performance.now() - started) / 1000;
+  const summary = runs.length > 0 ? summarize(runs.map((r) => r.seconds)) : undefined;
+  const breakdown = summary ? breakdownNearMedian(runs, summary.median) : undefined;
+  const cell: Cell = {
+    scenario,
+    members: hosts.length,
+    sites: count,
+    contender: 'sitefleet',
+    ...(summary ? { summary } : {}),
+    ...(error === undefined ? { totalSeconds } : { error }),
+    notes,
+    ...(breakdown ? { breakdown } : {}),
+    loadAverage: os.loadavg()[0] ?? 0,
+  };
+  return { cell, sites };
+}
+
+async function installScenario(rt: Runtime): Promise<Cell[]> {
+  const members = rt.plan.installMembers;
+  log(`\n== InstallSiteOnCluster on ${members} members ==`);
+  const sf = rt.sf;
+  const failed = (reason: string): Cell[] => [
+    { scenario: 'install-latency', members, contender: 'sitefleet', error: reason, notes: [] },
+    {
+      scenario: 'install-throughput',
+      members,
+      sites: rt.plan.inARow,
+      contender: 'sitefleet',
+      error: reason,
+      notes: [],
+    },
+  ];
+  if (!sf) return rt.plan.sitefleet ? failed(rt.sfError ?? 'sitefleet did not start') : [];
+  sf.worker.enterSection('install');
+  const hosts = rt.webHosts.slice(0, members);
+  const cluster = `inst${members}`;
+  let platform: Platform;
+  try {
+    platform = await sitePlatform(sf, cluster, hosts, rt.plan.source);
+  } catch (error) {
+    return failed(errorText(error));
+  }
+  const group = clusterGroup(cluster, serversOf(sf, hosts));
+  const db = serversOf(sf, [DB_HOST_NAME])[0] as Server;
+  const latency = await measureRounds(
+    `install ${members}`,
+    [
+      {
+        name: 'sitefleet',
+        trial: (round) => ({
+          run: () =>
+            guarded(sf, () =>
+              installSiteOnCluster(
+                sf.ctx,
+                group,
+                platform,
+                wordpressSite(`lat${round}.${cluster}.bench.test`, platform.name, DB_HOST_NAME),
+                db,
+              ),
+            ),
+        }),
+      },
+    ],
+    { ...rt.plan, log },
+  );
+  const cells = toCells('install-latency', members, latency);
+  if (rt.plan.inARow > 0) {
+    log(`  ${rt.plan.inARow} sites in a row on ${members} members:`);
+    cells.push((await installInARow(sf, 'install-throughput', cluster, hosts, platform, rt.plan.inARow, 'row')).cell);
+  }
+  return cells;
+}
+
+async function verifyScenario(rt: Runtime): Promise<Cell[]> {
+  const members = rt.plan.verifyMembers;
+  const counts = [...rt.plan.verifySites].sort((a, b) => a - b);
+  log(`\n== VerifyClusterNodes on ${members} members with ${counts.join(', ')} sites ==`);
+  const sf = rt.sf;
+  const failed = (reason: string): Cell[] =>
+    counts.map((sites) => ({ scenario: 'verify', members, sites, contender: 'sitefleet', error: reason, notes: [] }));
+  if (!sf) return rt.plan.sitefleet ? failed(rt.sfError ?? 'sitefleet did not start') : [];
+  sf.worker.enterSection('verify');
+  const hosts = rt.webHosts.slice(0, members);
+  const cluster = `ver${members}`;
+  let platform: Platform;
+  try {
+    platform = await sitePlatform(sf, cluster, hosts, rt.plan.source);
+  } catch (error) {
+    return failed(errorText(error));
+  }
+  const wanted = counts[counts.length - 1] ?? 0;
+  log(`  set-up: ${wanted} sites in a row on ${members} members:`);
+  const setup = await installInARow(sf, 'install-in-a-row-8', cluster, hosts, platform, wanted, 'site');
+  const cells: Cell[] = [setup.cell];
+  const group = clusterGroup(cluster, serversOf(sf, hosts));
+  const db = serversOf(sf, [DB_HOST_NAME]);
+  for (const count of counts) {
+    if (setup.sites.length < count) {
+      cells.push(
+        ...failed(`only ${setup.sites.length} of ${count} sites could be installed: ${setup.cell.error ?? ''}`).filter(
+          (c) => c.sites === count,
+        ),
+      );
+      continue;
+    }
+    const sites = setup.sites.slice(0, count);
+    const measured = await measureRounds(
+      `verify ${members}/${count} sites`,
+      [
+        {
+          name: 'sitefleet',
+          trial: () => ({ run: () => guarded(sf, () => verifyClusterNodes(sf.ctx, group, [platform], sites, db)) }),
+        },
+      ],
+      { ...rt.plan, log },
+    );
+    cells.push(...toCells('verify', members, measured, count));
+  }
+  return cells;
+}
+
+async function checkTools(plan: Plan): Promise<void> {
+  await fs.access(plan.source).catch(() => {
+    throw new Error(
+      `the source tree ${plan.source} is missing (Debian: apt-get install wordpress, or pass --source DIR)`,
+    );
+  });
+  const needed = ['rsync', 'ssh', ...(plan.baselines.includes('ansible') ? ['ansible-playbook'] : [])];
+  for (const tool of needed) {
+    await execFileAsync('which', [tool]).catch(() => {
+      throw new Error(
+        `${tool} is not installed (apt-get install -y ${tool === 'ssh' ? 'openssh-client' : tool === 'ansible-playbook' ? 'ansible' : tool})`,
+      );
+    });
+  }
+}
+
+/** If the process ends any other way than through the teardown, a detached `testbed down` removes the bed. */
+function downOnExit(bed: Bed, baseDir: string): () => void {
+  const handler = (): void => {
+    spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO_ROOT, 'testbed', 'cli.ts'), '--name', bed.name, '--dir', baseDir, 'down'],
+      {
+        cwd: REPO_ROOT,
+        detached: true,
+        stdio: 'ignore',
+      },
+    ).unref();
+  };
+  process.on('exit', handler);
+  return () => process.off('exit', handler);
+}
+
+async function main(): Promise<number> {
+  const plan = parsePlan(process.argv);
+  assertBedSupported();
+  await checkTools(plan);
+  const startedAt = new Date();
+  const loadAverageAtStart = os.loadavg();
+  const otherBedsAtStart = await countBeds();
+  const teardown = new Teardown();
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
+    process.once(signal, () => {
+      log(`\n${signal}: tearing down...`);
+      void teardown.run().finally(() => process.exit(code));
+    });
+  }
+  const problems: string[] = [];
+  const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sitefleet-bench-'));
+  teardown.push('scratch directory', () => fs.rm(workDir, { recursive: true, force: true }));
+  try {
+    const needsSites = plan.scenarios.includes('verify');
+    const webHosts = Math.max(
+      ...(plan.scenarios.some((s) => s === 'fanout' || s === 'noop') ? plan.fanoutSizes : [1]),
+      needsSites ? plan.verifyMembers : 1,
+      plan.scenarios.includes('install') ? plan.installMembers : 1,
+    );
+    log(`starting a bed of ${webHosts} web hosts and a db host under ${plan.baseDir}...`);
+    const bedStarted = performance.now();
+    const bed = await startBenchBed({ webHosts, baseDir: plan.baseDir });
+    const bedStartSeconds = (performance.now() - bedStarted) / 1000;
+    const cancelExitDown = downOnExit(bed, plan.baseDir);
+    teardown.push(`bed ${bed.name}`, async () => {
+      await bed.down();
+      cancelExitDown();
+    });
+    const hostStateDir = path.join(bed.hosts[0]?.dir ?? bed.paths.hostsDir, 'aegir');
+    const filesystem = await filesystemType(hostStateDir);
+    log(`bed ${bed.name} up in ${bedStartSeconds.toFixed(1)} s; host state on ${filesystem} (${hostStateDir})`);
+    const names = Array.from({ length: webHosts }, (_, i) => webHostName(i + 1));
+    await Promise.all(
+      names.map((h) => bed.exec(h, ['install', '-d', '-o', 'aegir', '-g', 'aegir', '/var/aegir/platforms'])),
+    );
+
+    const tools: Record<string, string> = {
+      rsync: await commandOutput(['rsync', '--version']),
+      ssh: await commandOutput(['ssh', '-V']),
+      node: process.version,
+    };
+    const baseline: BaselineContext = { bed, source: plan.source, workDir };
+    const masters = new SshMasters(baseline);
+    teardown.push('ssh control masters', () => masters.closeAll());
+    const rt: Runtime = { plan, bed, baseline, masters, webHosts: names };
+    if (plan.baselines.includes('ansible')) {
+      try {
+        rt.ansible = await prepareAnsible(baseline);
+        tools.ansible = `${rt.ansible.version}, module ${rt.ansible.module}`;
+      } catch (error) {
+        rt.ansibleError = errorText(error);
+        problems.push(`Ansible: ${rt.ansibleError}`);
+      }
+    }
+    if (plan.sitefleet) {
+      const started = await startSitefleet(bed, plan, workDir, teardown);
+      Object.assign(tools, started.tools);
+      rt.sf = started.sitefleet;
+      rt.sfError = started.error;
+      if (started.error) {
+        problems.push(`sitefleet could not start: ${started.error}`);
+        log(`sitefleet could not start; measuring the baselines only:\n  ${started.error.slice(0, 1500)}`);
+      }
+    }
+
+    const cells: Cell[] = [];
+    const steps: Record<ScenarioName, (rt: Runtime) => Promise<Cell[]>> = {
+      fanout: fanoutScenario,
+      noop: noopScenario,
+      install: installScenario,
+      verify: verifyScenario,
+    };
+    for (const scenario of SCENARIOS) {
+      if (!plan.scenarios.includes(scenario)) continue;
+      try {
+        cells.push(...(await steps[scenario](rt)));
+      } catch (error) {
+        problems.push(`scenario ${scenario} stopped: ${errorText(error)}`);
+        log(`scenario ${scenario} stopped: ${errorText(error)}`);
+      }
+    }
+
+    const source = {
+      path: plan.source,
+      filesystem: await filesystemType(plan.source),
+      ...(await treeSize(plan.source)),
+    };
+    if (rt.sf) await rt.sf.worker.stop();
+    const workerMemory = rt.sf?.worker.memory();
+    const finishedAt = new Date();
+    const results: BenchResults = {
+      format: 1,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
+      argv: process.argv.slice(2),
+      options: { ...plan },
+      machine: {
+        hostname: os.hostname(),
+        cores: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? 'unknown',
+        memoryBytes: os.totalmem(),
+        kernel: `${os.type()} ${os.release()}`,
+        node: process.version,
+        loadAverageAtStart,
+        loadAverageAtEnd: os.loadavg(),
+        otherBedsAtStart,
+      },
+      hostState: { bedName: bed.name, dir: hostStateDir, filesystem, onTmpfs: filesystem === 'tmpfs', bedStartSeconds },
+      source,
+      tools,
+      sitefleet: {
+        available: rt.sf !== undefined,
+        ...(rt.sfError !== undefined ? { error: rt.sfError } : {}),
+        ...(workerMemory ? { worker: workerMemory } : {}),
+      },
+      cells,
+      targets: evaluateTargets(cells, workerMemory),
+      problems,
+    };
+    log(renderReport(results));
+    log(`results: ${await writeResults(plan.outDir, results)}`);
+    return 0;
+  } finally {
+    await teardown.run();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`bench failed: ${errorText(error)}`);
+    process.exit(1);
+  },
+);
