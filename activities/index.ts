@@ -29,3 +29,4 @@ export {
   inspectServer,
 } from './checks';
 export { verifyNode } from './verify-node';
+export { backupSite, copyBackup, restoreSiteBackup } from './backup';

@@ -216,7 +216,13 @@ function mountSource(share: PackShare): string {
     : `${share.server.aegirUser}@${shareHost(share)}:${share.exportPath}`;
 }
 
-function fstabLine(share: PackShare, packName: string, mountPoint: string): string {
+/** Whether the slave's sshfs knows `no_contain_symlinks` (3.7.2 and later; older ones keep links verbatim anyway). */
+async function sshfsHasContainSymlinks(slave: Server, signal?: AbortSignal): Promise<boolean> {
+  const r = await runRemote(slave, ['sh', '-c', 'sshfs -h 2>&1 | grep -c contain_symlinks || true'], { timeoutMs: 30_000, signal });
+  return Number(r.stdout.trim()) > 0;
+}
+
+function fstabLine(share: PackShare, packName: string, mountPoint: string, symlinksVerbatim: boolean): string {
   return share.clientFlavour === 'kernel'
     ? renderFstabNfs({ shareHost: shareHost(share), exportPath: share.exportPath, mountPoint })
     : renderFstabSshfs({
@@ -227,6 +233,7 @@ function fstabLine(share: PackShare, packName: string, mountPoint: string): stri
         mountPoint,
         identityFile: sshfsKeyPath(packName),
         knownHostsFile: SSHFS_KNOWN_HOSTS,
+        symlinksVerbatim,
       });
 }
 
@@ -348,9 +355,9 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
     changed = (await authorizeSlaveKey(share, input.packName, slave, publicKey, signal)) || changed;
     changed = (await pinShareHostKey(share, input.packName, slave, signal)) || changed;
   }
-  const fstab = await editRemoteFile(slave, FSTAB_FILE, (text) => ensureManagedBlock(text ?? '', marker, fstabLine(share, input.packName, mountPoint)), {
-    signal,
-  });
+  const verbatim = share.clientFlavour === 'sshfs' && (await sshfsHasContainSymlinks(slave, signal));
+  const line = fstabLine(share, input.packName, mountPoint, verbatim);
+  const fstab = await editRemoteFile(slave, FSTAB_FILE, (text) => ensureManagedBlock(text ?? '', marker, line), { signal });
   changed ||= fstab.changed;
   await runRemote(slave, ['mkdir', '-p', '--', mountPoint], { timeoutMs: 30_000, signal });
   let state = await mountState(slave, mountPoint, signal);

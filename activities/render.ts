@@ -130,7 +130,17 @@ export function renderFstabNfs(input: z.input<typeof fstabNfsSchema>): string {
 }
 
 const fstabSshfsSchema = fstabNfsSchema
-  .extend({ remoteUser: posixUser, sshPort: tcpPort, identityFile: absolutePath, knownHostsFile: absolutePath })
+  .extend({
+    remoteUser: posixUser,
+    sshPort: tcpPort,
+    identityFile: absolutePath,
+    knownHostsFile: absolutePath,
+    /**
+     * Hand symlink targets to the slave as they are, like NFS does (sshfs >= 3.7.2 refuses links that point
+     * outside the mount unless told `no_contain_symlinks`; WordPress's .htaccess is such a link).
+     */
+    symlinksVerbatim: z.boolean().default(true),
+  })
   .strict();
 
 /** The /etc/fstab line of an sshfs (FUSE) mount of a pack's share. */

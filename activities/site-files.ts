@@ -40,7 +40,7 @@ changed=no
 for alias in "$@"; do
   if [ "$(readlink -- "$sites/$alias" 2>/dev/null || true)" != "$domain" ]; then
     if [ -e "$sites/$alias" ] && [ ! -L "$sites/$alias" ]; then echo "$sites/$alias exists and is not an alias link" >&2; exit 3; fi
-    ln -sfn -- "$domain" "$sites/$alias"; changed=yes
+    ln -sfn -- "$domain" "$sites/$alias"; chown -h -- "$owner:$owner" "$sites/$alias"; changed=yes
   fi
 done
 for link in "$sites"/*; do

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { loadSettings, type Settings } from '../config/settings';
+import { sitefleetDataConverter } from '../codec/data-converter';
 import { openInventoryStore } from '../inventory/sqlite-store';
 import { loadOrCreateToken } from './auth';
 import { createApi } from './app';
@@ -36,7 +37,11 @@ export async function startApi(
     );
   }
   const connection = await Connection.connect({ address: settings.temporalAddress });
-  const client = new Client({ connection, namespace: settings.namespace });
+  const client = new Client({
+    connection,
+    namespace: settings.namespace,
+    dataConverter: sitefleetDataConverter(settings),
+  });
   const { app, operations } = createApi({ store, client, settings, token, log });
 
   const server = await new Promise<Server>((resolve, reject) => {

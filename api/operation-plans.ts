@@ -7,7 +7,10 @@ import type { Server, Site, Target } from '../domain/model';
 import {
   WORKFLOW_TYPES,
   workflowIds,
+  type ClusterMemberInput,
   type CreatePlatformInput,
+  type MigrateSiteInput,
+  type RestoreSiteInput,
   type DeletePlatformInput,
   type DeleteSiteInput,
   type InstallSiteInput,
@@ -36,26 +39,6 @@ export interface OperationPlan {
   summary: string;
   tags: { site?: string; platform?: string; cluster?: string; servers: string[] };
   effect?: OperationEffect;
-}
-
-/**
- * Inputs of site operations whose contract is not yet in domain/operations.ts.
- * They extend the site context every site workflow receives.
- */
-export interface RestoreSiteInput extends InstallSiteInput {
-  /** The backup file name under the backups directory. */
-  backup: string;
-}
-export interface MigrateSiteInput extends InstallSiteInput {
-  /** Where the site moves: the new platform and the group it lives on. */
-  to: { platform: InstallSiteInput['platform']; group: WebGroup };
-}
-export interface ClusterMemberInput {
-  /** The cluster as it is now (before the member is added or removed). */
-  group: WebGroup;
-  member: Server;
-  platforms: VerifyNodesInput['platforms'];
-  sites: Site[];
 }
 
 const byKind = <T>(kind: WebGroup['kind'], choices: Record<WebGroup['kind'], T>): T => choices[kind];
@@ -313,6 +296,7 @@ export async function planClusterMember(
     member,
     platforms: state.platforms,
     sites: state.sites,
+    dbServers: state.dbServers,
   };
   return {
     workflowType: change === 'add' ? WORKFLOW_TYPES.addClusterMember : WORKFLOW_TYPES.removeClusterMember,

@@ -5,6 +5,7 @@
  *   tsx codec/main.ts generate-key 2025-06  # prints a new "id:base64" line for the key file
  */
 import { Command } from 'commander';
+import { loadSettings } from '../config/settings';
 import { AesGcmCodec } from './aes-gcm-codec';
 import { generateCodecKeyLine, loadCodecKeys, type CodecKeySettings } from './codec-keys';
 import { startCodecServer } from './codec-server';
@@ -28,30 +29,6 @@ export function uiOrigins(uiUrl: string): string[] {
   const other = new URL(url.origin);
   other.hostname = twin;
   return [url.origin, other.origin];
-}
-
-/**
- * Reads the codec endpoint's settings from the environment, as config/settings.ts does (SITEFLEET_CODEC_*,
- * SITEFLEET_UI_URL); kept here until loadSettings() carries the codec fields, then `loadSettings()` replaces it.
- */
-export function readCodecServerSettings(env: NodeJS.ProcessEnv = process.env): CodecServerSettings {
-  const rawPort = env.SITEFLEET_CODEC_PORT || '8888';
-  const codecPort = Number(rawPort);
-  if (!Number.isInteger(codecPort) || codecPort < 1 || codecPort > 65535) {
-    throw new Error(`SITEFLEET_CODEC_PORT=${rawPort}: must be a TCP port (1-65535)`);
-  }
-  return {
-    codecKeyFile: env.SITEFLEET_CODEC_KEY_FILE || undefined,
-    codecKey: env.SITEFLEET_CODEC_KEY || undefined,
-    codecHost: env.SITEFLEET_CODEC_HOST || '127.0.0.1',
-    codecPort,
-    codecCorsOrigins: (env.SITEFLEET_CODEC_CORS_ORIGINS ?? '')
-      .split(',')
-      .map((origin) => origin.trim())
-      .filter(Boolean),
-    codecToken: env.SITEFLEET_CODEC_TOKEN || undefined,
-    uiUrl: env.SITEFLEET_UI_URL || `http://127.0.0.1:${env.SITEFLEET_UI_PORT || '8233'}`,
-  };
 }
 
 /** The browser origins the endpoint allows: the configured ones, else the Web UI's. */
@@ -92,7 +69,7 @@ if (require.main === module) {
   program
     .command('serve', { isDefault: true })
     .description('run the codec HTTP endpoint for the Temporal Web UI and CLI')
-    .action(() => serve(readCodecServerSettings()));
+    .action(() => serve(loadSettings()));
   program
     .command('generate-key')
     .description('print a new key line "id:base64" for SITEFLEET_CODEC_KEY_FILE')

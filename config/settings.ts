@@ -12,6 +12,16 @@
  * | SITEFLEET_API_HOST | 127.0.0.1 | API listen address |
  * | SITEFLEET_API_PORT | 8080 | API port |
  * | SITEFLEET_TEMPORAL_BIN | (cache, then PATH) | an existing temporal CLI binary |
+ * | SITEFLEET_SSH_KEY | ~/.ssh/id_ed25519 | the worker's default ssh private key (servers without ssh.keyPath) |
+ * | SITEFLEET_INVENTORY_URL | (none: the SQLite file) | postgres://user:password@host:5432/db inventory |
+ * | SITEFLEET_CODEC_KEY_FILE | (none: payloads plain) | payload encryption keys, `id:base64` lines, first is current |
+ * | SITEFLEET_CODEC_KEY | (none) | one payload key `id:base64`, instead of the file |
+ * | SITEFLEET_CODEC_HOST | 127.0.0.1 | codec endpoint listen address (codec/main.ts) |
+ * | SITEFLEET_CODEC_PORT | 8888 | codec endpoint port |
+ * | SITEFLEET_CODEC_CORS_ORIGINS | the Web UI's origin | browser origins allowed to call the codec endpoint, comma-separated |
+ * | SITEFLEET_CODEC_TOKEN | (none) | bearer token the codec endpoint requires |
+ * | SITEFLEET_METRICS_ADDRESS | (off) | host:port of sitefleet's Prometheus metrics (worker) |
+ * | SITEFLEET_RUNTIME_METRICS_ADDRESS | (off) | host:port of the Temporal SDK's Prometheus metrics (worker) |
  */
 import { resolve, join } from 'node:path';
 
@@ -28,10 +38,23 @@ export interface Settings {
   secretFile: string;
   inventoryFile: string;
   tokenFile: string;
+  /** PostgreSQL inventory (postgres://...); unset: the SQLite file. */
+  inventoryUrl?: string;
+  /** Payload encryption keys; with codecKey also unset, payloads stay plain (codec/codec-keys.ts). */
+  codecKeyFile?: string;
+  codecKey?: string;
+  codecHost: string;
+  codecPort: number;
+  /** Empty: the Web UI's origin (codec/main.ts). */
+  codecCorsOrigins: string[];
+  codecToken?: string;
+  /** host:port; unset: not served. */
+  metricsAddress?: string;
+  runtimeMetricsAddress?: string;
 }
 
-function port(name: string, fallback: number): number {
-  const raw = process.env[name];
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${name}=${raw}: must be a TCP port (1-65535)`);
@@ -40,7 +63,7 @@ function port(name: string, fallback: number): number {
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const dataDir = resolve(env.SITEFLEET_DATA_DIR ?? '.data');
-  const uiPort = port('SITEFLEET_UI_PORT', 8233);
+  const uiPort = port(env, 'SITEFLEET_UI_PORT', 8233);
   return {
     dataDir,
     temporalAddress: env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
@@ -49,9 +72,21 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     uiPort,
     uiUrl: env.SITEFLEET_UI_URL ?? `http://127.0.0.1:${uiPort}`,
     apiHost: env.SITEFLEET_API_HOST ?? '127.0.0.1',
-    apiPort: port('SITEFLEET_API_PORT', 8080),
+    apiPort: port(env, 'SITEFLEET_API_PORT', 8080),
     secretFile: env.SITEFLEET_SECRET_FILE ?? join(dataDir, 'worker-secret'),
     inventoryFile: env.SITEFLEET_INVENTORY_FILE ?? join(dataDir, 'inventory.sqlite'),
     tokenFile: env.SITEFLEET_TOKEN_FILE ?? join(dataDir, 'api-token'),
+    inventoryUrl: env.SITEFLEET_INVENTORY_URL || undefined,
+    codecKeyFile: env.SITEFLEET_CODEC_KEY_FILE || undefined,
+    codecKey: env.SITEFLEET_CODEC_KEY || undefined,
+    codecHost: env.SITEFLEET_CODEC_HOST || '127.0.0.1',
+    codecPort: port(env, 'SITEFLEET_CODEC_PORT', 8888),
+    codecCorsOrigins: (env.SITEFLEET_CODEC_CORS_ORIGINS ?? '')
+      .split(',')
+      .map((origin) => origin.trim())
+      .filter(Boolean),
+    codecToken: env.SITEFLEET_CODEC_TOKEN || undefined,
+    metricsAddress: env.SITEFLEET_METRICS_ADDRESS || undefined,
+    runtimeMetricsAddress: env.SITEFLEET_RUNTIME_METRICS_ADDRESS || undefined,
   };
 }

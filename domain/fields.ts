@@ -65,17 +65,29 @@ export const sshFingerprint = z
   .string()
   .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an OpenSSH SHA256 fingerprint such as SHA256:<43 base64 characters>');
 
-/** A git or https URL for a platform source. */
+/** A git or https URL for a platform source: scheme, host, then a path of URL-safe characters (no quotes or `$`). */
 export const sourceUrl = z
   .string()
   .max(2048, 'must be at most 2048 characters')
   .regex(
-    /^(https?|git|ssh):\/\/[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$/,
-    'must be an http(s), git or ssh URL without spaces',
+    /^(https?|git|ssh):\/\/([A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/+=%-]*)?(\?[A-Za-z0-9._~\/+=%&-]*)?$/,
+    'must be an http(s), git or ssh URL: scheme://host[:port]/path with no spaces, quotes, $ or backticks',
   );
 
-/** A git ref name. */
-export const gitRef = z.string().regex(/^[A-Za-z0-9._/-]{1,200}$/, 'must be a git ref of letters, digits and . _ / -');
+/** A git ref name (git check-ref-format rules that matter here: no "..", no leading "-" or "/", no "//"). */
+export const gitRef = z
+  .string()
+  .regex(/^[A-Za-z0-9._/-]{1,200}$/, 'must be a git ref of letters, digits and . _ / -')
+  .refine(
+    (v) =>
+      !v.includes('..') &&
+      !v.startsWith('-') &&
+      !v.startsWith('/') &&
+      !v.endsWith('/') &&
+      !v.includes('//') &&
+      !v.endsWith('.lock'),
+    'must be a valid git ref: no "..", "//", leading "-" or "/", trailing "/" or ".lock"',
+  );
 
 /** Turns zod issues into `{ field, rule }` pairs, the shape every entry point reports. */
 export function fieldErrors(error: z.ZodError): { field: string; rule: string }[] {

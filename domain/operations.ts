@@ -73,6 +73,28 @@ export interface ResyncInput {
   dbServers: Server[];
 }
 
+export interface BackupSiteInput extends InstallSiteInput {}
+
+export interface RestoreSiteInput extends InstallSiteInput {
+  /** The backup file name under the backups directory of the first code receiver (as BackupSite returned it). */
+  backup: string;
+}
+
+export interface MigrateSiteInput extends InstallSiteInput {
+  /** Where the site moves: the new platform and the group it lives on. */
+  to: { platform: Platform; group: WebGroup };
+}
+
+export interface ClusterMemberInput {
+  /** The cluster as it is now (before the member is added or removed). */
+  group: WebGroup;
+  member: Server;
+  platforms: Platform[];
+  sites: Site[];
+  /** Database servers of the sites (a new member gets their settings and is granted access). */
+  dbServers: Server[];
+}
+
 /** Workflow ids: one operation at a time per resource. */
 export const workflowIds = {
   server: (name: string) => `server/${name}`,

@@ -10,7 +10,10 @@ export interface SiteProbeSpec {
   expectBodyMarker?: string;
 }
 
-export function siteProbeSpec(site: Pick<Site, 'domain' | 'status'>, platform: Pick<Platform, 'profile'>): SiteProbeSpec {
+export function siteProbeSpec(
+  site: Pick<Site, 'domain' | 'status'>,
+  platform: Pick<Platform, 'profile'>,
+): SiteProbeSpec {
   if (site.status === 'disabled') return { path: '/', expectStatus: [503] };
   switch (platform.profile) {
     case 'wordpress':

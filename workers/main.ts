@@ -4,23 +4,33 @@
 import { NativeConnection } from '@temporalio/worker';
 import { closeAllConnections } from '../activities/ssh';
 import { loadSettings } from '../config/settings';
+import { sitefleetDataConverter } from '../codec/data-converter';
+import { loadWorkflowBundle } from './bundle';
+import { installRuntimeMetrics, startMetricsServer } from './metrics';
 import { createSitefleetWorker } from './worker';
 
 async function main(): Promise<void> {
   const settings = loadSettings();
   process.env.SITEFLEET_SECRET_FILE ??= settings.secretFile;
+  // The runtime's exporter must be installed before any connection is made.
+  if (settings.runtimeMetricsAddress) installRuntimeMetrics(settings.runtimeMetricsAddress);
+  const metrics = settings.metricsAddress ? await startMetricsServer(settings.metricsAddress) : undefined;
+  const dataConverter = sitefleetDataConverter(settings);
   const connection = await NativeConnection.connect({ address: settings.temporalAddress });
   try {
     const worker = await createSitefleetWorker({
       connection,
       namespace: settings.namespace,
       taskQueue: settings.taskQueue,
+      dataConverter,
+      workflowBundle: loadWorkflowBundle(dataConverter),
     });
     console.log(`worker: polling task queue "${settings.taskQueue}" on ${settings.temporalAddress}`);
     await worker.run();
   } finally {
     await closeAllConnections();
     await connection.close();
+    await metrics?.close();
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * The sitefleet worker: every workflow and activity on one task queue.
  */
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
 
@@ -15,6 +16,8 @@ export interface SitefleetWorkerOptions {
    * @default '60s'
    */
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  /** Payload encryption (codec/data-converter.ts); absent: payloads stay plain. */
+  dataConverter?: DataConverter;
   /** @default 32 */
   maxConcurrentActivityTaskExecutions?: number;
 }
@@ -24,8 +27,11 @@ export async function createSitefleetWorker(opts: SitefleetWorkerOptions): Promi
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    ...(opts.workflowBundle
+      ? { workflowBundle: opts.workflowBundle }
+      : { workflowsPath: require.resolve('../workflows') }),
     activities,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     shutdownGraceTime: opts.shutdownGraceTime ?? '60s',
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 32,
   });

@@ -17,7 +17,11 @@ export function describeFailure(err: unknown): string {
 }
 
 /** The failure a workflow ends with after compensating: names the failed step and any failed compensation. */
-export function failedAfterCompensation(step: string, err: unknown, compensationFailures: string[]): ApplicationFailure {
+export function failedAfterCompensation(
+  step: string,
+  err: unknown,
+  compensationFailures: string[],
+): ApplicationFailure {
   const extra = compensationFailures.length > 0 ? ` Compensation problems: ${compensationFailures.join('; ')}` : '';
   return ApplicationFailure.create({
     type: 'OperationFailed',

@@ -4,7 +4,11 @@
 export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
 /** Runs `fn` over `items` with at most `limit` in flight; never rejects, every item gets its own result. */
-export async function settleBounded<I, T>(items: I[], limit: number, fn: (item: I) => Promise<T>): Promise<Settled<T>[]> {
+export async function settleBounded<I, T>(
+  items: I[],
+  limit: number,
+  fn: (item: I) => Promise<T>,
+): Promise<Settled<T>[]> {
   const results: Settled<T>[] = new Array(items.length);
   let next = 0;
   async function lane(): Promise<void> {

@@ -6,3 +6,5 @@ export { SetupPackShare } from './pack-share';
 export { CreatePlatform, CreatePlatformOnPack, CreatePlatformOnCluster, DeletePlatform } from './platform';
 export { InstallSite, InstallSiteOnPack, InstallSiteOnCluster, DeleteSite, EnableSite, DisableSite } from './site';
 export { VerifyClusterNodes, ResyncCluster } from './verify';
+export { BackupSite, RestoreSite, MigrateSite } from './backup';
+export { AddClusterMember, RemoveClusterMember } from './membership';

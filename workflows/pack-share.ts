@@ -34,14 +34,19 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
   const everyone: Server[] = [...group.members.filter((m) => m.name !== share.server.name), share.server];
   tagRun({ group, servers: everyone.map((s) => s.name) });
   const limit = parallelism(group);
-  const progress = new Progress('SetupPackShare', everyone.map((s) => s.name));
+  const progress = new Progress(
+    'SetupPackShare',
+    everyone.map((s) => s.name),
+  );
   const saga = new Saga();
   let step = 'uid/gid parity';
   try {
     progress.phase(step);
     const ids = await allBounded(everyone, limit, (server) => quick.readAegirIds({ server }));
     const first = ids[0] as { uid: number; gid: number };
-    const odd = ids.map((id, i) => ({ id, server: everyone[i] as Server })).filter(({ id }) => id.uid !== first.uid || id.gid !== first.gid);
+    const odd = ids
+      .map((id, i) => ({ id, server: everyone[i] as Server }))
+      .filter(({ id }) => id.uid !== first.uid || id.gid !== first.gid);
     if (odd.length > 0) {
       const all = ids.map((id, i) => `${everyone[i]?.name}=${id.uid}:${id.gid}`).join(', ');
       throw ApplicationFailure.create({
@@ -87,14 +92,24 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
       if (share.server.nfs) {
         const nfs = await probe.checkNfsExport({ server: slave, share });
         if (!nfs.ok) {
-          throw ApplicationFailure.create({ type: 'ShareNotVisible', message: `${slave.name}: ${nfs.detail}`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: 'ShareNotVisible',
+            message: `${slave.name}: ${nfs.detail}`,
+            nonRetryable: true,
+          });
         }
         nfsReadable.push(slave.name);
       }
       progress.node(slave.name, 'done', 'share mounted and readable');
     });
     progress.phase('done');
-    return { pack: group.name, exportedBy: share.server.name, mountedOn: slaves.map((s) => s.name), ids: first, nfsReadable };
+    return {
+      pack: group.name,
+      exportedBy: share.server.name,
+      mountedOn: slaves.map((s) => s.name),
+      ids: first,
+      nfsReadable,
+    };
   } catch (err) {
     progress.phase(`failed at "${step}", compensating`);
     throw failedAfterCompensation(step, err, await saga.compensate());

@@ -23,7 +23,11 @@ export interface PlatformResult {
  * pack — proof that every slave sees the code through the share. A platform that did not exist before is removed
  * again if any step fails.
  */
-async function createPlatformOnGroup(input: CreatePlatformInput, kind: WebGroup['kind'], operation: string): Promise<PlatformResult> {
+async function createPlatformOnGroup(
+  input: CreatePlatformInput,
+  kind: WebGroup['kind'],
+  operation: string,
+): Promise<PlatformResult> {
   const { platform, group } = input;
   expectGroup(group, kind);
   if (platform.target.kind !== kind || platform.target.name !== group.name) {
@@ -31,7 +35,10 @@ async function createPlatformOnGroup(input: CreatePlatformInput, kind: WebGroup[
   }
   tagRun({ platform: platform.name, group });
   const limit = parallelism(group);
-  const progress = new Progress(operation, group.members.map((m) => m.name));
+  const progress = new Progress(
+    operation,
+    group.members.map((m) => m.name),
+  );
   const saga = new Saga();
   let step = 'web server config';
   try {
@@ -106,7 +113,9 @@ export async function DeletePlatform(input: DeletePlatformInput): Promise<{ plat
     });
   }
   const receivers = codeReceivers(group);
-  const remote = await allBounded(receivers, parallelism(group), (server) => quick.listPlatformSites({ server, platform }));
+  const remote = await allBounded(receivers, parallelism(group), (server) =>
+    quick.listPlatformSites({ server, platform }),
+  );
   const leftovers = remote.flatMap((sites, i) => sites.map((s) => `${s} on ${receivers[i]?.name}`));
   if (leftovers.length > 0) {
     throw ApplicationFailure.create({

@@ -29,7 +29,13 @@ export class Progress {
       ([name, n]) => `| ${name} | ${n.state} | ${n.step} | ${n.error ?? ''} |`,
     );
     setCurrentDetails(
-      [`**${this.state.operation}** — ${this.state.phase}`, '', '| node | state | step | error |', '|---|---|---|---|', ...lines].join('\n'),
+      [
+        `**${this.state.operation}** — ${this.state.phase}`,
+        '',
+        '| node | state | step | error |',
+        '|---|---|---|---|',
+        ...lines,
+      ].join('\n'),
     );
   }
 }

@@ -11,7 +11,8 @@ export function tagRun(tags: { site?: string; platform?: string; group?: WebGrou
   const current = workflowInfo().typedSearchAttributes;
   const updates: SearchAttributeUpdatePair[] = [];
   const set = <T>(pair: { key: { name: string; type: string }; value: T }) => {
-    if (JSON.stringify(current.get(pair.key as never)) !== JSON.stringify(pair.value)) {
+    // The API sets richer values at start (every server an operation touches); only fill what is missing.
+    if (current.get(pair.key as never) === undefined) {
       updates.push(pair as unknown as SearchAttributeUpdatePair);
     }
   };

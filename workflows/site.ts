@@ -32,13 +32,20 @@ function checkSiteInput(input: { site: Site; platform: { name: string; profile: 
  * anything changes; every member tests its config before reloading; the site answers through every member at the
  * end — or every completed step is undone, in reverse, and every node and the database server are as before.
  */
-async function installSiteOnGroup(input: InstallSiteInput, kind: WebGroup['kind'], operation: string): Promise<InstallSiteResult> {
+async function installSiteOnGroup(
+  input: InstallSiteInput,
+  kind: WebGroup['kind'],
+  operation: string,
+): Promise<InstallSiteResult> {
   const { site, platform, group, dbServer } = input;
   expectGroup(group, kind);
   checkSiteInput(input);
   tagRun({ site: site.domain, platform: platform.name, group });
   const limit = parallelism(group);
-  const progress = new Progress(operation, group.members.map((m) => m.name));
+  const progress = new Progress(
+    operation,
+    group.members.map((m) => m.name),
+  );
   const saga = new Saga();
   let step = 'check database host resolution';
   try {
@@ -70,7 +77,8 @@ async function installSiteOnGroup(input: InstallSiteInput, kind: WebGroup['kind'
     await allBounded(codeReceivers(group), limit, async (server) => {
       progress.node(server.name, 'running', step);
       const existed = before[group.members.indexOf(server)]?.siteDirExists ?? false;
-      if (!existed) saga.add(`remove site directory on ${server.name}`, () => quick.removeSiteDir({ server, site, platform }));
+      if (!existed)
+        saga.add(`remove site directory on ${server.name}`, () => quick.removeSiteDir({ server, site, platform }));
       await quick.ensureSiteDir({ server, site, platform, dbServer });
     });
 
@@ -139,7 +147,10 @@ export async function DeleteSite(input: DeleteSiteInput): Promise<{ site: string
   const { site, platform, group, dbServer } = input;
   expectGroup(group, group.kind);
   tagRun({ site: site.domain, platform: platform.name, group });
-  const progress = new Progress('DeleteSite', group.members.map((m) => m.name));
+  const progress = new Progress(
+    'DeleteSite',
+    group.members.map((m) => m.name),
+  );
   const limit = parallelism(group);
   progress.phase('remove vhost');
   await allBounded(group.members, limit, async (server) => {
@@ -160,13 +171,21 @@ export async function DeleteSite(input: DeleteSiteInput): Promise<{ site: string
   return { site: site.domain, removedFrom: group.members.map((m) => m.name) };
 }
 
-async function setSiteStatus(input: InstallSiteInput, status: 'enabled' | 'disabled'): Promise<{ site: string; status: string }> {
+async function setSiteStatus(
+  input: InstallSiteInput,
+  status: 'enabled' | 'disabled',
+): Promise<{ site: string; status: string }> {
   const { platform, group } = input;
   const site = { ...input.site, status };
   expectGroup(group, group.kind);
   tagRun({ site: site.domain, platform: platform.name, group });
-  const progress = new Progress(status === 'enabled' ? 'EnableSite' : 'DisableSite', group.members.map((m) => m.name));
-  const before = await allBounded(group.members, parallelism(group), (server) => quick.inspectSite({ server, site, platform }));
+  const progress = new Progress(
+    status === 'enabled' ? 'EnableSite' : 'DisableSite',
+    group.members.map((m) => m.name),
+  );
+  const before = await allBounded(group.members, parallelism(group), (server) =>
+    quick.inspectSite({ server, site, platform }),
+  );
   const saga = new Saga();
   try {
     await allBounded(group.members, parallelism(group), async (server) => {

@@ -23,7 +23,9 @@ export interface VerifyReport {
 /** The uid:gid most members have; members that differ fail the parity check. */
 function markIdParity(nodes: NodeReport[]): void {
   const counts = new Map<string, number>();
-  for (const n of nodes) if (n.aegirIds) counts.set(`${n.aegirIds.uid}:${n.aegirIds.gid}`, (counts.get(`${n.aegirIds.uid}:${n.aegirIds.gid}`) ?? 0) + 1);
+  for (const n of nodes)
+    if (n.aegirIds)
+      counts.set(`${n.aegirIds.uid}:${n.aegirIds.gid}`, (counts.get(`${n.aegirIds.uid}:${n.aegirIds.gid}`) ?? 0) + 1);
   const majority = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
   for (const n of nodes) {
     if (!n.aegirIds) continue;
@@ -43,11 +45,20 @@ export async function VerifyClusterNodes(input: VerifyNodesInput): Promise<Verif
   const { group } = input;
   expectGroup(group, group.kind);
   tagRun({ group });
-  const progress = new Progress('VerifyClusterNodes', group.members.map((m) => m.name));
+  const progress = new Progress(
+    'VerifyClusterNodes',
+    group.members.map((m) => m.name),
+  );
   progress.phase('checking every member');
   const settled = await settleBounded(group.members, parallelism(group), async (server: Server) => {
     progress.node(server.name, 'running', 'checks');
-    const report = await probe.verifyNode({ server, group, platforms: input.platforms, sites: input.sites, dbServers: input.dbServers });
+    const report = await probe.verifyNode({
+      server,
+      group,
+      platforms: input.platforms,
+      sites: input.sites,
+      dbServers: input.dbServers,
+    });
     progress.node(server.name, report.ok ? 'done' : 'failed', report.ok ? 'all checks pass' : 'problems found');
     return report;
   });
@@ -83,7 +94,10 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
   const { group, platforms, sites } = input;
   expectGroup(group, group.kind);
   tagRun({ group });
-  const progress = new Progress('ResyncCluster', group.members.map((m) => m.name));
+  const progress = new Progress(
+    'ResyncCluster',
+    group.members.map((m) => m.name),
+  );
   const readers = new Set(shareReaders(group).map((s) => s.name));
   const settled = await settleBounded(group.members, parallelism(group), async (server: Server) => {
     const repaired: string[] = [];
@@ -116,7 +130,9 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
   });
   const nodes = settled.map((s, i) => {
     const server = (group.members[i] as Server).name;
-    return s.ok ? { server, ok: true, repaired: s.value } : { server, ok: false, repaired: [], error: describeFailure(s.error) };
+    return s.ok
+      ? { server, ok: true, repaired: s.value }
+      : { server, ok: false, repaired: [], error: describeFailure(s.error) };
   });
   return { group: group.name, ok: nodes.every((n) => n.ok), nodes };
 }

@@ -10,7 +10,8 @@ import { AesGcmCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../codec/ae
 import { generateCodecKeyLine, loadCodecKeys, parseCodecKeys } from '../../codec/codec-keys';
 import { createCodecHandler, startCodecServer, type RunningCodecServer } from '../../codec/codec-server';
 import { sitefleetDataConverter } from '../../codec/data-converter';
-import { corsOriginsOf, readCodecServerSettings, uiOrigins } from '../../codec/main';
+import { corsOriginsOf, uiOrigins } from '../../codec/main';
+import { loadSettings } from '../../config/settings';
 
 const SECRET = 'db-password: Tr0ub4dor&3-horse-battery';
 const text = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes ?? []).toString('utf8');
@@ -128,11 +129,11 @@ void describe('codec keys', () => {
   void test('the codec endpoint allows the Web UI origin by default, under both local names', () => {
     assert.deepEqual(uiOrigins('http://127.0.0.1:8233/'), ['http://127.0.0.1:8233', 'http://localhost:8233']);
     assert.deepEqual(uiOrigins('https://temporal.example.net'), ['https://temporal.example.net']);
-    const settings = readCodecServerSettings({ SITEFLEET_CODEC_CORS_ORIGINS: 'https://a.example, https://b.example' });
+    const settings = loadSettings({ SITEFLEET_CODEC_CORS_ORIGINS: 'https://a.example, https://b.example' });
     assert.deepEqual(corsOriginsOf(settings), ['https://a.example', 'https://b.example']);
-    const defaults = readCodecServerSettings({ SITEFLEET_UI_URL: 'http://localhost:8233' });
+    const defaults = loadSettings({ SITEFLEET_UI_URL: 'http://localhost:8233' });
     assert.deepEqual(corsOriginsOf(defaults), ['http://localhost:8233', 'http://127.0.0.1:8233']);
-    assert.throws(() => readCodecServerSettings({ SITEFLEET_CODEC_PORT: '99999' }), /SITEFLEET_CODEC_PORT=99999/);
+    assert.throws(() => loadSettings({ SITEFLEET_CODEC_PORT: '99999' }), /SITEFLEET_CODEC_PORT=99999/);
   });
 });
 

@@ -1,0 +1,119 @@
+/**
+ * AddClusterMember and RemoveClusterMember: a new member receives everything before it serves; a leaving member
+ * stops serving before anything is removed from it.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { ClusterMemberInput } from '../domain/operations';
+import { siteProbeSpec } from '../domain/site-probe';
+import { probe, quick, transfer } from './activity-stubs';
+import { badInput, failedAfterCompensation } from './failures';
+import { expectGroup } from './group';
+import { Progress } from './progress';
+import { Saga } from './saga';
+import { tagRun } from './search';
+
+export interface MembershipResult {
+  cluster: string;
+  member: string;
+  platforms: string[];
+  sites: string[];
+}
+
+/**
+ * AddClusterMember: web config, every platform, every site directory (with settings) and vhost on the new member;
+ * the database servers grant it access; every site must answer through it. If any step fails, everything put on
+ * the new member is removed again and the grants are as before.
+ */
+export async function AddClusterMember(input: ClusterMemberInput): Promise<MembershipResult> {
+  const { group, member, platforms, sites, dbServers } = input;
+  expectGroup(group, 'cluster');
+  if (group.members.some((m) => m.name === member.name))
+    throw badInput(`member: ${member.name} is already a member of ${group.name}`);
+  if (!member.http) throw badInput(`member: server ${member.name} has no http service`);
+  tagRun({ group, servers: [...group.members.map((m) => m.name), member.name] });
+  const progress = new Progress('AddClusterMember', [member.name]);
+  const saga = new Saga();
+  const everyone = [...group.members, member].map((m) => m.address ?? m.host);
+  let step = 'web server config';
+  try {
+    progress.node(member.name, 'running', step);
+    await quick.ensureWebConfig({ server: member });
+    for (const platform of platforms) {
+      step = `sync platform ${platform.name}`;
+      progress.node(member.name, 'running', step);
+      if (!(await quick.platformExists({ server: member, platform }))) {
+        saga.add(`remove platform ${platform.name}`, () => quick.removePlatform({ server: member, platform }));
+      }
+      await transfer.syncPlatform({ server: member, platform, dryRun: false });
+    }
+    for (const site of sites) {
+      const platform = platforms.find((p) => p.name === site.platform);
+      if (!platform) throw badInput(`sites: ${site.domain} is on platform ${site.platform}, which is not listed`);
+      const dbServer = dbServers.find((d) => d.name === site.dbServer);
+      step = `install ${site.domain}`;
+      progress.node(member.name, 'running', step);
+      if (dbServer) await quick.ensureDatabase({ dbServer, site, clients: everyone });
+      const before = await quick.inspectSite({ server: member, site, platform });
+      if (!before.siteDirExists)
+        saga.add(`remove ${site.domain}`, () => quick.removeSiteDir({ server: member, site, platform, backup: false }));
+      await quick.ensureSiteDir({ server: member, site, platform, dbServer });
+      saga.add(`restore vhost ${site.domain}`, () =>
+        quick.restoreVhost({ server: member, site, previous: before.vhost }),
+      );
+      await quick.installVhost({ server: member, site, platform });
+    }
+    step = 'probe every site through the new member';
+    progress.node(member.name, 'running', step);
+    for (const site of sites) {
+      const platform = platforms.find((p) => p.name === site.platform);
+      if (!platform) continue;
+      const res = await probe.probeSite({ server: member, site, platform, ...siteProbeSpec(site, platform) });
+      if (!res.ok) {
+        throw ApplicationFailure.create({
+          type: 'ProbeFailed',
+          message: `${site.domain} through ${member.name}: ${res.detail}`,
+          nonRetryable: true,
+        });
+      }
+    }
+  } catch (err) {
+    progress.node(member.name, 'compensating', step);
+    throw failedAfterCompensation(step, err, await saga.compensate());
+  }
+  progress.node(member.name, 'done', 'serving every site');
+  return {
+    cluster: group.name,
+    member: member.name,
+    platforms: platforms.map((p) => p.name),
+    sites: sites.map((s) => s.domain),
+  };
+}
+
+/**
+ * RemoveClusterMember: the member stops serving first (every vhost removed, config tested, reloaded), then its site
+ * directories and platforms are removed. The other members are not touched.
+ */
+export async function RemoveClusterMember(input: ClusterMemberInput): Promise<MembershipResult> {
+  const { group, member, platforms, sites } = input;
+  expectGroup(group, 'cluster');
+  if (!group.members.some((m) => m.name === member.name))
+    throw badInput(`member: ${member.name} is not a member of ${group.name}`);
+  if (group.members.length === 1) throw badInput(`member: ${member.name} is the last member of ${group.name}`);
+  tagRun({ group });
+  const progress = new Progress('RemoveClusterMember', [member.name]);
+  progress.node(member.name, 'running', 'stop serving');
+  for (const site of sites) await quick.restoreVhost({ server: member, site, previous: null });
+  progress.node(member.name, 'running', 'remove sites and platforms');
+  for (const site of sites) {
+    const platform = platforms.find((p) => p.name === site.platform);
+    if (platform) await quick.removeSiteDir({ server: member, site, platform, backup: false });
+  }
+  for (const platform of platforms) await quick.removePlatform({ server: member, platform });
+  progress.node(member.name, 'done', 'removed');
+  return {
+    cluster: group.name,
+    member: member.name,
+    platforms: platforms.map((p) => p.name),
+    sites: sites.map((s) => s.domain),
+  };
+}
