@@ -40,3 +40,20 @@ export function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new Error(`cancelled: ${String(reason)}`);
 }
+
+/** How often a long step heartbeats while it runs, well inside the 20 s heartbeat timeout the workflows use. */
+const HEARTBEAT_EVERY_MS = 5_000;
+
+/**
+ * Runs `fn` while heartbeating `details()` every few seconds, so that a step with no natural progress points
+ * (a dump, a tar, an installer) is not taken for a dead worker. A no-op wrapper outside an activity.
+ */
+export async function withHeartbeat<T>(details: () => unknown, fn: () => Promise<T>): Promise<T> {
+  heartbeatProgress(details());
+  const ticker = setInterval(() => heartbeatProgress(details()), HEARTBEAT_EVERY_MS);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(ticker);
+  }
+}

@@ -1,204 +1,321 @@
 /**
- * Site backups in Aegir's layout: `BACKUPS/DOMAIN-STAMP.tar.gz` on the site's first code receiver, holding the
- * site directory and a dump of its database (`database.sql`). Backups hold the settings file, so they are 0600.
+ * Site backups in Aegir's backups directory: `DOMAIN-STAMP.tar.gz` holding the site directory (`DOMAIN/`) and, for
+ * sites with a database, `database.sql` dumped on the database server and streamed to the web node through this
+ * worker (never stored here). Copying a backup between servers and restoring it (files, and the database once)
+ * complete BackupSite, RestoreSite and MigrateSite.
  */
 import { z } from 'zod';
-import { domainName } from '../domain/fields';
-import { platformSchema, serverSchema, siteSchema, type Server } from '../domain/model';
-import { backupsDir, siteDir, sitesDir } from '../domain/paths';
-import { activityCancellationSignal, heartbeatProgress } from './activity-context';
+import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
+import { backupsDir, sitesDir } from '../domain/paths';
+import { activityCancellationSignal, withHeartbeat } from './activity-context';
 import { parseInput } from './activity-input';
 import { siteDatabaseName, sqlIdentifier } from './database';
-import { FailureType, permanentFailure } from './failures';
-import { runRemote } from './ssh';
+import { badInput, FailureType, permanentFailure, transientFailure } from './failures';
+import { pipeRemote, runRemote } from './ssh';
 
-/** @default 30 min: dumps and tarballs of big sites take a while. */
-const BACKUP_TIMEOUT_MS = 30 * 60_000;
+/** @default 2 hours: big sites take a while to dump, pack and copy. */
+const BACKUP_TIMEOUT_MS = 2 * 60 * 60_000;
 
-const stampSchema = z.string().regex(/^\d{8}T\d{6}Z$/, 'must be a UTC stamp such as 20261126T141500Z');
+const stampSchema = z.string().regex(/^\d{8}T\d{6}Z$/, 'must be a UTC stamp such as 20261126T140000Z');
+const backupNameSchema = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9.-]{0,252}-\d{8}T\d{6}Z\.tar\.gz$/,
+    'must be a backup file name such as example.com-20261126T140000Z.tar.gz',
+  );
+
+function backupPath(server: Server, name: string): string {
+  return `${backupsDir(server)}/${name}`;
+}
 
 /** The backup file name of a site at a stamp. */
 export function backupFileName(domain: string, stamp: string): string {
-  return `${parseInput(domainName, domain, 'site domain')}-${parseInput(stampSchema, stamp, 'stamp')}.tar.gz`;
+  const { domain: d } = parseInput(siteSchema.pick({ domain: true }), { domain }, 'site domain');
+  return `${d}-${parseInput(stampSchema, stamp, 'stamp')}.tar.gz`;
 }
 
-function checkBackupName(domain: string, name: string): string {
-  const ok = name.startsWith(`${domain}-`) && /^[a-z0-9.-]+-\d{8}T\d{6}Z\.tar\.gz$/.test(name);
-  if (!ok)
-    throw permanentFailure(
-      FailureType.BadInput,
-      `backup: "${name}" is not a backup of ${domain} (DOMAIN-STAMP.tar.gz)`,
-    );
-  return name;
+function backupNameFor(domain: string, name: string): string {
+  const parsed = parseInput(backupNameSchema, name, 'backup');
+  if (!parsed.startsWith(`${domain}-`)) throw badInput(`backup ${parsed} is not a backup of ${domain}`);
+  return parsed;
 }
 
-/** Dumps a site's database on its server; the dump travels over ssh and never touches argv. */
-async function dumpDatabase(dbServer: Server, domain: string, signal?: AbortSignal): Promise<string> {
-  const r = await runRemote(
-    dbServer,
-    ['mysqldump', '--single-transaction', '--skip-dump-date', siteDatabaseName(domain)],
-    {
-      timeoutMs: BACKUP_TIMEOUT_MS,
-      signal,
-      describe: `mysqldump of ${domain}`,
-    },
-  );
-  return r.stdout;
-}
-
-const backupInput = z.object({
-  server: serverSchema,
-  site: siteSchema,
-  platform: platformSchema,
-  dbServer: serverSchema.optional(),
-  stamp: stampSchema,
-});
-
-/**
- * Writes `BACKUPS/DOMAIN-STAMP.tar.gz` on the server: the site directory plus `database.sql` when the site has a
- * database. Idempotent: a backup that already exists for the stamp is kept and returned.
- */
-export async function backupSite(
-  input: z.input<typeof backupInput>,
-): Promise<{ server: string; backup: string; bytes: number }> {
-  const signal = activityCancellationSignal();
-  const { server, site, platform, dbServer, stamp } = parseInput(backupInput, input, 'backup');
-  const name = backupFileName(site.domain, stamp);
-  const dir = backupsDir(server);
-  const path = `${dir}/${name}`;
-  const existing = await runRemote(server, ['stat', '-c', '%s', path], {
+async function sizeOf(server: Server, path: string, signal?: AbortSignal): Promise<number | null> {
+  const r = await runRemote(server, ['stat', '-c', '%s', '--', path], {
     timeoutMs: 30_000,
     signal,
-    allowExitCodes: 'any',
+    allowExitCodes: [0, 1],
   });
-  if (existing.code === 0) return { server: server.name, backup: name, bytes: Number(existing.stdout.trim()) };
-
-  heartbeatProgress({ step: 'dump database' });
-  const sql = dbServer ? await dumpDatabase(dbServer, site.domain, signal) : '';
-  heartbeatProgress({ step: 'archive' });
-  // The dump arrives on stdin; the script stages it beside the site and tars both into a temp file, then renames.
-  const script = [
-    'set -eu',
-    'dir=$1; sites=$2; domain=$3; name=$4; withdb=$5',
-    'umask 077',
-    'mkdir -p "$dir"',
-    'stage=$(mktemp -d "$dir/.stage-XXXXXX")',
-    'trap \'rm -rf "$stage"\' EXIT',
-    'if [ "$withdb" = yes ]; then cat > "$stage/database.sql"; else cat > /dev/null; : > "$stage/database.sql"; fi',
-    'tar -czf "$stage/archive" -C "$sites" "$domain" -C "$stage" database.sql',
-    'mv "$stage/archive" "$dir/$name"',
-    'stat -c %s "$dir/$name"',
-  ].join('\n');
-  const r = await runRemote(
-    server,
-    [
-      'sh',
-      '-c',
-      script,
-      'sitefleet-backup',
-      dir,
-      sitesDir(server, platform.name),
-      site.domain,
-      name,
-      dbServer ? 'yes' : 'no',
-    ],
-    {
-      timeoutMs: BACKUP_TIMEOUT_MS,
-      stdin: sql,
-      signal,
-      describe: `back up ${siteDir(server, platform.name, site.domain)}`,
-    },
-  );
-  return { server: server.name, backup: name, bytes: Number(r.stdout.trim()) };
+  return r.code === 0 ? Number(r.stdout.trim()) : null;
 }
 
-const copyInput = z.object({ from: serverSchema, to: serverSchema, domain: domainName, backup: z.string() });
-
-/** Copies a backup from one server to another through the worker (so members need no ssh access to each other). */
-export async function copyBackup(input: z.input<typeof copyInput>): Promise<{ server: string; backup: string }> {
-  const signal = activityCancellationSignal();
-  const { from, to, domain, backup } = parseInput(copyInput, input, 'copy backup');
-  const name = checkBackupName(domain, backup);
-  const src = `${backupsDir(from)}/${name}`;
-  const encoded = await runRemote(from, ['base64', '-w0', src], {
-    timeoutMs: BACKUP_TIMEOUT_MS,
-    signal,
-    describe: `read ${src}`,
-  });
-  const dir = backupsDir(to);
-  const script = 'set -eu; umask 077; mkdir -p "$1"; base64 -d > "$1/.$2.part"; mv "$1/.$2.part" "$1/$2"';
-  await runRemote(to, ['sh', '-c', script, 'sitefleet-copy-backup', dir, name], {
-    timeoutMs: BACKUP_TIMEOUT_MS,
-    stdin: encoded.stdout,
-    signal,
-    describe: `write ${dir}/${name}`,
-  });
-  return { server: to.name, backup: name };
+function dbServiceOf(server: Server | undefined): Server | undefined {
+  if (server === undefined) return undefined;
+  const parsed = parseInput(serverSchema, server, 'dbServer');
+  if (!parsed.db) throw badInput(`dbServer: server ${parsed.name} has no db service`);
+  return parsed;
 }
 
-const restoreInput = z.object({
-  server: serverSchema,
-  site: siteSchema,
-  platform: platformSchema,
-  dbServer: serverSchema.optional(),
-  backup: z.string(),
-  /** Load the dump into the database (once per operation, not once per member). */
-  restoreDatabase: z.boolean(),
-});
+export interface BackupSiteInput {
+  /** The code receiver holding the site directory; the backup is written there. */
+  server: Server;
+  site: Site;
+  platform: Platform;
+  dbServer?: Server;
+  /** UTC stamp of the backup (the workflow's start time): the same on every retry, so a retry finds its backup. */
+  stamp: string;
+}
+
+export interface BackupResult {
+  server: string;
+  /** The file name under the server's backups directory. */
+  backup: string;
+  path: string;
+  bytes: number;
+}
+
+const PACK_SCRIPT = `set -eu
+sites=$1 domain=$2 work=$3 out=$4
+[ -d "$sites/$domain" ] || { echo "no site directory $sites/$domain" >&2; exit 3; }
+if [ -f "$work/database.sql" ]; then
+  tar -czf "$work/backup.tar.gz" -C "$sites" "$domain" -C "$work" database.sql
+else
+  tar -czf "$work/backup.tar.gz" -C "$sites" "$domain"
+fi
+chmod 0600 "$work/backup.tar.gz"
+mv -f -- "$work/backup.tar.gz" "$out"
+rm -rf -- "$work"
+`;
 
 /**
- * Replaces the site directory with the one in the backup (extracted beside it, then swapped) and, when asked,
- * replaces the database with the dump. Running it again restores the same state.
+ * Writes `DOMAIN-STAMP.tar.gz` (site directory, database dump) to the server's backups directory, atomically.
+ * Idempotent: a backup already complete under that name is returned as it is.
  */
-export async function restoreSiteBackup(
-  input: z.input<typeof restoreInput>,
-): Promise<{ server: string; restored: string }> {
+export async function backupSite(input: BackupSiteInput): Promise<BackupResult> {
   const signal = activityCancellationSignal();
-  const { server, site, platform, dbServer, backup, restoreDatabase } = parseInput(restoreInput, input, 'restore');
-  const name = checkBackupName(site.domain, backup);
-  const path = `${backupsDir(server)}/${name}`;
-  const script = [
-    'set -eu',
-    'sites=$1; domain=$2; archive=$3',
-    '[ -f "$archive" ] || { echo "no backup $archive" >&2; exit 3; }',
-    'stage=$(mktemp -d "$sites/.restore-XXXXXX")',
-    'trap \'rm -rf "$stage"\' EXIT',
-    'tar -xzf "$archive" -C "$stage"',
-    'rm -rf "$sites/.old-$domain"',
-    'if [ -e "$sites/$domain" ]; then mv "$sites/$domain" "$sites/.old-$domain"; fi',
-    'mv "$stage/$domain" "$sites/$domain"',
-    'rm -rf "$sites/.old-$domain"',
-  ].join('\n');
-  const r = await runRemote(
-    server,
-    ['sh', '-c', script, 'sitefleet-restore', sitesDir(server, platform.name), site.domain, path],
-    {
-      timeoutMs: BACKUP_TIMEOUT_MS,
-      signal,
-      allowExitCodes: 'any',
-      describe: `restore ${siteDir(server, platform.name, site.domain)}`,
+  const server = parseInput(serverSchema, input.server, 'server');
+  const site = parseInput(siteSchema, input.site, 'site');
+  const platform = parseInput(platformSchema, input.platform, 'platform');
+  const db = dbServiceOf(input.dbServer);
+  const name = backupFileName(site.domain, input.stamp);
+  const path = backupPath(server, name);
+  const done = await sizeOf(server, path, signal);
+  if (done !== null) return { server: server.name, backup: name, path, bytes: done };
+  const work = `${backupsDir(server)}/.${name}.work`;
+  let dumped = 0;
+  return withHeartbeat(
+    () => ({ server: server.name, backup: name, dumped }),
+    async () => {
+      await runRemote(server, ['sh', '-c', 'rm -rf -- "$1" && mkdir -p -m 0700 -- "$1"', 'sitefleet-work', work], {
+        timeoutMs: 60_000,
+        signal,
+      });
+      if (db) {
+        const dump = await pipeRemote(
+          {
+            server: db,
+            argv: [
+              'mysqldump',
+              '--single-transaction',
+              '--quick',
+              '--routines',
+              '--triggers',
+              '--default-character-set=utf8mb4',
+              siteDatabaseName(site.domain),
+            ],
+          },
+          { server, argv: ['sh', '-c', 'cat > "$1"', 'sitefleet-dump', `${work}/database.sql`] },
+          { timeoutMs: BACKUP_TIMEOUT_MS, signal, onProgress: (bytes) => (dumped = bytes) },
+        );
+        if (dump.from.code !== 0 || dump.to.code !== 0) {
+          throw transientFailure(
+            FailureType.DatabaseFailed,
+            `backup of ${site.domain}: dumping its database on ${db.name} into ${server.name} failed: ${dump.from.stderr.trim() || dump.to.stderr.trim()}`,
+          );
+        }
+      }
+      const packed = await runRemote(
+        server,
+        ['sh', '-c', PACK_SCRIPT, 'sitefleet-backup', sitesDir(server, platform.name), site.domain, work, path],
+        { timeoutMs: BACKUP_TIMEOUT_MS, signal, allowExitCodes: [0, 3], describe: `pack ${path}` },
+      );
+      if (packed.code === 3) {
+        throw permanentFailure(
+          FailureType.BadInput,
+          `server ${server.name}: ${packed.stderr.trim()}; nothing to back up for ${site.domain}`,
+        );
+      }
+      return { server: server.name, backup: name, path, bytes: (await sizeOf(server, path, signal)) ?? 0 };
     },
   );
-  if (r.code === 3) throw permanentFailure(FailureType.BadInput, `server ${server.name}: ${r.stderr.trim()}`);
-  if (r.code !== 0)
-    throw permanentFailure(
-      FailureType.RemoteCommandFailed,
-      `server ${server.name}: restore failed: ${r.stderr.trim()}`,
-    );
+}
 
-  if (restoreDatabase && dbServer) {
-    heartbeatProgress({ step: 'restore database' });
-    const sql = await runRemote(server, ['tar', '-xzOf', path, 'database.sql'], {
+export interface CopyBackupInput {
+  from: Server;
+  to: Server;
+  domain: string;
+  /** The backup file name (as backupSite returned it). */
+  backup: string;
+}
+
+/**
+ * Copies a backup from one server's backups directory to another's, streamed through this worker and checked
+ * by sha256 before it is put in place. Idempotent: an identical copy already there is left alone.
+ */
+export async function copyBackup(
+  input: CopyBackupInput,
+): Promise<{ server: string; backup: string; bytes: number; copied: boolean }> {
+  const signal = activityCancellationSignal();
+  const from = parseInput(serverSchema, input.from, 'from');
+  const to = parseInput(serverSchema, input.to, 'to');
+  const { domain } = parseInput(siteSchema.pick({ domain: true }), { domain: input.domain }, 'domain');
+  const name = backupNameFor(domain, input.backup);
+  const source = backupPath(from, name);
+  const target = backupPath(to, name);
+  const digest = async (server: Server, path: string): Promise<string | null> => {
+    const r = await runRemote(server, ['sh', '-c', '[ -f "$1" ] || exit 3; sha256sum < "$1"', 'sitefleet-sum', path], {
       timeoutMs: BACKUP_TIMEOUT_MS,
       signal,
+      allowExitCodes: [0, 3],
     });
-    const db = sqlIdentifier(siteDatabaseName(site.domain));
-    await runRemote(dbServer, ['mysql', '--batch'], {
-      timeoutMs: BACKUP_TIMEOUT_MS,
-      stdin: `DROP DATABASE IF EXISTS ${db};\nCREATE DATABASE ${db};\nUSE ${db};\n${sql.stdout}`,
-      signal,
-      describe: `load the database of ${site.domain}`,
-    });
-  }
-  return { server: server.name, restored: name };
+    return r.code === 0 ? (r.stdout.split(' ')[0] ?? null) : null;
+  };
+  const [want, have] = await Promise.all([digest(from, source), digest(to, target)]);
+  if (want === null) throw permanentFailure(FailureType.BadInput, `server ${from.name} has no backup ${source}`);
+  if (have === want)
+    return { server: to.name, backup: name, bytes: (await sizeOf(to, target, signal)) ?? 0, copied: false };
+  let sent = 0;
+  return withHeartbeat(
+    () => ({ from: from.name, to: to.name, backup: name, sent }),
+    async () => {
+      const copy = await pipeRemote(
+        { server: from, argv: ['cat', '--', source] },
+        {
+          server: to,
+          argv: ['sh', '-c', 'mkdir -p -- "${1%/*}" && umask 077 && cat > "$1.part"', 'sitefleet-receive', target],
+        },
+        { timeoutMs: BACKUP_TIMEOUT_MS, signal, onProgress: (bytes) => (sent = bytes) },
+      );
+      if (copy.from.code !== 0 || copy.to.code !== 0) {
+        throw transientFailure(
+          FailureType.RemoteCommandFailed,
+          `copying ${name} from ${from.name} to ${to.name} failed: ${copy.from.stderr || copy.to.stderr}`,
+        );
+      }
+      const commit = await runRemote(
+        to,
+        [
+          'sh',
+          '-c',
+          '[ "$(sha256sum < "$1.part" | cut -d" " -f1)" = "$2" ] || { rm -f -- "$1.part"; exit 3; }; mv -f -- "$1.part" "$1"',
+          'sitefleet-commit',
+          target,
+          want,
+        ],
+        { timeoutMs: BACKUP_TIMEOUT_MS, signal, allowExitCodes: [0, 3] },
+      );
+      if (commit.code === 3)
+        throw transientFailure(
+          FailureType.RemoteCommandFailed,
+          `the copy of ${name} on ${to.name} does not match the original`,
+        );
+      return { server: to.name, backup: name, bytes: copy.bytes, copied: true };
+    },
+  );
+}
+
+export interface RestoreSiteBackupInput {
+  server: Server;
+  site: Site;
+  platform: Platform;
+  dbServer?: Server;
+  backup: string;
+  /** Load the backup's database dump too (once per restore, on one server). */
+  restoreDatabase: boolean;
+}
+
+/** Swaps the site directory for the backup's copy: unpacked next to it first, then renamed into place. */
+const UNPACK_SCRIPT = `set -eu
+backup=$1 sites=$2 domain=$3
+[ -f "$backup" ] || { echo "no backup $backup" >&2; exit 3; }
+[ -d "$sites" ] || { echo "no sites directory $sites (is the platform there?)" >&2; exit 3; }
+tmp=$(mktemp -d -- "$sites/.restore-$domain.XXXXXX")
+trap 'rm -rf -- "$tmp"' EXIT
+tar -xzf "$backup" -C "$tmp" -- "$domain"
+[ ! -d "$sites/$domain" ] || mv -- "$sites/$domain" "$tmp/previous"
+mv -- "$tmp/$domain" "$sites/$domain"
+`;
+
+/**
+ * Restores a backup on one server: the site directory (replaced as a whole), and with `restoreDatabase` the
+ * database (dropped, re-created and loaded from the dump, streamed from this server to the database server).
+ * Idempotent: restoring the same backup again gives the same state.
+ */
+export async function restoreSiteBackup(
+  input: RestoreSiteBackupInput,
+): Promise<{ server: string; backup: string; restored: string; restoredFiles: boolean; restoredDatabase: boolean }> {
+  const signal = activityCancellationSignal();
+  const server = parseInput(serverSchema, input.server, 'server');
+  const site = parseInput(siteSchema, input.site, 'site');
+  const platform = parseInput(platformSchema, input.platform, 'platform');
+  const db = dbServiceOf(input.dbServer);
+  const name = backupNameFor(site.domain, input.backup);
+  const path = backupPath(server, name);
+  return withHeartbeat(
+    () => ({ server: server.name, backup: name }),
+    async () => {
+      const unpacked = await runRemote(
+        server,
+        ['sh', '-c', UNPACK_SCRIPT, 'sitefleet-restore', path, sitesDir(server, platform.name), site.domain],
+        { timeoutMs: BACKUP_TIMEOUT_MS, signal, allowExitCodes: [0, 3], describe: `restore ${path}` },
+      );
+      if (unpacked.code === 3)
+        throw permanentFailure(FailureType.BadInput, `server ${server.name}: ${unpacked.stderr.trim()}`);
+      let restoredDatabase = false;
+      if (input.restoreDatabase && db) {
+        // Check the dump is there before anything drops the database.
+        const listed = await runRemote(server, ['tar', '-tzf', path, 'database.sql'], {
+          timeoutMs: BACKUP_TIMEOUT_MS,
+          signal,
+          allowExitCodes: 'any',
+        });
+        if (listed.code !== 0) {
+          throw permanentFailure(
+            FailureType.BadInput,
+            `backup ${name} on ${server.name} has no database dump (database.sql); the database was left as it is`,
+          );
+        }
+        const database = sqlIdentifier(siteDatabaseName(site.domain));
+        const preamble = `DROP DATABASE IF EXISTS ${database}; CREATE DATABASE ${database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; USE ${database};`;
+        const load = await pipeRemote(
+          { server, argv: ['tar', '-xzOf', path, 'database.sql'] },
+          {
+            server: db,
+            argv: [
+              'sh',
+              '-c',
+              '{ printf "%s\\n" "$1"; cat; } | mysql --batch --default-character-set=utf8mb4',
+              'sitefleet-load',
+              preamble,
+            ],
+          },
+          { timeoutMs: BACKUP_TIMEOUT_MS, signal },
+        );
+        if (load.from.code !== 0) {
+          throw permanentFailure(
+            FailureType.BadInput,
+            `backup ${name} on ${server.name} has no database dump: ${load.from.stderr.trim()}`,
+          );
+        }
+        if (load.to.code !== 0) {
+          throw transientFailure(
+            FailureType.DatabaseFailed,
+            `loading ${name} into ${db.name} failed: ${load.to.stderr.trim()}`,
+          );
+        }
+        restoredDatabase = true;
+      }
+      return { server: server.name, backup: name, restored: name, restoredFiles: true, restoredDatabase };
+    },
+  );
 }

@@ -87,13 +87,35 @@ export interface ResolutionResult {
 }
 
 /** How `name` resolves on `server` (`getent hosts`), compared with `expected` when given. Never throws for a finding. */
-export async function resolveOn(server: Server, name: string, expected?: string, signal?: AbortSignal): Promise<ResolutionResult> {
+export async function resolveOn(
+  server: Server,
+  name: string,
+  expected?: string,
+  signal?: AbortSignal,
+): Promise<ResolutionResult> {
   if (ipv4Address.safeParse(name).success) {
     const ok = expected === undefined || expected === name;
-    return { server: server.name, name, addresses: [name], ok, detail: ok ? `${name} is an address` : `${name} is not ${expected}` };
+    return {
+      server: server.name,
+      name,
+      addresses: [name],
+      ok,
+      detail: ok ? `${name} is an address` : `${name} is not ${expected}`,
+    };
   }
-  const r = await runRemote(server, ['getent', 'ahostsv4', name], { timeoutMs: 30_000, signal, allowExitCodes: [0, 2] });
-  const addresses = [...new Set(r.stdout.split('\n').map((l) => l.split(/\s+/)[0] ?? '').filter((a) => a !== ''))];
+  const r = await runRemote(server, ['getent', 'ahostsv4', name], {
+    timeoutMs: 30_000,
+    signal,
+    allowExitCodes: [0, 2],
+  });
+  const addresses = [
+    ...new Set(
+      r.stdout
+        .split('\n')
+        .map((l) => l.split(/\s+/)[0] ?? '')
+        .filter((a) => a !== ''),
+    ),
+  ];
   if (addresses.length === 0) {
     return { server: server.name, name, addresses, ok: false, detail: `${name} does not resolve on ${server.name}` };
   }
@@ -123,7 +145,8 @@ export async function checkResolution(input: CheckResolutionInput): Promise<Reso
   const signal = activityCancellationSignal();
   const server = parseInput(serverSchema, input.server, 'server');
   const name = parseInput(hostAddress, input.name, 'name');
-  const expected = input.expectedAddress === undefined ? undefined : parseInput(hostAddress, input.expectedAddress, 'expectedAddress');
+  const expected =
+    input.expectedAddress === undefined ? undefined : parseInput(hostAddress, input.expectedAddress, 'expectedAddress');
   const result = await resolveOn(server, name, expected, signal);
   if (!result.ok && input.enforce !== false) {
     throw permanentFailure(
@@ -177,9 +200,16 @@ export async function probeSite(input: ProbeSiteInput): Promise<ProbeSiteResult>
   const server = parseInput(serverSchema, input.server, 'server');
   const site = parseInput(siteSchema, input.site, 'site');
   if (input.platform !== undefined) parseInput(platformSchema, input.platform, 'platform');
-  const path = parseInput(z.string().regex(/^\/[^\s]*$/).default('/'), input.path, 'path');
+  const path = parseInput(
+    z
+      .string()
+      .regex(/^\/[^\s]*$/)
+      .default('/'),
+    input.path,
+    'path',
+  );
   const useHttps = input.https ?? false;
-  const port = useHttps ? server.http?.https?.port ?? 443 : server.http?.port ?? 80;
+  const port = useHttps ? (server.http?.https?.port ?? 443) : (server.http?.port ?? 80);
   const url = `${useHttps ? 'https' : 'http'}://${server.host}:${port}${path}`;
   const started = Date.now();
   const base = { server: server.name, domain: site.domain, url };
@@ -187,9 +217,18 @@ export async function probeSite(input: ProbeSiteInput): Promise<ProbeSiteResult>
   try {
     response = await requestThroughNode({ url, host: site.domain, timeoutMs: input.timeoutMs ?? 10_000, signal });
   } catch (err) {
-    return { ...base, ok: false, status: 0, bodyMarkerFound: null, elapsedMs: Date.now() - started, detail: `no response from ${url} (Host: ${site.domain}): ${messageOf(err)}` };
+    return {
+      ...base,
+      ok: false,
+      status: 0,
+      bodyMarkerFound: null,
+      elapsedMs: Date.now() - started,
+      detail: `no response from ${url} (Host: ${site.domain}): ${messageOf(err)}`,
+    };
   }
-  const statusOk = input.expectStatus ? input.expectStatus.includes(response.status) : response.status >= 200 && response.status < 400;
+  const statusOk = input.expectStatus
+    ? input.expectStatus.includes(response.status)
+    : response.status >= 200 && response.status < 400;
   const markerFound = input.expectBodyMarker === undefined ? null : response.body.includes(input.expectBodyMarker);
   const ok = statusOk && markerFound !== false;
   const problems = [
@@ -213,7 +252,11 @@ export async function probeSite(input: ProbeSiteInput): Promise<ProbeSiteResult>
 const SENTINEL = '.sitefleet-sentinel';
 
 /** Writes a sentinel file with `token` into `dir` on the share server. */
-export async function writeSentinel(input: { server: Server; dir: string; token: string }): Promise<{ server: string; path: string }> {
+export async function writeSentinel(input: {
+  server: Server;
+  dir: string;
+  token: string;
+}): Promise<{ server: string; path: string }> {
   const signal = activityCancellationSignal();
   const server = parseInput(serverSchema, input.server, 'server');
   const token = parseInput(z.string().regex(/^[A-Za-z0-9._-]{1,200}$/), input.token, 'token');
@@ -236,7 +279,10 @@ export async function checkSentinel(input: {
   const path = `${input.dir.replace(/\/+$/, '')}/${SENTINEL}`;
   let seen = '';
   for (let attempt = 0; attempt < 10; attempt++) {
-    const r = await runRemote(server, ['sh', '-c', 'cat -- "$1" 2>&1 || true', 'sitefleet-sentinel', path], { timeoutMs: 30_000, signal });
+    const r = await runRemote(server, ['sh', '-c', 'cat -- "$1" 2>&1 || true', 'sitefleet-sentinel', path], {
+      timeoutMs: 30_000,
+      signal,
+    });
     seen = r.stdout.trim();
     if (seen === input.token) return { server: server.name, visible: true, detail: `${path} holds the token` };
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -275,9 +321,12 @@ export async function inspectServer(input: { server: Server }): Promise<ServerIn
   ]);
   if (rsync.code !== 0) problems.push(`rsync is not installed on ${server.name}`);
   if (http && !http.installed) problems.push(`${http.type} is not installed on ${server.name}`);
-  else if (http && !http.configTestOk) problems.push(`the ${http.type} config test fails on ${server.name}: ${http.output}`);
+  else if (http && !http.configTestOk)
+    problems.push(`the ${http.type} config test fails on ${server.name}: ${http.output}`);
   if (http?.installed && !http.vhostDirIncluded) {
-    problems.push(`${http.type} on ${server.name} does not include ${vhostDir(server, http.type as 'nginx')} (run ensureWebConfig)`);
+    problems.push(
+      `${http.type} on ${server.name} does not include ${vhostDir(server, http.type as 'nginx')} (run ensureWebConfig)`,
+    );
   }
   return {
     server: server.name,

@@ -9,7 +9,8 @@ export class Semaphore {
   private readonly waiting: (() => void)[] = [];
 
   constructor(private readonly limit: number) {
-    if (!Number.isInteger(limit) || limit < 1) throw new Error(`semaphore limit must be a positive integer, not ${limit}`);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new Error(`semaphore limit must be a positive integer, not ${limit}`);
   }
 
   async acquire(): Promise<() => void> {

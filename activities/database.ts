@@ -41,7 +41,8 @@ export function sqlIdentifier(name: string): string {
  * control character is refused outright.
  */
 export function sqlString(value: string): string {
-  if (/[\\\0\n\r]/.test(value) || value.includes('\u001a')) throw badInput('a SQL string may not contain backslashes or control characters');
+  if (/[\\\0\n\r]/.test(value) || value.includes('\u001a'))
+    throw badInput('a SQL string may not contain backslashes or control characters');
   return `'${value.replace(/'/g, "''")}'`;
 }
 
@@ -67,7 +68,10 @@ async function runSql(server: Server, sql: string, secrets: string[], signal?: A
     let text = `${r.stderr}${r.stdout}`.trim();
     for (const s of secrets) text = text.split(s).join('***');
     if (r.code === 127) {
-      throw permanentFailure(FailureType.ServerNotReady, `server ${server.name}: the mysql client is not installed: ${text}`);
+      throw permanentFailure(
+        FailureType.ServerNotReady,
+        `server ${server.name}: the mysql client is not installed: ${text}`,
+      );
     }
     const refused = /ERROR 1045|Access denied/i.test(text);
     const fail = refused ? permanentFailure : transientFailure;
@@ -132,7 +136,14 @@ export async function inspectDatabase(input: SiteDatabaseRef): Promise<DatabaseS
   const signal = activityCancellationSignal();
   const { server, database, user } = parseRef(input);
   const state = await readState(server, database, user, signal);
-  return { server: server.name, database, user, databaseExists: state.databaseExists, userExists: state.hosts.length > 0, hosts: state.hosts };
+  return {
+    server: server.name,
+    database,
+    user,
+    databaseExists: state.databaseExists,
+    userExists: state.hosts.length > 0,
+    hosts: state.hosts,
+  };
 }
 
 export interface EnsureDatabaseInput extends SiteDatabaseRef {
@@ -154,7 +165,9 @@ export interface EnsureDatabaseResult extends DatabaseState {
 export async function ensureDatabase(input: EnsureDatabaseInput): Promise<EnsureDatabaseResult> {
   const signal = activityCancellationSignal();
   const { server, domain, database, user } = parseRef(input);
-  const clients = [...new Set(parseInput(z.array(accountHost).min(1, 'must list at least one client'), input.clients, 'clients'))];
+  const clients = [
+    ...new Set(parseInput(z.array(accountHost).min(1, 'must list at least one client'), input.clients, 'clients')),
+  ];
   const password = await dbPasswordFor(domain);
   const before = await readState(server, database, user, signal);
   const stale = before.hosts.filter((h) => !clients.includes(h));

@@ -30,12 +30,22 @@ export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
 
 /** A permanent failure: retrying cannot help, an operator has to change something first. */
 export function permanentFailure(type: FailureTypeName, message: string, details?: unknown): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: true, details: details === undefined ? [] : [details] });
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: true,
+    details: details === undefined ? [] : [details],
+  });
 }
 
 /** A transient failure: the activity's retry policy tries again with backoff. */
 export function transientFailure(type: FailureTypeName, message: string, details?: unknown): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: false, details: details === undefined ? [] : [details] });
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: false,
+    details: details === undefined ? [] : [details],
+  });
 }
 
 export function badInput(message: string, details?: unknown): ApplicationFailure {

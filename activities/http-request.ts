@@ -45,7 +45,9 @@ export function requestThroughNode(req: NodeRequest): Promise<NodeResponse> {
         size += c.length;
         if (size <= MAX_BODY_BYTES) chunks.push(c);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     };
     const options = { method: req.method ?? 'GET', headers, timeout: req.timeoutMs, signal: req.signal };

@@ -6,7 +6,14 @@
  */
 export { ensureWebConfig, testWebConfig } from './web-server';
 export { installVhost, restoreVhost, removeVhost, inspectSite } from './vhost';
-export { syncPlatform, syncPlatformToServers, platformExists, listPlatformSites, removePlatform, checkPlatformVisible } from './platform';
+export {
+  syncPlatform,
+  syncPlatformToServers,
+  platformExists,
+  listPlatformSites,
+  removePlatform,
+  checkPlatformVisible,
+} from './platform';
 export { ensureSiteDir, removeSiteDir } from './site-files';
 export { inspectDatabase, ensureDatabase, dropDatabase, checkDatabaseLogin } from './database';
 export { runSiteInstaller } from './site-installer';

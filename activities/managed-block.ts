@@ -19,7 +19,8 @@ export interface ManagedBlockOptions {
 }
 
 function fences(marker: string, comment: string): { begin: string; end: string } {
-  if (!MARKER.test(marker)) throw new Error(`managed block marker "${marker}" must be 1-200 characters of A-Z a-z 0-9 : . _ @ / -`);
+  if (!MARKER.test(marker))
+    throw new Error(`managed block marker "${marker}" must be 1-200 characters of A-Z a-z 0-9 : . _ @ / -`);
   return { begin: `${comment} BEGIN ${marker}`, end: `${comment} END ${marker}` };
 }
 
@@ -35,7 +36,8 @@ function findSpans(lines: string[], begin: string, end: string, marker: string):
   lines.forEach((raw, i) => {
     const line = raw.trimEnd();
     if (line === begin) {
-      if (open !== -1) throw new Error(`managed block "${marker}" opens twice (lines ${open + 1} and ${i + 1}) without an END`);
+      if (open !== -1)
+        throw new Error(`managed block "${marker}" opens twice (lines ${open + 1} and ${i + 1}) without an END`);
       open = i;
     } else if (line === end) {
       if (open === -1) throw new Error(`managed block "${marker}" has an END on line ${i + 1} without a BEGIN`);
@@ -66,7 +68,12 @@ function blockLines(block: string, begin: string, end: string): string[] {
  * Returns `text` with exactly one block fenced by `marker` holding `block`: replaced in place when present
  * (duplicates are dropped), appended at the end otherwise. Idempotent.
  */
-export function ensureManagedBlock(text: string, marker: string, block: string, opts: ManagedBlockOptions = {}): string {
+export function ensureManagedBlock(
+  text: string,
+  marker: string,
+  block: string,
+  opts: ManagedBlockOptions = {},
+): string {
   const { begin, end } = fences(marker, opts.comment ?? '#');
   const lines = splitLines(text);
   const spans = findSpans(lines, begin, end, marker);

@@ -81,7 +81,12 @@ export function ganeshaExportId(configText: string, packName: string): number {
 }
 
 /** The managed text of a pack's export, for the server's flavour. */
-export function exportBlock(flavour: 'kernel' | 'ganesha', share: PackShare, packName: string, configText: string): string {
+export function exportBlock(
+  flavour: 'kernel' | 'ganesha',
+  share: PackShare,
+  packName: string,
+  configText: string,
+): string {
   return flavour === 'kernel'
     ? renderExportsLine({ exportPath: share.exportPath, clients: share.clients })
     : renderGaneshaExport({
@@ -103,11 +108,22 @@ function serverFlavour(share: PackShare): ServerFlavour {
 
 async function reloadExports(server: Server, flavour: 'kernel' | 'ganesha', signal?: AbortSignal): Promise<void> {
   if (flavour === 'kernel') {
-    const r = await runRemote(server, ['exportfs', '-ra'], { timeoutMs: NFS_TIMEOUT_MS, signal, allowExitCodes: 'any' });
+    const r = await runRemote(server, ['exportfs', '-ra'], {
+      timeoutMs: NFS_TIMEOUT_MS,
+      signal,
+      allowExitCodes: 'any',
+    });
     if (r.code === 127) {
-      throw permanentFailure(FailureType.ServerNotReady, `server ${server.name} has no exportfs: install nfs-kernel-server, or use the ganesha flavour`);
+      throw permanentFailure(
+        FailureType.ServerNotReady,
+        `server ${server.name} has no exportfs: install nfs-kernel-server, or use the ganesha flavour`,
+      );
     }
-    if (r.code !== 0) throw transientFailure(FailureType.RemoteCommandFailed, `server ${server.name}: exportfs -ra failed: ${r.stderr.trim()}`);
+    if (r.code !== 0)
+      throw transientFailure(
+        FailureType.RemoteCommandFailed,
+        `server ${server.name}: exportfs -ra failed: ${r.stderr.trim()}`,
+      );
     return;
   }
   const script = `for f in "$@"; do
@@ -123,7 +139,10 @@ exit 3
     allowExitCodes: 'any',
   });
   if (r.code !== 0) {
-    throw permanentFailure(FailureType.ServerNotReady, `server ${server.name}: cannot reload nfs-ganesha: ${r.stderr.trim()}; start it, then retry`);
+    throw permanentFailure(
+      FailureType.ServerNotReady,
+      `server ${server.name}: cannot reload nfs-ganesha: ${r.stderr.trim()}; start it, then retry`,
+    );
   }
 }
 
@@ -203,7 +222,9 @@ async function mountState(slave: Server, mountPoint: string, signal?: AbortSigna
     allowExitCodes: [0, 1],
   });
   const [source, fstype] = r.stdout.trim().split(/\s+/);
-  return r.code === 0 && source ? { mounted: true, source, fstype: fstype ?? null } : { mounted: false, source: null, fstype: null };
+  return r.code === 0 && source
+    ? { mounted: true, source, fstype: fstype ?? null }
+    : { mounted: false, source: null, fstype: null };
 }
 
 function sshfsKeyPath(packName: string): string {
@@ -218,7 +239,10 @@ function mountSource(share: PackShare): string {
 
 /** Whether the slave's sshfs knows `no_contain_symlinks` (3.7.2 and later; older ones keep links verbatim anyway). */
 async function sshfsHasContainSymlinks(slave: Server, signal?: AbortSignal): Promise<boolean> {
-  const r = await runRemote(slave, ['sh', '-c', 'sshfs -h 2>&1 | grep -c contain_symlinks || true'], { timeoutMs: 30_000, signal });
+  const r = await runRemote(slave, ['sh', '-c', 'sshfs -h 2>&1 | grep -c contain_symlinks || true'], {
+    timeoutMs: 30_000,
+    signal,
+  });
   return Number(r.stdout.trim()) > 0;
 }
 
@@ -243,10 +267,17 @@ function authorizedKeyMarker(packName: string, slave: Server): string {
 }
 
 async function aegirHome(server: Server, signal?: AbortSignal): Promise<string> {
-  const r = await runRemote(server, ['getent', 'passwd', server.aegirUser], { timeoutMs: 30_000, signal, allowExitCodes: [0, 2] });
+  const r = await runRemote(server, ['getent', 'passwd', server.aegirUser], {
+    timeoutMs: 30_000,
+    signal,
+    allowExitCodes: [0, 2],
+  });
   const home = r.stdout.trim().split(':')[5];
   if (r.code !== 0 || !home) {
-    throw permanentFailure(FailureType.ServerNotReady, `server ${server.name} has no user ${server.aegirUser}: create it (same uid/gid on every member)`);
+    throw permanentFailure(
+      FailureType.ServerNotReady,
+      `server ${server.name} has no user ${server.aegirUser}: create it (same uid/gid on every member)`,
+    );
   }
   return home;
 }
@@ -259,21 +290,37 @@ mkdir -p -m 0700 -- "\${key%/*}"
 [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C "$comment" -f "$key" </dev/null
 cat -- "$key.pub"
 `;
-  const r = await runRemote(slave, ['sh', '-c', script, 'sitefleet-keygen', sshfsKeyPath(packName), `sitefleet-pack-${packName}@${slave.name}`], {
-    timeoutMs: 30_000,
-    signal,
-  });
+  const r = await runRemote(
+    slave,
+    ['sh', '-c', script, 'sitefleet-keygen', sshfsKeyPath(packName), `sitefleet-pack-${packName}@${slave.name}`],
+    {
+      timeoutMs: 30_000,
+      signal,
+    },
+  );
   const line = r.stdout.trim();
   if (!/^ssh-ed25519 [A-Za-z0-9+/=]+ \S+$/.test(line)) {
-    throw transientFailure(FailureType.RemoteCommandFailed, `server ${slave.name}: unexpected public key: ${line.slice(0, 80)}`);
+    throw transientFailure(
+      FailureType.RemoteCommandFailed,
+      `server ${slave.name}: unexpected public key: ${line.slice(0, 80)}`,
+    );
   }
   return line;
 }
 
 /** Authorises the slave's key for the aegir user on the share server: sftp only, from the pack's subnet. */
-async function authorizeSlaveKey(share: PackShare, packName: string, slave: Server, publicKey: string, signal?: AbortSignal): Promise<boolean> {
+async function authorizeSlaveKey(
+  share: PackShare,
+  packName: string,
+  slave: Server,
+  publicKey: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const home = await aegirHome(share.server, signal);
-  await runRemote(share.server, ['install', '-d', '-o', share.server.aegirUser, '-m', '0700', '--', `${home}/.ssh`], { timeoutMs: 30_000, signal });
+  await runRemote(share.server, ['install', '-d', '-o', share.server.aegirUser, '-m', '0700', '--', `${home}/.ssh`], {
+    timeoutMs: 30_000,
+    signal,
+  });
   const line = `restrict,from="${share.clients}",command="internal-sftp" ${publicKey}`;
   const edit = await editRemoteFile(
     share.server,
@@ -285,13 +332,19 @@ async function authorizeSlaveKey(share: PackShare, packName: string, slave: Serv
 }
 
 /** Pins the share server's host key (the verified, pinned one) in the slave's sitefleet known_hosts. */
-async function pinShareHostKey(share: PackShare, packName: string, slave: Server, signal?: AbortSignal): Promise<boolean> {
+async function pinShareHostKey(
+  share: PackShare,
+  packName: string,
+  slave: Server,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const key = await verifiedHostKey(share.server);
   const host = share.server.ssh.port === 22 ? shareHost(share) : `[${shareHost(share)}]:${share.server.ssh.port}`;
   const edit = await editRemoteFile(
     slave,
     SSHFS_KNOWN_HOSTS,
-    (text) => ensureManagedBlock(text ?? '', packMarker(packName), `${host} ${key.type} ${key.blob.toString('base64')}`),
+    (text) =>
+      ensureManagedBlock(text ?? '', packMarker(packName), `${host} ${key.type} ${key.blob.toString('base64')}`),
     { mode: '0644', signal },
   );
   return edit.changed;
@@ -317,10 +370,16 @@ export interface ShareMountState {
   fstype: string | null;
 }
 
-function parseMountInput(input: ShareMountInput): { slave: Server; share: PackShare; marker: string; mountPoint: string } {
+function parseMountInput(input: ShareMountInput): {
+  slave: Server;
+  share: PackShare;
+  marker: string;
+  mountPoint: string;
+} {
   const slave = parseInput(serverSchema, input.slave, 'slave');
   const share = parseShare(input.share);
-  if (slave.name === share.server.name) throw badInput(`slave ${slave.name} is the share server itself; it needs no mount`);
+  if (slave.name === share.server.name)
+    throw badInput(`slave ${slave.name} is the share server itself; it needs no mount`);
   return { slave, share, marker: packMarker(input.packName), mountPoint: platformsDir(slave) };
 }
 
@@ -328,7 +387,10 @@ function parseMountInput(input: ShareMountInput): { slave: Server; share: PackSh
 export async function inspectShareMount(input: ShareMountInput): Promise<ShareMountState> {
   const signal = activityCancellationSignal();
   const { slave, share, marker, mountPoint } = parseMountInput(input);
-  const [state, fstab] = await Promise.all([mountState(slave, mountPoint, signal), readRemoteFile(slave, FSTAB_FILE, { signal })]);
+  const [state, fstab] = await Promise.all([
+    mountState(slave, mountPoint, signal),
+    readRemoteFile(slave, FSTAB_FILE, { signal }),
+  ]);
   return {
     server: slave.name,
     flavour: share.clientFlavour,
@@ -357,7 +419,9 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
   }
   const verbatim = share.clientFlavour === 'sshfs' && (await sshfsHasContainSymlinks(slave, signal));
   const line = fstabLine(share, input.packName, mountPoint, verbatim);
-  const fstab = await editRemoteFile(slave, FSTAB_FILE, (text) => ensureManagedBlock(text ?? '', marker, line), { signal });
+  const fstab = await editRemoteFile(slave, FSTAB_FILE, (text) => ensureManagedBlock(text ?? '', marker, line), {
+    signal,
+  });
   changed ||= fstab.changed;
   await runRemote(slave, ['mkdir', '-p', '--', mountPoint], { timeoutMs: 30_000, signal });
   let state = await mountState(slave, mountPoint, signal);
@@ -373,7 +437,11 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
     state = { mounted: false, source: null, fstype: null };
   }
   if (!state.mounted) {
-    const r = await runRemote(slave, ['mount', mountPoint], { timeoutMs: NFS_TIMEOUT_MS, signal, allowExitCodes: 'any' });
+    const r = await runRemote(slave, ['mount', mountPoint], {
+      timeoutMs: NFS_TIMEOUT_MS,
+      signal,
+      allowExitCodes: 'any',
+    });
     if (r.code !== 0) {
       const output = `${r.stderr}${r.stdout}`.trim();
       // Put the fstab back as it was, so that a boot does not try a mount that cannot work.
@@ -381,7 +449,8 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
       await editRemoteFile(
         slave,
         FSTAB_FILE,
-        (text) => (before === null ? removeManagedBlock(text ?? '', marker) : ensureManagedBlock(text ?? '', marker, before)),
+        (text) =>
+          before === null ? removeManagedBlock(text ?? '', marker) : ensureManagedBlock(text ?? '', marker, before),
         { signal },
       );
       if (share.clientFlavour === 'kernel' && (NFS_MISSING.test(output) || r.code === 32)) {
@@ -392,9 +461,13 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
           { server: slave.name, output },
         );
       }
-      throw transientFailure(FailureType.RemoteCommandFailed, `server ${slave.name}: mounting ${source} on ${mountPoint} failed: ${output}`, {
-        server: slave.name,
-      });
+      throw transientFailure(
+        FailureType.RemoteCommandFailed,
+        `server ${slave.name}: mounting ${source} on ${mountPoint} failed: ${output}`,
+        {
+          server: slave.name,
+        },
+      );
     }
     changed = true;
     state = await mountState(slave, mountPoint, signal);
@@ -412,7 +485,11 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
 }
 
 async function unmount(slave: Server, mountPoint: string, signal?: AbortSignal): Promise<void> {
-  const r = await runRemote(slave, ['umount', mountPoint], { timeoutMs: NFS_TIMEOUT_MS, signal, allowExitCodes: 'any' });
+  const r = await runRemote(slave, ['umount', mountPoint], {
+    timeoutMs: NFS_TIMEOUT_MS,
+    signal,
+    allowExitCodes: 'any',
+  });
   if (r.code === 0) return;
   // Busy (a php-fpm worker has a file open): detach now, the kernel finishes when the last user lets go.
   await runRemote(slave, ['umount', '-l', mountPoint], { timeoutMs: NFS_TIMEOUT_MS, signal });
@@ -431,14 +508,22 @@ export async function removeShareMount(input: ShareMountInput): Promise<{ server
     await unmount(slave, mountPoint, signal);
     changed = true;
   }
-  changed = (await editRemoteFile(slave, FSTAB_FILE, (text) => removeManagedBlock(text ?? '', marker), { signal })).changed || changed;
+  changed =
+    (await editRemoteFile(slave, FSTAB_FILE, (text) => removeManagedBlock(text ?? '', marker), { signal })).changed ||
+    changed;
   if (share.clientFlavour === 'sshfs') {
-    const known = await editRemoteFile(slave, SSHFS_KNOWN_HOSTS, (text) => removeManagedBlock(text ?? '', marker), { signal });
-    const key = sshfsKeyPath(input.packName);
-    const rm = await runRemote(slave, ['sh', '-c', '[ -e "$1" ] || exit 0; rm -f -- "$1" "$1.pub"; echo removed', 'sitefleet-rmkey', key], {
-      timeoutMs: 30_000,
+    const known = await editRemoteFile(slave, SSHFS_KNOWN_HOSTS, (text) => removeManagedBlock(text ?? '', marker), {
       signal,
     });
+    const key = sshfsKeyPath(input.packName);
+    const rm = await runRemote(
+      slave,
+      ['sh', '-c', '[ -e "$1" ] || exit 0; rm -f -- "$1" "$1.pub"; echo removed', 'sitefleet-rmkey', key],
+      {
+        timeoutMs: 30_000,
+        signal,
+      },
+    );
     const home = await aegirHome(share.server, signal);
     const auth = await editRemoteFile(
       share.server,
@@ -467,10 +552,25 @@ export async function checkNfsExport(input: {
   const url = `nfs://${shareHost(share)}${share.exportPath}`;
   const r = await runRemote(client, ['nfs-ls', url], { timeoutMs: 30_000, signal, allowExitCodes: 'any' });
   if (r.code === 127) {
-    return { server: client.name, ok: false, entries: 0, detail: `nfs-ls is not installed on ${client.name} (apt-get install libnfs-utils)` };
+    return {
+      server: client.name,
+      ok: false,
+      entries: 0,
+      detail: `nfs-ls is not installed on ${client.name} (apt-get install libnfs-utils)`,
+    };
   }
   const entries = r.stdout.split('\n').filter((l) => l.trim() !== '').length;
   return r.code === 0
-    ? { server: client.name, ok: true, entries, detail: `${url} is readable from ${client.name} over NFS (${entries} entries)` }
-    : { server: client.name, ok: false, entries: 0, detail: `${url} from ${client.name}: ${`${r.stderr}${r.stdout}`.trim() || `nfs-ls exited ${r.code}`}` };
+    ? {
+        server: client.name,
+        ok: true,
+        entries,
+        detail: `${url} is readable from ${client.name} over NFS (${entries} entries)`,
+      }
+    : {
+        server: client.name,
+        ok: false,
+        entries: 0,
+        detail: `${url} from ${client.name}: ${`${r.stderr}${r.stdout}`.trim() || `nfs-ls exited ${r.code}`}`,
+      };
 }

@@ -44,9 +44,14 @@ async function fetchGit(platform: Platform, url: string, ref: string, signal?: A
   const dir = cacheDir(platform, `git ${url}`);
   if (await isDirectory(join(dir, '.git'))) {
     const fetched = await run(['git', '-C', dir, 'fetch', '--depth', '1', '--quiet', 'origin', ref], signal);
-    if (fetched.code !== 0) throw transientFailure(FailureType.RsyncFailed, `platform ${platform.name}: git fetch ${url} ${ref}: ${fetched.output}`);
+    if (fetched.code !== 0)
+      throw transientFailure(
+        FailureType.RsyncFailed,
+        `platform ${platform.name}: git fetch ${url} ${ref}: ${fetched.output}`,
+      );
     const reset = await run(['git', '-C', dir, 'reset', '--hard', '--quiet', 'FETCH_HEAD'], signal);
-    if (reset.code !== 0) throw transientFailure(FailureType.RsyncFailed, `platform ${platform.name}: git reset: ${reset.output}`);
+    if (reset.code !== 0)
+      throw transientFailure(FailureType.RsyncFailed, `platform ${platform.name}: git reset: ${reset.output}`);
     await run(['git', '-C', dir, 'clean', '-ffdxq'], signal);
     return dir;
   }
@@ -55,7 +60,10 @@ async function fetchGit(platform: Platform, url: string, ref: string, signal?: A
   const cloned = await run(['git', 'clone', '--quiet', '--depth', '1', '--branch', ref, '--', url, dir], signal);
   if (cloned.code !== 0) {
     await rm(dir, { recursive: true, force: true });
-    throw transientFailure(FailureType.RsyncFailed, `platform ${platform.name}: git clone ${url} (${ref}) failed: ${cloned.output}`);
+    throw transientFailure(
+      FailureType.RsyncFailed,
+      `platform ${platform.name}: git clone ${url} (${ref}) failed: ${cloned.output}`,
+    );
   }
   return dir;
 }
@@ -74,9 +82,16 @@ async function fetchTarball(platform: Platform, url: string, signal?: AbortSigna
       const fail = response.status >= 400 && response.status < 500 ? permanentFailure : transientFailure;
       throw fail(FailureType.BadInput, `platform ${platform.name}: GET ${url} answered ${response.status}`);
     }
-    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(archive));
+    await pipeline(
+      Readable.fromWeb(response.body as import('node:stream/web').ReadableStream),
+      createWriteStream(archive),
+    );
     const unpacked = await run(['tar', '-xf', archive, '-C', partial], signal);
-    if (unpacked.code !== 0) throw permanentFailure(FailureType.BadInput, `platform ${platform.name}: ${url} is not a tarball tar can read: ${unpacked.output}`);
+    if (unpacked.code !== 0)
+      throw permanentFailure(
+        FailureType.BadInput,
+        `platform ${platform.name}: ${url} is not a tarball tar can read: ${unpacked.output}`,
+      );
     const entries = await readdir(partial);
     const only = entries.length === 1 ? join(partial, entries[0] as string) : undefined;
     await rename(only && (await isDirectory(only)) ? only : partial, dir);
@@ -96,7 +111,7 @@ export async function platformSourceDir(platform: Platform, signal?: AbortSignal
         throw permanentFailure(
           FailureType.BadInput,
           `platform ${platform.name}: source ${source.path} is not a directory on worker host ${hostname()}; a path ` +
-            'source must be on the disk of the worker that runs the sync (route it to that worker\'s task queue)',
+            "source must be on the disk of the worker that runs the sync (route it to that worker's task queue)",
         );
       }
       return source.path;

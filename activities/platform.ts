@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
 import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
-import { activityCancellationSignal } from './activity-context';
+import { activityCancellationSignal, withHeartbeat } from './activity-context';
 import { parseInput } from './activity-input';
 import { FailureType, permanentFailure } from './failures';
 import { platformSourceDir } from './platform-source';
@@ -45,8 +45,16 @@ export interface SyncPlatformInput {
 
 export type SyncPlatformResult = RsyncSummary & { server: string; platform: string };
 
-async function syncOne(server: Server, platform: Platform, dryRun: boolean, signal?: AbortSignal): Promise<RsyncSummary> {
-  const source = await platformSourceDir(platform, signal);
+async function syncOne(
+  server: Server,
+  platform: Platform,
+  dryRun: boolean,
+  signal?: AbortSignal,
+): Promise<RsyncSummary> {
+  const source = await withHeartbeat(
+    () => ({ server: server.name, step: `fetch the source of ${platform.name}` }),
+    () => platformSourceDir(platform, signal),
+  );
   const summary = await rsyncToServer(server, {
     source,
     destination: platformRoot(server, platform.name),
@@ -139,7 +147,13 @@ export async function listPlatformSites(input: PlatformOnServerInput): Promise<s
   const platform = parseInput(platformSchema, input.platform, 'platform');
   const r = await runRemote(
     server,
-    ['sh', '-c', '[ -d "$1" ] || exit 0; find "$1" -mindepth 1 -maxdepth 1 -type d -printf "%f\\n"', 'sitefleet-list', sitesDir(server, platform.name)],
+    [
+      'sh',
+      '-c',
+      '[ -d "$1" ] || exit 0; find "$1" -mindepth 1 -maxdepth 1 -type d -printf "%f\\n"',
+      'sitefleet-list',
+      sitesDir(server, platform.name),
+    ],
     { timeoutMs: 30_000, signal },
   );
   return r.stdout
@@ -157,10 +171,14 @@ export async function removePlatform(input: PlatformOnServerInput): Promise<{ se
   if (!root.startsWith(`${platformsDir(server)}/`) || root === platformsDir(server)) {
     throw permanentFailure(FailureType.BadInput, `refusing to remove ${root}: not a platform directory`);
   }
-  const r = await runRemote(server, ['sh', '-c', '[ -e "$1" ] || { echo absent; exit 0; }; rm -rf -- "$1"; echo removed', 'sitefleet-rm', root], {
-    timeoutMs: 300_000,
-    signal,
-  });
+  const r = await runRemote(
+    server,
+    ['sh', '-c', '[ -e "$1" ] || { echo absent; exit 0; }; rm -rf -- "$1"; echo removed', 'sitefleet-rm', root],
+    {
+      timeoutMs: 300_000,
+      signal,
+    },
+  );
   return { server: server.name, removed: r.stdout.includes('removed') };
 }
 
@@ -178,7 +196,8 @@ export async function checkPlatformVisible(
     { timeoutMs: 30_000, signal },
   );
   const out = r.stdout.trim();
-  if (out === 'missing') return { server: server.name, visible: false, detail: `${root} does not exist on ${server.name}` };
+  if (out === 'missing')
+    return { server: server.name, visible: false, detail: `${root} does not exist on ${server.name}` };
   const entries = Number(out);
   return entries > 0
     ? { server: server.name, visible: true, detail: `${root} has ${entries} entries` }

@@ -158,7 +158,8 @@ async function writeRaw(
       describe: `write ${path}`,
     },
   );
-  if (result.code === CHANGED_UNDERNEATH) throw new ChangedUnderneath(`${path} changed on ${server.name} while being edited`);
+  if (result.code === CHANGED_UNDERNEATH)
+    throw new ChangedUnderneath(`${path} changed on ${server.name} while being edited`);
   const { previous, rest } = parseFileOutput(result.stdout, path, server);
   return { previous, changed: rest.includes('sitefleet:changed') };
 }
@@ -187,7 +188,11 @@ async function readRaw(server: Server, path: string, opts: RemoteFileOptions): P
 }
 
 /** The content of `path` on `server`, or null when there is no such file. */
-export async function readRemoteFile(server: Server, path: string, opts: RemoteFileOptions = {}): Promise<string | null> {
+export async function readRemoteFile(
+  server: Server,
+  path: string,
+  opts: RemoteFileOptions = {},
+): Promise<string | null> {
   const raw = await readRaw(server, path, opts);
   return raw === null ? null : raw.toString('utf8');
 }

@@ -122,7 +122,9 @@ export function renderGaneshaExport(input: z.input<typeof ganeshaSchema>): strin
   return render('ganesha-export.conf.njk', parseInput(ganeshaSchema, input, 'ganesha export'));
 }
 
-const fstabNfsSchema = z.object({ shareHost: hostAddress, exportPath: absolutePath, mountPoint: absolutePath }).strict();
+const fstabNfsSchema = z
+  .object({ shareHost: hostAddress, exportPath: absolutePath, mountPoint: absolutePath })
+  .strict();
 
 /** The /etc/fstab line of a kernel NFS mount of a pack's share. */
 export function renderFstabNfs(input: z.input<typeof fstabNfsSchema>): string {

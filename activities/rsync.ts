@@ -321,7 +321,10 @@ function summarize(server: Server, spec: RsyncSpec, result: ProcessResult, dryRu
     throw permanentFailure(FailureType.RsyncFailed, `${where} was refused (exit ${result.code}): ${stderr}`);
   }
   if (result.code === 3 && /change_dir .* failed|No such file or directory/.test(stderr)) {
-    throw permanentFailure(FailureType.BadInput, `${where}: source ${spec.source} is not a readable directory: ${stderr}`);
+    throw permanentFailure(
+      FailureType.BadInput,
+      `${where}: source ${spec.source} is not a readable directory: ${stderr}`,
+    );
   }
   throw transientFailure(
     FailureType.RsyncFailed,
@@ -348,6 +351,12 @@ export async function rsyncToServers(
     const server = (servers[i] as Server).name;
     if (s.ok) return { server, ok: true, summary: s.value };
     const err = s.error as { type?: string; nonRetryable?: boolean };
-    return { server, ok: false, error: messageOf(s.error), type: err.type ?? null, retryable: err.nonRetryable !== true };
+    return {
+      server,
+      ok: false,
+      error: messageOf(s.error),
+      type: err.type ?? null,
+      retryable: err.nonRetryable !== true,
+    };
   });
 }

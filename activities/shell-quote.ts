@@ -19,7 +19,8 @@ export function quoteArgs(argv: readonly string[]): string {
 }
 
 function quoteArg(arg: string): string {
-  if (arg.includes('\0')) throw new Error('quoteArgs: an argument contains a NUL byte, which no command line can carry');
+  if (arg.includes('\0'))
+    throw new Error('quoteArgs: an argument contains a NUL byte, which no command line can carry');
   if (SAFE_WORD.test(arg)) return arg;
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }

@@ -83,13 +83,22 @@ function checkProfileNeedsDb(site: Site, platform: Platform, dbServer: Server | 
  * The platform-level wp-config.php that picks a site's config by HTTP host (WordPress platforms only). The
  * platform rsync excludes /wp-config.php, so a code push neither overwrites nor deletes it. Idempotent.
  */
-export async function ensureWordpressDispatcher(server: Server, platform: Platform, signal?: AbortSignal): Promise<boolean> {
+export async function ensureWordpressDispatcher(
+  server: Server,
+  platform: Platform,
+  signal?: AbortSignal,
+): Promise<boolean> {
   if (platform.profile !== 'wordpress') return false;
-  const write = await writeRemoteFile(server, `${platformRoot(server, platform.name)}/wp-config.php`, renderWordpressDispatcher(platform), {
-    owner: server.aegirUser,
-    mode: '0644',
-    signal,
-  });
+  const write = await writeRemoteFile(
+    server,
+    `${platformRoot(server, platform.name)}/wp-config.php`,
+    renderWordpressDispatcher(platform),
+    {
+      owner: server.aegirUser,
+      mode: '0644',
+      signal,
+    },
+  );
   return write.changed;
 }
 
@@ -130,7 +139,17 @@ export async function ensureSiteDir(input: EnsureSiteDirInput): Promise<EnsureSi
   }
   const dir = await runRemote(
     server,
-    ['sh', '-c', SITE_DIR_SCRIPT, 'sitefleet-site-dir', sitesDir(server, platform.name), site.domain, server.aegirUser, WEB_GROUP, ...site.aliases],
+    [
+      'sh',
+      '-c',
+      SITE_DIR_SCRIPT,
+      'sitefleet-site-dir',
+      sitesDir(server, platform.name),
+      site.domain,
+      server.aegirUser,
+      WEB_GROUP,
+      ...site.aliases,
+    ],
     { timeoutMs: SITE_DIR_TIMEOUT_MS, signal, describe: `create ${siteDir(server, platform.name, site.domain)}` },
   );
   let changed = dir.stdout.includes('changed=yes');
@@ -183,7 +202,10 @@ export async function removeSiteDir(
   const server = parseInput(serverSchema, input.server, 'server');
   const { domain } = parseInput(siteSchema.pick({ domain: true }), { domain: input.site.domain }, 'site');
   const platform = parseInput(platformSchema, input.platform, 'platform');
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   const backup = input.backup === false ? '' : `${backupsDir(server)}/${domain}-${stamp}.tar.gz`;
   const r = await runRemote(
     server,

@@ -4,7 +4,7 @@
  * the worker (site-secrets.ts) and never returned. Other profiles have nothing to run.
  */
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
-import { activityCancellationSignal, heartbeatProgress } from './activity-context';
+import { activityCancellationSignal, heartbeatProgress, withHeartbeat } from './activity-context';
 import { parseInput } from './activity-input';
 import { FailureType, messageOf, permanentFailure, transientFailure } from './failures';
 import { requestThroughNode } from './http-request';
@@ -42,11 +42,33 @@ export async function runSiteInstaller(input: RunSiteInstallerInput): Promise<Ru
   const call = async (method: 'GET' | 'POST', form?: Record<string, string>) => {
     heartbeatProgress({ server: server.name, step: `${method} install.php` });
     try {
-      return await requestThroughNode({ url: method === 'POST' ? `${url}?step=2` : url, host: site.domain, method, form, timeoutMs: 120_000, signal });
+      return await requestThroughNode({
+        url: method === 'POST' ? `${url}?step=2` : url,
+        host: site.domain,
+        method,
+        form,
+        timeoutMs: 120_000,
+        signal,
+      });
     } catch (err) {
-      throw transientFailure(FailureType.HostUnreachable, `server ${server.name}: the WordPress installer of ${site.domain} did not answer: ${messageOf(err)}`);
+      throw transientFailure(
+        FailureType.HostUnreachable,
+        `server ${server.name}: the WordPress installer of ${site.domain} did not answer: ${messageOf(err)}`,
+      );
     }
   };
+  return withHeartbeat(
+    () => ({ server: server.name, step: 'WordPress installer' }),
+    () => install(server, site, call),
+  );
+}
+
+async function install(
+  server: Server,
+  site: Site,
+  call: (method: 'GET' | 'POST', form?: Record<string, string>) => Promise<{ status: number; body: string }>,
+): Promise<RunSiteInstallerResult> {
+  const base = { server: server.name, domain: site.domain };
   const page = await call('GET');
   if (/Already Installed/i.test(page.body)) return { ...base, ran: true, alreadyInstalled: true };
   if (page.status !== 200) {
@@ -69,7 +91,12 @@ export async function runSiteInstaller(input: RunSiteInstallerInput): Promise<Ru
   });
   if (/Already Installed/i.test(result.body)) return { ...base, ran: true, alreadyInstalled: true };
   if (result.status === 200 && /Success!/i.test(result.body)) return { ...base, ran: true, alreadyInstalled: false };
-  const text = result.body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').split(password).join('***').slice(0, 400);
+  const text = result.body
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .split(password)
+    .join('***')
+    .slice(0, 400);
   throw permanentFailure(
     FailureType.RemoteCommandFailed,
     `server ${server.name}: the WordPress installer of ${site.domain} did not succeed (status ${result.status}): ${text}`,

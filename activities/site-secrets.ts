@@ -39,7 +39,8 @@ export async function workerSecret(): Promise<Buffer> {
   const info = await stat(path);
   if ((info.mode & 0o077) !== 0) await chmod(path, 0o600);
   const text = (await readFile(path, 'utf8')).trim();
-  if (text.length < 32) throw new Error(`worker secret ${path} is shorter than 32 characters; remove it to generate a new one`);
+  if (text.length < 32)
+    throw new Error(`worker secret ${path} is shorter than 32 characters; remove it to generate a new one`);
   const secret = Buffer.from(text, 'utf8');
   cached = { path, secret };
   return secret;

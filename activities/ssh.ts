@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { NodeSSH } from 'node-ssh';
 import type { Server } from '../domain/model';
 import { abortReason } from './activity-context';
@@ -43,9 +44,8 @@ const ALGORITHMS = {
 };
 
 // ssh2 ships no type declarations (and @types/ssh2 is not installed): the slice of its API used here.
-interface Ssh2Channel extends EventEmitter {
+interface Ssh2Channel extends Duplex {
   stderr: EventEmitter;
-  end(data?: Buffer | string): void;
   close(): void;
   signal(name: string): void;
 }
@@ -81,9 +81,14 @@ export function sshTarget(server: Server): string {
 }
 
 function poolKey(server: Server): string {
-  return [server.name, server.ssh.user, server.host, server.ssh.port, server.ssh.hostKey, server.ssh.keyPath ?? ''].join(
-    '|',
-  );
+  return [
+    server.name,
+    server.ssh.user,
+    server.host,
+    server.ssh.port,
+    server.ssh.hostKey,
+    server.ssh.keyPath ?? '',
+  ].join('|');
 }
 
 /**
@@ -170,7 +175,7 @@ function hostKeyMismatch(server: Server, presented: string): Error {
     FailureType.HostKeyMismatch,
     `server ${server.name} (${server.host}:${server.ssh.port}) presented host key ${presented}, but ${server.ssh.hostKey} is pinned. ` +
       'Either the server was reinstalled or someone is in between: check the key on the console ' +
-      '(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then update the server\'s pinned key.',
+      "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then update the server's pinned key.",
     { server: server.name, host: server.host, pinned: server.ssh.hostKey, presented },
   );
 }
@@ -221,7 +226,11 @@ function discard(server: Server, pooled: PooledConnection): void {
 export async function verifiedHostKey(server: Server): Promise<{ type: string; blob: Buffer; fingerprint: string }> {
   const { hostKey } = await connection(server);
   const length = hostKey.readUInt32BE(0);
-  return { type: hostKey.subarray(4, 4 + length).toString('ascii'), blob: hostKey, fingerprint: sshFingerprintOf(hostKey) };
+  return {
+    type: hostKey.subarray(4, 4 + length).toString('ascii'),
+    blob: hostKey,
+    fingerprint: sshFingerprintOf(hostKey),
+  };
 }
 
 export interface RemoteCommandOptions {
@@ -328,7 +337,10 @@ export async function runRemote(
         continue;
       }
       if (err instanceof ChannelOpenError) {
-        throw transientFailure(FailureType.ConnectionLost, `server ${server.name}: cannot open an ssh channel: ${err.message}`);
+        throw transientFailure(
+          FailureType.ConnectionLost,
+          `server ${server.name}: cannot open an ssh channel: ${err.message}`,
+        );
       }
       throw err;
     }
@@ -454,7 +466,9 @@ function execOnChannel(
           exitCode = code;
           exitSignal = signalName ?? null;
         });
-        ch.on('error', (e: Error) => finish(transientFailure(FailureType.ConnectionLost, `server ${server.name}: ${e.message}`)));
+        ch.on('error', (e: Error) =>
+          finish(transientFailure(FailureType.ConnectionLost, `server ${server.name}: ${e.message}`)),
+        );
         ch.on('close', () => {
           if (exitCode === null && exitSignal === null) {
             finish(
@@ -479,6 +493,184 @@ function execOnChannel(
       finish(new ChannelOpenError((err as Error).message));
     }
   });
+}
+
+/** One end of a pipe between two servers. */
+export interface RemotePipeEnd {
+  server: Server;
+  argv: readonly string[];
+}
+
+export interface RemotePipeResult {
+  /** Bytes that went from the first command's stdout to the second command's stdin. */
+  bytes: number;
+  from: { code: number; stderr: string };
+  to: { code: number; stdout: string; stderr: string };
+}
+
+interface StartedCommand {
+  channel: Ssh2Channel;
+  pid: () => number | undefined;
+  stderr: () => string;
+  exited: Promise<number>;
+}
+
+function openChannel(client: Ssh2Client, command: string): Promise<Ssh2Channel> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.exec(command, (err, ch) => (err ? reject(new ChannelOpenError(err.message)) : resolve(ch)));
+    } catch (err) {
+      reject(new ChannelOpenError((err as Error).message));
+    }
+  });
+}
+
+/** Opens a channel for `argv` (reconnecting once if the pooled connection had died) and tracks stderr and exit. */
+async function startCommand(
+  server: Server,
+  argv: readonly string[],
+  timeoutMs: number,
+): Promise<StartedCommand & { release: () => void }> {
+  const command = quoteArgs(wrappedArgv(server, argv, timeoutMs));
+  for (let attempt = 1; ; attempt++) {
+    const pooled = await connection(server);
+    const release = await pooled.channels.acquire();
+    let channel: Ssh2Channel;
+    try {
+      channel = await openChannel(pooled.client, command);
+    } catch (err) {
+      release();
+      if (err instanceof ChannelOpenError && attempt === 1) {
+        discard(server, pooled);
+        continue;
+      }
+      throw transientFailure(
+        FailureType.ConnectionLost,
+        `server ${server.name}: cannot open an ssh channel: ${(err as Error).message}`,
+      );
+    }
+    let head = Buffer.alloc(0);
+    let pid: number | undefined;
+    let announced = false;
+    const errors: Buffer[] = [];
+    channel.stderr.on('data', (chunk: Buffer) => {
+      if (announced) {
+        errors.push(chunk);
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      const match = PID_LINE.exec(head.toString('latin1'));
+      if (match || head.length > 64 || head.includes(10)) {
+        announced = true;
+        if (match) pid = Number(match[1]);
+        errors.push(match ? head.subarray(match[0].length) : head);
+      }
+    });
+    let code: number | null = null;
+    channel.on('exit', (c: number | null) => {
+      code = c;
+    });
+    const exited = new Promise<number>((resolve, reject) => {
+      channel.on('error', (e: Error) =>
+        reject(transientFailure(FailureType.ConnectionLost, `server ${server.name}: ${e.message}`)),
+      );
+      channel.on('close', () => {
+        release();
+        if (code === null) {
+          reject(
+            transientFailure(
+              FailureType.ConnectionLost,
+              `server ${server.name}: the ssh connection closed while a command ran`,
+            ),
+          );
+        } else resolve(code);
+      });
+    });
+    exited.catch(() => undefined);
+    return {
+      channel,
+      pid: () => pid,
+      stderr: () => Buffer.concat(errors).toString('utf8'),
+      exited,
+      release,
+    };
+  }
+}
+
+/**
+ * Streams the stdout of a command on one server into the stdin of a command on another (through this worker,
+ * with back-pressure, never holding the data in memory): database dumps, backups. Both commands get the same
+ * timeout and are killed on cancellation. Exit codes are returned, not judged: the receiving command should
+ * write to a temp file that the caller commits only when both ends succeeded.
+ */
+export async function pipeRemote(
+  from: RemotePipeEnd,
+  to: RemotePipeEnd,
+  options: { timeoutMs: number; signal?: AbortSignal; onProgress?: (bytes: number) => void },
+): Promise<RemotePipeResult> {
+  if (options.signal?.aborted) throw abortReason(options.signal);
+  const receiver = await startCommand(to.server, to.argv, options.timeoutMs);
+  let sender: Awaited<ReturnType<typeof startCommand>>;
+  try {
+    sender = await startCommand(from.server, from.argv, options.timeoutMs);
+  } catch (err) {
+    receiver.channel.close();
+    throw err;
+  }
+  let bytes = 0;
+  const stdout: Buffer[] = [];
+  sender.channel.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    options.onProgress?.(bytes);
+  });
+  receiver.channel.on('data', (chunk: Buffer) => stdout.push(chunk));
+  sender.channel.pipe(receiver.channel);
+  const stopBoth = (): void => {
+    for (const [end, started] of [
+      [from, sender],
+      [to, receiver],
+    ] as const) {
+      const pid = started.pid();
+      if (pid !== undefined)
+        void connection(end.server).then(
+          (c) => killRemote(end.server, c.client, pid, 'TERM'),
+          () => undefined,
+        );
+      started.channel.close();
+    }
+  };
+  let onAbort: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const interrupted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      stopBoth();
+      reject(abortReason(options.signal as AbortSignal));
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(
+      () => {
+        stopBoth();
+        reject(
+          transientFailure(
+            FailureType.RemoteCommandTimeout,
+            `piping ${from.server.name} to ${to.server.name} did not finish within ${Math.ceil(options.timeoutMs / 1000)} s`,
+          ),
+        );
+      },
+      options.timeoutMs + (KILL_GRACE_SECONDS + 2) * 1000,
+    );
+  });
+  try {
+    const [fromCode, toCode] = await Promise.race([Promise.all([sender.exited, receiver.exited]), interrupted]);
+    return {
+      bytes,
+      from: { code: fromCode, stderr: sender.stderr() },
+      to: { code: toCode, stdout: Buffer.concat(stdout).toString('utf8'), stderr: receiver.stderr() },
+    };
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /** Registers clean-up to run by closeAllConnections (rsync's ssh control masters). */

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
+import { siteProbeSpec } from '../domain/site-probe';
 import { activityCancellationSignal, heartbeatProgress } from './activity-context';
 import { parseInput } from './activity-input';
 import { aegirIdsOf, probeSite, resolveOn } from './checks';
@@ -40,7 +41,7 @@ export interface VerifyNodeInput {
  * Checks one member: ssh with the pinned key (failure: the activity fails, the node is unreachable), config test,
  * aegir ids, drift of every platform against its source (code receivers; rsync dry run), the share mount and the
  * platforms seen through it (a pack's slaves), resolution of every database host, and an HTTP probe of every site
- * through this node (a disabled site must answer 503).
+ * through this node, judged as the install workflows judge it (domain/site-probe.ts).
  */
 export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
   const signal = activityCancellationSignal();
@@ -58,7 +59,8 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
   const check = async (name: string, fn: () => Promise<{ ok: boolean; detail: string }>): Promise<void> => {
     heartbeatProgress({ server: server.name, check: name });
     try {
-      checks.push({ name, ...(await fn()) });
+      const { ok, detail } = await fn();
+      checks.push({ name, ok, detail });
     } catch (err) {
       checks.push({ name, ok: false, detail: messageOf(err) });
     }
@@ -89,7 +91,12 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
     await check('share-mount', async () => {
       const m = await inspectShareMount({ slave: server, share, packName: group.name });
       const ok = m.mounted && m.fstab;
-      return { ok, detail: ok ? `${m.source} on ${m.mountPoint} (${m.fstype})` : `mounted: ${m.mounted} (${m.source ?? 'nothing'}), fstab line: ${m.fstab}` };
+      return {
+        ok,
+        detail: ok
+          ? `${m.source} on ${m.mountPoint} (${m.fstype})`
+          : `mounted: ${m.mounted} (${m.source ?? 'nothing'}), fstab line: ${m.fstab}`,
+      };
     });
     for (const platform of platforms) {
       await check(`visible:${platform.name}`, async () => {
@@ -108,8 +115,8 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
   const platformNames = new Set(platforms.map((p) => p.name));
   for (const site of sites.filter((s) => platformNames.has(s.platform))) {
     await check(`probe:${site.domain}`, async () => {
-      const expectStatus = site.status === 'disabled' ? [503] : undefined;
-      const p = await probeSite({ server, site, expectStatus });
+      const platform = platforms.find((pl) => pl.name === site.platform) as Platform;
+      const p = await probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
       return { ok: p.ok, detail: p.detail };
     });
   }

@@ -46,7 +46,10 @@ export async function runConfigTest(server: Server, signal?: AbortSignal): Promi
   const argv = webServerType(server) === 'nginx' ? ['nginx', '-t'] : ['apachectl', 'configtest'];
   const result = await runRemote(server, argv, { timeoutMs: WEB_COMMAND_TIMEOUT_MS, signal, allowExitCodes: 'any' });
   if (result.code === 127) {
-    throw permanentFailure(FailureType.ServerNotReady, `server ${server.name}: ${argv[0]} is not installed: ${result.stderr.trim()}`);
+    throw permanentFailure(
+      FailureType.ServerNotReady,
+      `server ${server.name}: ${argv[0]} is not installed: ${result.stderr.trim()}`,
+    );
   }
   return { ok: result.code === 0, output: `${result.stderr}${result.stdout}`.trim() };
 }
@@ -178,10 +181,14 @@ export async function ensureWebConfig(input: EnsureWebConfigInput): Promise<Ensu
   const type = webServerType(server);
   const dir = vhostDir(server, type);
   const where = SERVER_INCLUDE[type];
-  await runRemote(server, ['install', '-d', '-o', server.aegirUser, '-m', '0755', '--', dir, dir.replace(/vhost\.d$/, 'platform.d')], {
-    timeoutMs: 30_000,
-    signal,
-  });
+  await runRemote(
+    server,
+    ['install', '-d', '-o', server.aegirUser, '-m', '0755', '--', dir, dir.replace(/vhost\.d$/, 'platform.d')],
+    {
+      timeoutMs: 30_000,
+      signal,
+    },
+  );
   const others = (await filesIncluding(server, where.searchDir, dir, signal)).filter(
     (f) => f !== where.path && f !== where.enabledLink,
   );
@@ -201,7 +208,14 @@ export async function ensureWebConfig(input: EnsureWebConfigInput): Promise<Ensu
         if (where.enabledLink) {
           const link = await runRemote(
             server,
-            ['sh', '-c', '[ "$(readlink -- "$2")" = "$1" ] && echo same || { ln -sfn -- "$1" "$2"; echo linked; }', 'sitefleet-link', where.path, where.enabledLink],
+            [
+              'sh',
+              '-c',
+              '[ "$(readlink -- "$2")" = "$1" ] && echo same || { ln -sfn -- "$1" "$2"; echo linked; }',
+              'sitefleet-link',
+              where.path,
+              where.enabledLink,
+            ],
             { timeoutMs: 30_000, signal },
           );
           changed ||= link.stdout.includes('linked');
@@ -218,7 +232,11 @@ export async function ensureWebConfig(input: EnsureWebConfigInput): Promise<Ensu
 /** Enables proxy_fcgi (PHP through php-fpm) and, for https, ssl; returns true when it enabled any. */
 async function enableApacheModules(server: Server, signal?: AbortSignal): Promise<boolean> {
   const wanted = ['proxy_fcgi', ...(server.http?.https ? ['ssl'] : [])];
-  const loaded = await runRemote(server, ['apachectl', '-M'], { timeoutMs: WEB_COMMAND_TIMEOUT_MS, signal, allowExitCodes: 'any' });
+  const loaded = await runRemote(server, ['apachectl', '-M'], {
+    timeoutMs: WEB_COMMAND_TIMEOUT_MS,
+    signal,
+    allowExitCodes: 'any',
+  });
   const missing = wanted.filter((m) => !loaded.stdout.includes(`${m}_module`));
   if (missing.length === 0) return false;
   await runRemote(server, ['a2enmod', '-q', ...missing], { timeoutMs: WEB_COMMAND_TIMEOUT_MS, signal });

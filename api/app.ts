@@ -13,6 +13,7 @@ import type { Target } from '../domain/model';
 import { AlreadyExistsError, type InventoryStore, type ResourceKind } from '../inventory/store';
 import { requireToken } from './auth';
 import { errorHandler, HttpError, invalidRequest } from './errors';
+import { healthPageRouter } from './health-page';
 import { fetchHostKey as realFetchHostKey, HostKeyFetchError } from './host-key';
 import { openApiDocument } from './openapi';
 import * as plans from './operation-plans';
@@ -98,6 +99,9 @@ export function createApi(deps: AppDeps): Api {
     const ok = inventory === 'ok' && temporal === 'ok';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', inventory, temporal });
   });
+
+  // The fleet health page (HTML): its own sign-in, outside the JSON API.
+  app.use('/fleet', healthPageRouter({ store, workflow, settings, token: deps.token, log }));
 
   app.use('/v1', requireToken(deps.token));
 

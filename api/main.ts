@@ -11,7 +11,7 @@ import type { Server } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { loadSettings, type Settings } from '../config/settings';
 import { sitefleetDataConverter } from '../codec/data-converter';
-import { openInventoryStore } from '../inventory/sqlite-store';
+import { inventoryLocation, openInventoryStore } from '../inventory/open-store';
 import { loadOrCreateToken } from './auth';
 import { createApi } from './app';
 
@@ -28,7 +28,7 @@ export async function startApi(
   settings: Settings = loadSettings(),
   log: Logger = pino({ name: 'sitefleet-api' }),
 ): Promise<RunningApi> {
-  const store = openInventoryStore(settings);
+  const store = await openInventoryStore(settings);
   const { token, created } = loadOrCreateToken(settings.tokenFile);
   if (created) {
     // Printed once, on creation: the file keeps it for the CLI on this machine.
@@ -36,7 +36,10 @@ export async function startApi(
       `sitefleet API token (stored in ${settings.tokenFile}, mode 0600; shown only this once):\n${token}\n`,
     );
   }
-  const connection = await Connection.connect({ address: settings.temporalAddress });
+  const connection = await Connection.connect({ address: settings.temporalAddress }).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const client = new Client({
     connection,
     namespace: settings.namespace,
@@ -54,7 +57,10 @@ export async function startApi(
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${settings.apiHost}:${port}`;
-  log.info({ url, temporal: settings.temporalAddress, inventory: settings.inventoryFile }, 'sitefleet API listening');
+  log.info(
+    { url, temporal: settings.temporalAddress, inventory: inventoryLocation(settings) },
+    'sitefleet API listening',
+  );
 
   let refreshing = false;
   const timer = setInterval(() => {

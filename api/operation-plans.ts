@@ -3,7 +3,7 @@
  * its input resolved from the inventory, the search attributes and summary an operator sees in the Web UI, and
  * the inventory change to make when it completes. Building a plan reads the inventory and changes nothing.
  */
-import type { Server, Site, Target } from '../domain/model';
+import type { Target } from '../domain/model';
 import {
   WORKFLOW_TYPES,
   workflowIds,

@@ -242,7 +242,7 @@ export function comparisonTable(cells: readonly Cell[]): string {
     'members',
     ...CONTENDERS.filter((c) => c === 'sitefleet' || baselines.includes(c as BaselineName)),
   ];
-  header.push(...baselines.map((b) => `sf/${b}`));
+  header.push(...baselines.map((b) => `sf/${b}`), 'load');
   const rows: string[][] = [];
   for (const scenario of ['fanout', 'noop-resync'] as const) {
     const sizes = [...new Set(cells.filter((c) => c.scenario === scenario).map((c) => c.members))].sort(
@@ -254,6 +254,10 @@ export function comparisonTable(cells: readonly Cell[]): string {
       for (const b of baselines) row.push(cellText(findCell(cells, scenario, members, b)));
       for (const b of baselines)
         row.push(fmtRatio(ratio(medianOf(sf), medianOf(findCell(cells, scenario, members, b)))));
+      const loads = cells
+        .filter((c) => c.scenario === scenario && c.members === members)
+        .map((c) => c.loadAverage ?? 0);
+      row.push(loads.length > 0 ? Math.max(...loads).toFixed(1) : '');
       rows.push(row);
     }
   }
@@ -285,10 +289,11 @@ export function absoluteTable(cells: readonly Cell[]): string {
         s ? String(s.n) : '',
         cell.totalSeconds !== undefined ? fmt(cell.totalSeconds) : '',
         rate,
+        cell.loadAverage !== undefined ? cell.loadAverage.toFixed(1) : '',
       ]);
     }
   }
-  return renderTable(['scenario', 'members', 'median', 'min', 'max', 'n', 'total', 'rate'], rows);
+  return renderTable(['scenario', 'members', 'median', 'min', 'max', 'n', 'total', 'rate', 'load'], rows);
 }
 
 export function targetsTable(targets: readonly TargetResult[]): string {

@@ -88,6 +88,8 @@ interface Plan {
   source: string;
   outDir: string;
   workflowTimeoutMs: number;
+  /** Print the report of a saved results file instead of running. */
+  show?: string;
 }
 
 const positiveInt = (what: string) => (value: string) => {
@@ -137,6 +139,7 @@ function parsePlan(argv: string[]): Plan {
       positiveInt('--workflow-timeout'),
       180,
     )
+    .option('--show <file>', 'print the tables of a saved results file (bench-results/*.json) and exit')
     .parse(argv);
   const o = program.opts<{
     runs?: number;
@@ -152,6 +155,7 @@ function parsePlan(argv: string[]): Plan {
     source: string;
     out: string;
     workflowTimeout: number;
+    show?: string;
   }>();
   const quick = o.quick === true;
   return {
@@ -172,6 +176,7 @@ function parsePlan(argv: string[]): Plan {
     source: path.resolve(o.source),
     outDir: path.resolve(o.out),
     workflowTimeoutMs: o.workflowTimeout * 1000,
+    ...(o.show !== undefined ? { show: path.resolve(o.show) } : {}),
   };
 }
 
@@ -631,6 +636,10 @@ function downOnExit(bed: Bed, baseDir: string): () => void {
 
 async function main(): Promise<number> {
   const plan = parsePlan(process.argv);
+  if (plan.show !== undefined) {
+    log(renderReport(JSON.parse(await fs.readFile(plan.show, 'utf8')) as BenchResults));
+    return 0;
+  }
   assertBedSupported();
   await checkTools(plan);
   const startedAt = new Date();

@@ -70,7 +70,7 @@ export const sourceUrl = z
   .string()
   .max(2048, 'must be at most 2048 characters')
   .regex(
-    /^(https?|git|ssh):\/\/([A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/+=%-]*)?(\?[A-Za-z0-9._~\/+=%&-]*)?$/,
+    /^(https?|git|ssh):\/\/([A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~/+=%-]*)?(\?[A-Za-z0-9._~/+=%&-]*)?$/,
     'must be an http(s), git or ssh URL: scheme://host[:port]/path with no spaces, quotes, $ or backticks',
   );
 

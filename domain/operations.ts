@@ -73,7 +73,7 @@ export interface ResyncInput {
   dbServers: Server[];
 }
 
-export interface BackupSiteInput extends InstallSiteInput {}
+export type BackupSiteInput = InstallSiteInput;
 
 export interface RestoreSiteInput extends InstallSiteInput {
   /** The backup file name under the backups directory of the first code receiver (as BackupSite returned it). */

@@ -42,6 +42,7 @@ import {
   writeFileAtomic,
   writeState,
 } from './state';
+import { applyLinkShaping, isShaped } from './shaping';
 import { downBed, type DownReport } from './teardown';
 
 export interface StartBedOptions extends BedOptions {
@@ -351,6 +352,7 @@ export async function startBed(options: StartBedOptions): Promise<Bed> {
       plan.hosts.map((h) => h.ip),
       plan.bridge,
     );
+    if (isShaped(plan.shaping)) await applyLinkShaping(plan, plan.shaping);
     phaseDone('network');
     const results = await Promise.allSettled(
       plan.hosts.map((host) => bringUpHost(ctx, host, { firstBoot: true, routeChecked: true })),

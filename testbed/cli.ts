@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { Command, Option } from 'commander';
 import { type Bed, openBed, startBed } from './bed';
 import { DEFAULT_BED_NAME, DEFAULT_SUBNET, defaultBaseDir, type HostOptions, ROLES, type Role } from './plan';
+import { applyLinkShaping, clearLinkShaping, isShaped, type LinkShaping, readLinkShaping } from './shaping';
 import { downBed } from './teardown';
 
 /**
@@ -44,6 +45,25 @@ async function readStdin(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+function shapingOption(opts: { rate?: string; controllerRate?: string }): { shaping?: LinkShaping } {
+  if (opts.rate === undefined && opts.controllerRate === undefined) return {};
+  return {
+    shaping: {
+      ...(opts.rate !== undefined ? { rate: opts.rate } : {}),
+      ...(opts.controllerRate !== undefined ? { controllerRate: opts.controllerRate } : {}),
+    },
+  };
+}
+
+function describeShaping(shaping: LinkShaping): string {
+  return [
+    shaping.rate !== undefined ? `each host link ${shaping.rate} both ways` : undefined,
+    shaping.controllerRate !== undefined ? `controller egress ${shaping.controllerRate}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 function printBed(bed: Bed): void {
@@ -80,10 +100,20 @@ async function main(argv: string[]): Promise<void> {
       [] as string[],
     )
     .option('--keep-on-failure', 'leave a failed bed in place for inspection')
+    .option('--rate <rate>', "limit each host's link, both directions (tc rate, e.g. 200mbit)")
+    .option('--controller-rate <rate>', "limit the controller's total egress (tc rate, e.g. 200mbit)")
     .action(
       async (
         countText: string,
-        opts: { roles: string; subnet: string; aegirUid: string; aegirId: string[]; keepOnFailure?: boolean },
+        opts: {
+          roles: string;
+          subnet: string;
+          aegirUid: string;
+          aegirId: string[];
+          keepOnFailure?: boolean;
+          rate?: string;
+          controllerRate?: string;
+        },
       ) => {
         const count = Number(countText);
         if (!Number.isInteger(count) || count < 1) throw new Error(`count "${countText}" must be a positive integer`);
@@ -101,6 +131,7 @@ async function main(argv: string[]): Promise<void> {
           hosts,
           aegirUid: Number(opts.aegirUid),
           keepOnFailure: opts.keepOnFailure,
+          ...shapingOption(opts),
         });
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         const memory = await bed.memoryUsage();
@@ -110,6 +141,7 @@ async function main(argv: string[]): Promise<void> {
         const phases = Object.entries(bed.startupTimings).map(([phase, ms]) => `${phase} ${ms} ms`);
         console.log(`phases: ${phases.join(', ')}`);
         console.log(`memory: ${memory.processes} processes, PSS ${mb(memory.pssBytes)}, RSS ${mb(memory.rssBytes)}`);
+        if (isShaped(bed.plan.shaping)) console.log(`shaping: ${describeShaping(bed.plan.shaping)}`);
         printBed(bed);
       },
     );
@@ -138,10 +170,28 @@ async function main(argv: string[]): Promise<void> {
       console.log(
         `bed ${bed.name}: ${bed.plan.subnet} via ${bed.plan.bridge}; PSS ${mb(memory.pssBytes)} in ${memory.processes} processes`,
       );
+      if (isShaped(bed.plan.shaping)) console.log(`shaping at start-up: ${describeShaping(bed.plan.shaping)}`);
       for (const host of bed.hosts) {
         console.log(
           `  ${host.name.padEnd(8)} ${host.ip.padEnd(15)} ${(host.roles.join('+') || '-').padEnd(20)} ${(await bed.isRunning(host)) ? 'running' : 'stopped'}`,
         );
+      }
+    });
+
+  program
+    .command('shape')
+    .description("change the link shaping of a running bed (tc tbf); without options, show it")
+    .option('--rate <rate>', "limit each host's link, both directions (tc rate, e.g. 200mbit)")
+    .option('--controller-rate <rate>', "limit the controller's total egress (tc rate, e.g. 200mbit)")
+    .option('--clear', 'remove every limit')
+    .action(async (opts: { rate?: string; controllerRate?: string; clear?: boolean }) => {
+      const bed = await openBed(globals().name, globals().dir);
+      if (opts.clear) await clearLinkShaping(bed.plan);
+      else if (opts.rate !== undefined || opts.controllerRate !== undefined) {
+        await applyLinkShaping(bed.plan, shapingOption(opts).shaping ?? {});
+      }
+      for (const q of await readLinkShaping(bed.plan)) {
+        console.log(`  ${q.link.padEnd(12)} ${q.dev.padEnd(14)} ${q.kind}${q.rate ? ` ${q.rate}` : ''}`);
       }
     });
 

@@ -4,6 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { checkLinkShaping, type LinkShaping } from './shaping';
 
 export const ROLES = ['web-nginx', 'web-apache', 'db', 'nfs', 'lb'] as const;
 export type Role = (typeof ROLES)[number];
@@ -49,6 +50,8 @@ export interface BedOptions {
    * (the test helper does so). @default false
    */
   ephemeral?: boolean;
+  /** Limit the bandwidth of every host's link and of the controller's egress (tc tbf). @default no limit */
+  shaping?: LinkShaping;
 }
 
 export interface HostPlan {
@@ -91,6 +94,8 @@ export interface BedPlan {
   hosts: HostPlan[];
   paths: BedPaths;
   ephemeral: boolean;
+  /** The link shaping applied at start-up (see testbed/shaping.ts), if any. */
+  shaping?: LinkShaping;
 }
 
 export function defaultBaseDir(): string {
@@ -243,5 +248,6 @@ export function planBed(options: BedOptions): BedPlan {
     hosts,
     paths,
     ephemeral: options.ephemeral ?? false,
+    ...(options.shaping ? { shaping: checkLinkShaping(options.shaping) } : {}),
   };
 }

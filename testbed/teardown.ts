@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { killHost, isProcessInNetns, waitForProcessExit } from './host';
 import { deleteBedNetwork, listBedLinks, listBedNetns, netnsPids } from './network';
 import { bedPaths, bridgeName, defaultBaseDir } from './plan';
+import { clearLinkShaping } from './shaping';
 import { readState } from './state';
 import { releaseSubnet } from './claims';
 
@@ -70,7 +71,10 @@ export async function downBed(name: string, baseDir: string = defaultBaseDir()):
     ),
   );
 
-  // 2. Links and namespaces (their /run/netns bind mounts go with them).
+  // 2. Link shaping (deleting the links removes their qdiscs too; this also covers links that refuse to go),
+  //    then links and namespaces (their /run/netns bind mounts go with them).
+  //    Best effort: a qdisc that stays is deleted with its link, which is checked below.
+  if (state) await clearLinkShaping(state.plan).catch(() => undefined);
   const links = new Set([
     ...(state?.plan.hosts.map((h) => h.veth) ?? []),
     ...(await listBedLinks(name)),

@@ -8,12 +8,19 @@ import { useTestBed } from '../support/testbed';
 import { failure, serverOf, useWorkerEnvironment } from './bed-servers';
 
 useWorkerEnvironment();
-const bed = useTestBed({ hosts: [{ roles: ['web-nginx'] }, { roles: [] }, { roles: [], aegirUid: 1600, aegirGid: 1601 }] });
+const bed = useTestBed({
+  hosts: [{ roles: ['web-nginx'] }, { roles: [] }, { roles: [], aegirUid: 1600, aegirGid: 1601 }],
+});
 const site = siteSchema.parse({ domain: 'unknown.example.com', platform: 'p' });
 
 describe('aegir uid/gid', () => {
   test('reads the ids on a host', async () => {
-    assert.deepEqual(await readAegirIds({ server: serverOf(bed(), 'h1') }), { server: 'h1', user: 'aegir', uid: 1500, gid: 1500 });
+    assert.deepEqual(await readAegirIds({ server: serverOf(bed(), 'h1') }), {
+      server: 'h1',
+      user: 'aegir',
+      uid: 1500,
+      gid: 1500,
+    });
   });
 
   test('parity holds across equal hosts and names the odd one out', async () => {
@@ -29,31 +36,42 @@ describe('aegir uid/gid', () => {
 });
 
 describe('name resolution on a node', () => {
-  test('resolves a name through the node\'s own resolver, and checks the expected address', async () => {
+  test("resolves a name through the node's own resolver, and checks the expected address", async () => {
     const h2 = serverOf(bed(), 'h2');
     await bed().exec('h2', ['sh', '-c', `echo '${bed().ip('h1')} db.internal' >> /etc/hosts`]);
     const ok = await checkResolution({ server: h2, name: 'db.internal', expectedAddress: bed().ip('h1') });
     assert.deepEqual([ok.ok, ok.addresses], [true, [bed().ip('h1')]]);
     await assert.rejects(
       checkResolution({ server: h2, name: 'db.internal', expectedAddress: bed().ip('h3') }),
-      failure('ResolutionMismatch', { nonRetryable: true, message: new RegExp(`db.internal resolves to ${bed().ip('h1')} on h2, not ${bed().ip('h3')}`) }),
+      failure('ResolutionMismatch', {
+        nonRetryable: true,
+        message: new RegExp(`db.internal resolves to ${bed().ip('h1')} on h2, not ${bed().ip('h3')}`),
+      }),
     );
   });
 
   test('a name that does not resolve is a non-retryable ResolutionMismatch, or a finding when not enforced', async () => {
     const h2 = serverOf(bed(), 'h2');
-    await assert.rejects(checkResolution({ server: h2, name: 'nowhere.internal' }), failure('ResolutionMismatch', { nonRetryable: true, message: /does not resolve on h2/ }));
+    await assert.rejects(
+      checkResolution({ server: h2, name: 'nowhere.internal' }),
+      failure('ResolutionMismatch', { nonRetryable: true, message: /does not resolve on h2/ }),
+    );
     const finding = await checkResolution({ server: h2, name: 'nowhere.internal', enforce: false });
     assert.equal(finding.ok, false);
   });
 });
 
 describe('HTTP probe from the controller', () => {
-  test('reports the status and body of the node for the site\'s Host header', async () => {
+  test("reports the status and body of the node for the site's Host header", async () => {
     const probe = await probeSite({ server: serverOf(bed(), 'h1'), site });
     assert.deepEqual([probe.ok, probe.status], [false, 404]);
     assert.match(probe.detail, new RegExp(DEFAULT_SERVER_BODY));
-    const accepted = await probeSite({ server: serverOf(bed(), 'h1'), site, expectStatus: [404], expectBodyMarker: DEFAULT_SERVER_BODY });
+    const accepted = await probeSite({
+      server: serverOf(bed(), 'h1'),
+      site,
+      expectStatus: [404],
+      expectBodyMarker: DEFAULT_SERVER_BODY,
+    });
     assert.equal(accepted.ok, true);
   });
 
@@ -87,7 +105,10 @@ describe('inspectServer (VerifyServer)', () => {
     await bed().exec('h1', ['rm', '/etc/nginx/conf.d/sitefleet.conf']);
     const broken = await inspectServer({ server: h1 });
     assert.equal(broken.ok, false);
-    assert.match(broken.problems.join('\n'), /nginx on h1 does not include \/var\/aegir\/config\/server_h1\/nginx\/vhost\.d/);
+    assert.match(
+      broken.problems.join('\n'),
+      /nginx on h1 does not include \/var\/aegir\/config\/server_h1\/nginx\/vhost\.d/,
+    );
     assert.equal((await ensureWebConfig({ server: h1 })).changed, true);
     assert.equal((await inspectServer({ server: h1 })).ok, true);
   });
@@ -95,7 +116,10 @@ describe('inspectServer (VerifyServer)', () => {
   test('a host without the aegir user is not ready, non-retryably', async () => {
     const h2 = serverOf(bed(), 'h2');
     await bed().exec('h2', ['userdel', 'aegir']);
-    await assert.rejects(readAegirIds({ server: h2 }), failure('ServerNotReady', { nonRetryable: true, message: /server h2 has no user aegir/ }));
+    await assert.rejects(
+      readAegirIds({ server: h2 }),
+      failure('ServerNotReady', { nonRetryable: true, message: /server h2 has no user aegir/ }),
+    );
     assert.match((await inspectServer({ server: h2 })).problems.join('\n'), /no user aegir/);
   });
 });

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkDatabaseLogin, dropDatabase, ensureDatabase, inspectDatabase, siteDatabaseName } from '../../activities/database';
+import {
+  checkDatabaseLogin,
+  dropDatabase,
+  ensureDatabase,
+  inspectDatabase,
+  siteDatabaseName,
+} from '../../activities/database';
 import { dbPasswordFor } from '../../activities/site-secrets';
 import { siteSchema } from '../../domain/model';
 import { useTestBed } from '../support/testbed';
@@ -33,7 +39,12 @@ describe('site databases', () => {
     assert.equal(JSON.stringify(result).includes(await dbPasswordFor(site.domain)), false, 'no password in the result');
     assert.equal((await sql(`SHOW DATABASES LIKE '${database}'`)).trim(), database);
     const grants = await sql(`SHOW GRANTS FOR '${database}'@'${h2!.host}'`);
-    assert.match(grants, new RegExp(`GRANT ALL PRIVILEGES ON \`${database}\`\\.\\* TO \`${database}\`@\`${h2!.host.replace(/\./g, '\\.')}\``));
+    assert.match(
+      grants,
+      new RegExp(
+        `GRANT ALL PRIVILEGES ON \`${database}\`\\.\\* TO \`${database}\`@\`${h2!.host.replace(/\./g, '\\.')}\``,
+      ),
+    );
     assert.doesNotMatch(grants, /ON \*\.\*.*ALL PRIVILEGES/, 'no global privileges');
   });
 

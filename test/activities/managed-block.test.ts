@@ -8,7 +8,11 @@ import type { PackShare } from '../../domain/operations';
 import { assertGolden, readGolden } from './golden';
 
 const MARKER = 'sitefleet:pack:alpha';
-const NFS_LINE = renderFstabNfs({ shareHost: '10.0.0.11', exportPath: '/var/aegir/platforms', mountPoint: '/var/aegir/platforms' });
+const NFS_LINE = renderFstabNfs({
+  shareHost: '10.0.0.11',
+  exportPath: '/var/aegir/platforms',
+  mountPoint: '/var/aegir/platforms',
+});
 
 const share: PackShare = {
   server: serverSchema.parse({
@@ -24,7 +28,10 @@ const share: PackShare = {
 
 describe('ensureManagedBlock', () => {
   test('appends the block to an fstab that has none, leaving every other line as it was', () => {
-    assertGolden('managed-block/fstab-added.expected', ensureManagedBlock(readGolden('managed-block/fstab.input'), MARKER, NFS_LINE));
+    assertGolden(
+      'managed-block/fstab-added.expected',
+      ensureManagedBlock(readGolden('managed-block/fstab.input'), MARKER, NFS_LINE),
+    );
   });
 
   test('is idempotent: adding the same block twice gives the file of adding it once', () => {
@@ -43,24 +50,35 @@ describe('ensureManagedBlock', () => {
       knownHostsFile: '/root/.ssh/sitefleet-known_hosts',
     });
     const once = ensureManagedBlock(readGolden('managed-block/fstab.input'), MARKER, NFS_LINE);
-    const withOther = ensureManagedBlock(once, 'sitefleet:pack:beta', 'beta line') + '/dev/sdb1 /srv ext4 defaults 0 2\n';
+    const withOther =
+      ensureManagedBlock(once, 'sitefleet:pack:beta', 'beta line') + '/dev/sdb1 /srv ext4 defaults 0 2\n';
     assertGolden('managed-block/fstab-updated.expected', ensureManagedBlock(withOther, MARKER, sshfs));
   });
 
   test('updates an exports line in the middle of the file without moving it', () => {
     assertGolden(
       'managed-block/exports-updated.expected',
-      ensureManagedBlock(readGolden('managed-block/exports.input'), MARKER, exportBlock('kernel', { ...share, clients: '10.0.1.0/24' }, 'alpha', '')),
+      ensureManagedBlock(
+        readGolden('managed-block/exports.input'),
+        MARKER,
+        exportBlock('kernel', { ...share, clients: '10.0.1.0/24' }, 'alpha', ''),
+      ),
     );
   });
 
   test('keeps one block when a file has the same block twice', () => {
-    assertGolden('managed-block/duplicated.expected', ensureManagedBlock(readGolden('managed-block/duplicated.input'), MARKER, 'new'));
+    assertGolden(
+      'managed-block/duplicated.expected',
+      ensureManagedBlock(readGolden('managed-block/duplicated.input'), MARKER, 'new'),
+    );
   });
 
   test('adds a ganesha EXPORT block with an Export_Id no other export uses', () => {
     const config = readGolden('managed-block/ganesha.input');
-    assertGolden('managed-block/ganesha-added.expected', ensureManagedBlock(config, MARKER, exportBlock('ganesha', share, 'alpha', config)));
+    assertGolden(
+      'managed-block/ganesha-added.expected',
+      ensureManagedBlock(config, MARKER, exportBlock('ganesha', share, 'alpha', config)),
+    );
   });
 
   test('handles an empty file and a file without a final newline', () => {
@@ -83,7 +101,10 @@ describe('ensureManagedBlock', () => {
 
 describe('removeManagedBlock', () => {
   test('removes the block and nothing else', () => {
-    assertGolden('managed-block/exports-removed.expected', removeManagedBlock(readGolden('managed-block/exports.input'), MARKER));
+    assertGolden(
+      'managed-block/exports-removed.expected',
+      removeManagedBlock(readGolden('managed-block/exports.input'), MARKER),
+    );
   });
 
   test('undoes ensureManagedBlock exactly, and is idempotent', () => {
@@ -94,14 +115,24 @@ describe('removeManagedBlock', () => {
   });
 
   test('leaves other markers alone', () => {
-    const text = ensureManagedBlock(ensureManagedBlock('', 'sitefleet:pack:alpha', 'a'), 'sitefleet:pack:alpha:h2', 'b');
-    assert.equal(removeManagedBlock(text, 'sitefleet:pack:alpha'), '# BEGIN sitefleet:pack:alpha:h2\nb\n# END sitefleet:pack:alpha:h2\n');
+    const text = ensureManagedBlock(
+      ensureManagedBlock('', 'sitefleet:pack:alpha', 'a'),
+      'sitefleet:pack:alpha:h2',
+      'b',
+    );
+    assert.equal(
+      removeManagedBlock(text, 'sitefleet:pack:alpha'),
+      '# BEGIN sitefleet:pack:alpha:h2\nb\n# END sitefleet:pack:alpha:h2\n',
+    );
   });
 });
 
 describe('readManagedBlock and ganeshaExportId', () => {
   test('reads the content of a block, or null', () => {
-    assert.equal(readManagedBlock(readGolden('managed-block/exports.input'), MARKER), '/var/aegir/platforms 10.0.0.0/24(rw,sync,no_subtree_check)\n');
+    assert.equal(
+      readManagedBlock(readGolden('managed-block/exports.input'), MARKER),
+      '/var/aegir/platforms 10.0.0.0/24(rw,sync,no_subtree_check)\n',
+    );
     assert.equal(readManagedBlock('nothing\n', MARKER), null);
   });
 

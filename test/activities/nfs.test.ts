@@ -19,12 +19,19 @@ import { failure, serverOf, useWorkerEnvironment } from './bed-servers';
 
 useWorkerEnvironment();
 // h1: the pack's master and NFS server (nfs-ganesha); h2 mounts with sshfs; h3 tries kernel NFS, which this machine lacks.
-const bed = useTestBed({ hosts: [{ roles: ['web-nginx', 'nfs'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }] });
+const bed = useTestBed({
+  hosts: [{ roles: ['web-nginx', 'nfs'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }],
+});
 const packName = 'alpha';
 const MARKER = 'sitefleet:pack:alpha';
 
 function share(clientFlavour: 'kernel' | 'sshfs'): PackShare {
-  return { server: serverOf(bed(), 'h1'), exportPath: '/var/aegir/platforms', clients: bed().plan.subnet, clientFlavour };
+  return {
+    server: serverOf(bed(), 'h1'),
+    exportPath: '/var/aegir/platforms',
+    clients: bed().plan.subnet,
+    clientFlavour,
+  };
 }
 
 async function sh(host: string, script: string, check = true) {
@@ -44,7 +51,10 @@ describe('the pack share: nfs-ganesha export', () => {
     await writeSentinel({ server: serverOf(bed(), 'h1'), dir: '/var/aegir/platforms', token: 'first-token' });
     const read = await checkNfsExport({ server: h2, share: share('sshfs') });
     assert.equal(read.ok, true, read.detail);
-    assert.equal((await sh('h2', `nfs-cat nfs://${bed().ip('h1')}/var/aegir/platforms/.sitefleet-sentinel`)).stdout, 'first-token\n');
+    assert.equal(
+      (await sh('h2', `nfs-cat nfs://${bed().ip('h1')}/var/aegir/platforms/.sitefleet-sentinel`)).stdout,
+      'first-token\n',
+    );
   });
 
   test('running it again finds the same state; changed clients update the block in place', async () => {
@@ -56,13 +66,17 @@ describe('the pack share: nfs-ganesha export', () => {
     const after = readManagedBlock(await bed().readFile('h1', GANESHA_CONFIG_FILE), MARKER) ?? '';
     assert.equal(/Export_Id = (\d+)/.exec(after)?.[1], /Export_Id = (\d+)/.exec(before)?.[1], 'same Export_Id');
     assert.match(after, new RegExp(`Clients = ${bed().ip('h2')}/32;`));
-    assert.equal((await checkNfsExport({ server: serverOf(bed(), 'h3'), share: narrower })).ok, false, 'h3 is no longer a client');
+    assert.equal(
+      (await checkNfsExport({ server: serverOf(bed(), 'h3'), share: narrower })).ok,
+      false,
+      'h3 is no longer a client',
+    );
     await ensureExport({ share: share('sshfs'), packName });
   });
 });
 
 describe('the pack share: sshfs mount on a slave', () => {
-  test('mounts the master\'s platforms through a managed fstab line, with a per-pack key and the pinned host key', async () => {
+  test("mounts the master's platforms through a managed fstab line, with a per-pack key and the pinned host key", async () => {
     const h2 = serverOf(bed(), 'h2');
     const result = await ensureShareMount({ slave: h2, share: share('sshfs'), packName });
     const source = `aegir@${bed().ip('h1')}:/var/aegir/platforms`;
@@ -76,7 +90,10 @@ describe('the pack share: sshfs mount on a slave', () => {
       fstype: 'fuse.sshfs',
       changed: true,
     });
-    assert.equal((await sh('h2', 'findmnt -n -o SOURCE,FSTYPE /var/aegir/platforms')).stdout.trim().replace(/\s+/g, ' '), `${source} fuse.sshfs`);
+    assert.equal(
+      (await sh('h2', 'findmnt -n -o SOURCE,FSTYPE /var/aegir/platforms')).stdout.trim().replace(/\s+/g, ' '),
+      `${source} fuse.sshfs`,
+    );
     assert.equal(
       readManagedBlock(await bed().readFile('h2', '/etc/fstab'), MARKER),
       renderFstabSshfs({
@@ -89,8 +106,14 @@ describe('the pack share: sshfs mount on a slave', () => {
         knownHostsFile: '/root/.ssh/sitefleet-known_hosts',
       }),
     );
-    const authorized = readManagedBlock(await bed().readFile('h1', '/var/aegir/.ssh/authorized_keys'), `${MARKER}:h2`) ?? '';
-    assert.match(authorized, new RegExp(`^restrict,from="${bed().plan.subnet.replace(/\./g, '\\.')}",command="internal-sftp" ssh-ed25519 \\S+ sitefleet-pack-alpha@h2\\n$`));
+    const authorized =
+      readManagedBlock(await bed().readFile('h1', '/var/aegir/.ssh/authorized_keys'), `${MARKER}:h2`) ?? '';
+    assert.match(
+      authorized,
+      new RegExp(
+        `^restrict,from="${bed().plan.subnet.replace(/\./g, '\\.')}",command="internal-sftp" ssh-ed25519 \\S+ sitefleet-pack-alpha@h2\\n$`,
+      ),
+    );
     const pinned = readManagedBlock(await bed().readFile('h2', '/root/.ssh/sitefleet-known_hosts'), MARKER) ?? '';
     const hostKey = (await bed().readFile('h1', '/etc/ssh/ssh_host_ed25519_key.pub')).split(' ').slice(0, 2).join(' ');
     assert.equal(pinned, `${bed().ip('h1')} ${hostKey}\n`);
@@ -105,7 +128,11 @@ describe('the pack share: sshfs mount on a slave', () => {
       detail: '/var/aegir/platforms/.sitefleet-sentinel holds the token',
     });
     await sh('h2', 'echo upload > /var/aegir/platforms/from-slave.txt');
-    assert.equal((await sh('h1', 'stat -c %u:%g /var/aegir/platforms/from-slave.txt && cat /var/aegir/platforms/from-slave.txt')).stdout, '1500:1500\nupload\n');
+    assert.equal(
+      (await sh('h1', 'stat -c %u:%g /var/aegir/platforms/from-slave.txt && cat /var/aegir/platforms/from-slave.txt'))
+        .stdout,
+      '1500:1500\nupload\n',
+    );
   });
 
   test('running it again finds the same state', async () => {
@@ -118,10 +145,13 @@ describe('the pack share: sshfs mount on a slave', () => {
 
   test('the fstab line alone mounts the share again, as at boot', async () => {
     await sh('h2', 'umount /var/aegir/platforms && mount -a -t fuse.sshfs');
-    assert.equal((await inspectShareMount({ slave: serverOf(bed(), 'h2'), share: share('sshfs'), packName })).mounted, true);
+    assert.equal(
+      (await inspectShareMount({ slave: serverOf(bed(), 'h2'), share: share('sshfs'), packName })).mounted,
+      true,
+    );
   });
 
-  test('the slave\'s key opens sftp to the master and nothing else', async () => {
+  test("the slave's key opens sftp to the master and nothing else", async () => {
     const shell = await sh(
       'h2',
       `ssh -i /root/.ssh/sitefleet-pack-alpha -o UserKnownHostsFile=/root/.ssh/sitefleet-known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes aegir@${bed().ip('h1')} id`,
@@ -148,12 +178,18 @@ describe('the pack share: kernel NFS where the kernel has none', () => {
 describe('the pack share: compensation', () => {
   test('unmounts and removes the fstab line, the key, its authorisation and the pinned key; twice is a no-op', async () => {
     const h2 = serverOf(bed(), 'h2');
-    assert.deepEqual(await removeShareMount({ slave: h2, share: share('sshfs'), packName }), { server: 'h2', changed: true });
+    assert.deepEqual(await removeShareMount({ slave: h2, share: share('sshfs'), packName }), {
+      server: 'h2',
+      changed: true,
+    });
     assert.equal((await sh('h2', 'findmnt /var/aegir/platforms', false)).code, 1);
     assert.equal(await countBlocks('h2', '/etc/fstab'), 0);
     assert.equal(readManagedBlock(await bed().readFile('h1', '/var/aegir/.ssh/authorized_keys'), `${MARKER}:h2`), null);
     assert.equal((await sh('h2', 'ls /root/.ssh/sitefleet-pack-alpha*', false)).code, 2);
-    assert.deepEqual(await removeShareMount({ slave: h2, share: share('sshfs'), packName }), { server: 'h2', changed: false });
+    assert.deepEqual(await removeShareMount({ slave: h2, share: share('sshfs'), packName }), {
+      server: 'h2',
+      changed: false,
+    });
   });
 
   test('removes the export; slaves can no longer read it; twice is a no-op', async () => {

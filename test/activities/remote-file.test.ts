@@ -30,7 +30,11 @@ describe('remote files', () => {
     await writeRemoteFile(h1, path, 'v1\n');
     const before = await bed().exec('h1', ['stat', '-c', '%i %Y', path]);
     assert.deepEqual(await writeRemoteFile(h1, path, 'v1\n'), { previous: 'v1\n', changed: false });
-    assert.equal((await bed().exec('h1', ['stat', '-c', '%i %Y', path])).stdout, before.stdout, 'same inode: untouched');
+    assert.equal(
+      (await bed().exec('h1', ['stat', '-c', '%i %Y', path])).stdout,
+      before.stdout,
+      'same inode: untouched',
+    );
     assert.deepEqual(await writeRemoteFile(h1, path, 'v2\n'), { previous: 'v1\n', changed: true });
     assert.equal(await bed().readFile('h1', path), 'v2\n');
   });

@@ -26,7 +26,12 @@ describe('parseRsyncOutput', () => {
 
   test('a dry run lists drift: content, missing, stray and permission changes', () => {
     const summary = parseRsyncOutput(readGolden('rsync/drift-dry-run.stdout'), true);
-    assert.deepEqual(summary.itemized, ['*deleting   stray.php', '>f.s....... index.php', '>f+++++++++ big/f7.txt', '.f...p..... big/f8.txt']);
+    assert.deepEqual(summary.itemized, [
+      '*deleting   stray.php',
+      '>f.s....... index.php',
+      '>f+++++++++ big/f7.txt',
+      '.f...p..... big/f8.txt',
+    ]);
     assert.equal(summary.deleted, 1);
     assert.equal(summary.created, 1);
     assertGolden('rsync/drift-dry-run.summary.json', summaryOf('drift-dry-run', true));

@@ -6,7 +6,14 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { checkPlatformVisible, listPlatformSites, platformExists, removePlatform, syncPlatform, syncPlatformToServers } from '../../activities/platform';
+import {
+  checkPlatformVisible,
+  listPlatformSites,
+  platformExists,
+  removePlatform,
+  syncPlatform,
+  syncPlatformToServers,
+} from '../../activities/platform';
 import { platformSchema, type Platform } from '../../domain/model';
 import { useTestBed } from '../support/testbed';
 import { serverOf, useWorkerEnvironment } from './bed-servers';
@@ -34,7 +41,12 @@ function drupalSource(): Platform {
     mkdirSync(join(dir, path, '..'), { recursive: true });
     writeFileSync(join(dir, path), content);
   }
-  return platformSchema.parse({ name: 'd10', target: { kind: 'cluster', name: 'c1' }, source: { type: 'path', path: dir }, profile: 'drupal' });
+  return platformSchema.parse({
+    name: 'd10',
+    target: { kind: 'cluster', name: 'c1' },
+    source: { type: 'path', path: dir },
+    profile: 'drupal',
+  });
 }
 
 async function sh(host: string, script: string): Promise<string> {
@@ -49,10 +61,18 @@ describe('platform code by rsync', () => {
     assert.ok(first.filesChanged > 2700, `filesChanged ${first.filesChanged}`);
     assert.ok(first.bytesSent > 40_000_000);
     assert.equal(first.itemized.length, 100);
-    const expected = execFileSync('sh', ['-c', 'cd /usr/share/wordpress && find . ! -name wp-config.php | wc -l'], { encoding: 'utf8' }).trim();
-    assert.equal((await sh('h1', 'cd /var/aegir/platforms/wp && find . ! -name wp-config.php | wc -l')).trim(), expected);
+    const expected = execFileSync('sh', ['-c', 'cd /usr/share/wordpress && find . ! -name wp-config.php | wc -l'], {
+      encoding: 'utf8',
+    }).trim();
+    assert.equal(
+      (await sh('h1', 'cd /var/aegir/platforms/wp && find . ! -name wp-config.php | wc -l')).trim(),
+      expected,
+    );
     assert.equal((await sh('h1', 'stat -c %U:%G /var/aegir/platforms/wp/index.php')).trim(), 'aegir:aegir');
-    assert.match(await bed().readFile('h1', '/var/aegir/platforms/wp/wp-config.php'), /Managed by sitefleet: platform wp/);
+    assert.match(
+      await bed().readFile('h1', '/var/aegir/platforms/wp/wp-config.php'),
+      /Managed by sitefleet: platform wp/,
+    );
     assert.equal(await platformExists({ server: h1, platform: wordpress }), true);
 
     const started = performance.now();
@@ -72,11 +92,21 @@ describe('platform code by rsync', () => {
 
   test('a dry run reports drift and changes nothing; a push repairs it', async () => {
     const h1 = serverOf(bed(), 'h1');
-    await sh('h1', 'cd /var/aegir/platforms/wp && echo tampered > index.php && rm wp-cron.php && echo stray > stray.php && chmod 600 xmlrpc.php');
+    await sh(
+      'h1',
+      'cd /var/aegir/platforms/wp && echo tampered > index.php && rm wp-cron.php && echo stray > stray.php && chmod 600 xmlrpc.php',
+    );
     const drift = await syncPlatform({ server: h1, platform: wordpress, dryRun: true });
     assert.equal(drift.dryRun, true);
-    assert.deepEqual([...drift.itemized].sort(), ['*deleting   stray.php', '.f...p..... xmlrpc.php', '<f+++++++++ wp-cron.php', '<f.st...... index.php'].sort());
-    assert.equal(await bed().readFile('h1', '/var/aegir/platforms/wp/index.php'), 'tampered\n', 'the dry run changed nothing');
+    assert.deepEqual(
+      [...drift.itemized].sort(),
+      ['*deleting   stray.php', '.f...p..... xmlrpc.php', '<f+++++++++ wp-cron.php', '<f.st...... index.php'].sort(),
+    );
+    assert.equal(
+      await bed().readFile('h1', '/var/aegir/platforms/wp/index.php'),
+      'tampered\n',
+      'the dry run changed nothing',
+    );
     const repair = await syncPlatform({ server: h1, platform: wordpress });
     assert.equal(repair.filesChanged, 4);
     assert.equal((await syncPlatform({ server: h1, platform: wordpress, dryRun: true })).filesChanged, 0);
@@ -121,7 +151,11 @@ describe('platform code by rsync', () => {
     const [h1, h2, h3] = ['h1', 'h2', 'h3'].map((n) => serverOf(bed(), n));
     await bed().stopService('h3', 'ssh');
     try {
-      const { results } = await syncPlatformToServers({ servers: [h1!, h2!, h3!], platform: wordpress, maxParallel: 2 });
+      const { results } = await syncPlatformToServers({
+        servers: [h1!, h2!, h3!],
+        platform: wordpress,
+        maxParallel: 2,
+      });
       assert.deepEqual(
         results.map((r) => [r.server, r.ok]),
         [
@@ -150,7 +184,9 @@ describe('platform code by rsync', () => {
     const beats: unknown[] = [];
     const env = new MockActivityEnvironment();
     env.on('heartbeat', (d: unknown) => beats.push(d));
-    const summary = (await env.run(syncPlatform, { server: h3, platform: wordpress })) as Awaited<ReturnType<typeof syncPlatform>>;
+    const summary = (await env.run(syncPlatform, { server: h3, platform: wordpress })) as Awaited<
+      ReturnType<typeof syncPlatform>
+    >;
     assert.ok(summary.filesChanged > 2700);
     assert.ok(beats.length >= 5, `${beats.length} heartbeats`);
     assert.deepEqual(Object.keys(beats[0] as object).sort(), ['items', 'last', 'server']);
@@ -161,7 +197,9 @@ describe('platform code by rsync', () => {
     await new Promise((r) => setTimeout(r, 300));
     cancelled.cancel();
     await assert.rejects(running, (err: unknown) => err instanceof CancelledFailure);
-    const leftover = execFileSync('sh', ['-c', `pgrep -af '[r]sync .*:/var/aegir/platforms/wp2' || true`], { encoding: 'utf8' });
+    const leftover = execFileSync('sh', ['-c', `pgrep -af '[r]sync .*:/var/aegir/platforms/wp2' || true`], {
+      encoding: 'utf8',
+    });
     assert.equal(leftover, '', 'no rsync left running');
   });
 

@@ -46,7 +46,7 @@ const NASTY = [
   '!!',
   '%s',
   "'; rm -rf / #",
-  "a'b'c\"d\"e",
+  'a\'b\'c"d"e',
 ];
 
 describe('quoteArgs', () => {
@@ -62,7 +62,10 @@ describe('quoteArgs', () => {
   });
 
   test('safe words stay readable', () => {
-    assert.equal(quoteArgs(['nginx', '-t', '/var/aegir/config/server_h1/nginx', 'user@host:/path', 'a,b+c%d']), 'nginx -t /var/aegir/config/server_h1/nginx user@host:/path a,b+c%d');
+    assert.equal(
+      quoteArgs(['nginx', '-t', '/var/aegir/config/server_h1/nginx', 'user@host:/path', 'a,b+c%d']),
+      'nginx -t /var/aegir/config/server_h1/nginx user@host:/path a,b+c%d',
+    );
   });
 
   test('single quotes are closed, escaped and reopened', () => {

@@ -34,7 +34,10 @@ describe('per-site secrets derived from the worker secret', () => {
     const salts = await siteSaltsFor('example.com', 'wordpress');
     assert.equal(salts.length, 8);
     assert.equal(new Set(salts.map((s) => s.value)).size, 8);
-    assert.deepEqual((await siteSaltsFor('example.com', 'drupal')).map((s) => s.name), ['HASH_SALT']);
+    assert.deepEqual(
+      (await siteSaltsFor('example.com', 'drupal')).map((s) => s.name),
+      ['HASH_SALT'],
+    );
   });
 
   test('refuses a domain that is not one', async () => {

@@ -16,11 +16,15 @@ async function running(host: string, pattern: string): Promise<boolean> {
 describe('runRemote', () => {
   test('runs the argument list exactly as given, feeds stdin, and returns exit code, stdout and stderr', async () => {
     const h1 = serverOf(bed(), 'h1');
-    const r = await runRemote(h1, ['sh', '-c', 'printf "%s|" "$@"; cat; echo oops >&2; exit 3', 'sh', "it's", '$HOME', '', 'a;b'], {
-      timeoutMs: 10_000,
-      stdin: 'from stdin',
-      allowExitCodes: [3],
-    });
+    const r = await runRemote(
+      h1,
+      ['sh', '-c', 'printf "%s|" "$@"; cat; echo oops >&2; exit 3', 'sh', "it's", '$HOME', '', 'a;b'],
+      {
+        timeoutMs: 10_000,
+        stdin: 'from stdin',
+        allowExitCodes: [3],
+      },
+    );
     assert.deepEqual(r, { code: 3, stdout: "it's|$HOME||a;b|from stdin", stderr: 'oops\n' });
   });
 
@@ -55,7 +59,10 @@ describe('runRemote', () => {
     const h1 = serverOf(bed(), 'h1');
     await assert.rejects(
       runRemote(h1, ['sleep', '31'], { timeoutMs: 1000 }),
-      failure('RemoteCommandTimeout', { nonRetryable: false, message: /server h1: `sleep 31` did not finish within 1 s/ }),
+      failure('RemoteCommandTimeout', {
+        nonRetryable: false,
+        message: /server h1: `sleep 31` did not finish within 1 s/,
+      }),
     );
     await eventually(async () => !(await running('h1', 'sleep 31')));
   });
@@ -77,7 +84,10 @@ describe('runRemote', () => {
     try {
       await assert.rejects(
         runRemote(h2, ['true'], { timeoutMs: 10_000 }),
-        failure('HostUnreachable', { nonRetryable: false, message: new RegExp(`server h2: cannot reach root@${h2.host}:22 .*ECONNREFUSED`) }),
+        failure('HostUnreachable', {
+          nonRetryable: false,
+          message: new RegExp(`server h2: cannot reach root@${h2.host}:22 .*ECONNREFUSED`),
+        }),
       );
     } finally {
       await bed().startService('h2', 'ssh');
@@ -92,7 +102,10 @@ describe('runRemote', () => {
     assert.equal(previous, h2.ssh.hostKey);
     await assert.rejects(
       runRemote(h2, ['true'], { timeoutMs: 10_000 }),
-      failure('HostKeyMismatch', { nonRetryable: true, message: new RegExp(`server h2 .*${escape(current)}.*${escape(previous)} is pinned`) }),
+      failure('HostKeyMismatch', {
+        nonRetryable: true,
+        message: new RegExp(`server h2 .*${escape(current)}.*${escape(previous)} is pinned`),
+      }),
     );
     // Re-pinned to the new key, the same server is reachable again.
     const repinned = { ...h2, ssh: { ...h2.ssh, hostKey: current } };

@@ -21,12 +21,24 @@ const bed = useTestBed({ hosts: [{ roles: ['web-nginx'] }, { roles: ['web-apache
 function helloPlatform(): Platform {
   const dir = mkdtempSync(join(tmpdir(), 'sitefleet-hello-'));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'index.php'), '<?php echo "hello from " . gethostname() . " for " . $_SERVER["HTTP_HOST"] . "\\n";\n');
-  return platformSchema.parse({ name: 'hello', target: { kind: 'cluster', name: 'c1' }, source: { type: 'path', path: dir }, profile: 'php' });
+  writeFileSync(
+    join(dir, 'index.php'),
+    '<?php echo "hello from " . gethostname() . " for " . $_SERVER["HTTP_HOST"] . "\\n";\n',
+  );
+  return platformSchema.parse({
+    name: 'hello',
+    target: { kind: 'cluster', name: 'c1' },
+    source: { type: 'path', path: dir },
+    profile: 'php',
+  });
 }
 
 const platform = helloPlatform();
-const site: Site = siteSchema.parse({ domain: 'hello.example.com', aliases: ['www.hello.example.com'], platform: 'hello' });
+const site: Site = siteSchema.parse({
+  domain: 'hello.example.com',
+  aliases: ['www.hello.example.com'],
+  platform: 'hello',
+});
 
 async function get(host: string, domain = site.domain) {
   return bed().httpGet(host, '/', { headers: { Host: domain } });
@@ -42,7 +54,22 @@ async function selfSignedCertificate(host: string): Promise<{ certificate: strin
   const certificate = '/etc/ssl/sitefleet-test/cert.pem';
   const key = '/etc/ssl/sitefleet-test/key.pem';
   await bed().exec(host, ['mkdir', '-p', '/etc/ssl/sitefleet-test']);
-  await bed().exec(host, ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${site.domain}`, '-keyout', key, '-out', certificate]);
+  await bed().exec(host, [
+    'openssl',
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${site.domain}`,
+    '-keyout',
+    key,
+    '-out',
+    certificate,
+  ]);
   return { certificate, key };
 }
 
@@ -60,14 +87,17 @@ for (const [host, type] of [
       await syncPlatform({ server, platform });
     });
 
-    test('installs the vhost at Aegir\'s path, tested and reloaded: the site answers by name and alias', async () => {
+    test("installs the vhost at Aegir's path, tested and reloaded: the site answers by name and alias", async () => {
       const server = serverOf(bed(), host);
       const result = await installVhost({ server, site, platform });
       const path = vhostPath(server, type, site.domain);
       assert.deepEqual(result, { server: host, path, changed: true, previous: null });
       assert.equal(await bed().readFile(host, path), renderVhost({ server, site, platform }));
       assert.equal((await bed().exec(host, type === 'nginx' ? ['nginx', '-t'] : ['apachectl', 'configtest'])).code, 0);
-      assert.deepEqual(await get(host).then((r) => [r.status, r.body]), [200, `hello from ${host} for ${site.domain}\n`]);
+      assert.deepEqual(await get(host).then((r) => [r.status, r.body]), [
+        200,
+        `hello from ${host} for ${site.domain}\n`,
+      ]);
       assert.equal((await get(host, 'www.hello.example.com')).status, 200);
       const probe = await probeSite({ server, site, expectBodyMarker: `hello from ${host}` });
       assert.equal(probe.ok, true, probe.detail);
@@ -87,9 +117,19 @@ for (const [host, type] of [
       const broken = withHttps(server, '/etc/ssl/sitefleet-missing/cert.pem', '/etc/ssl/sitefleet-missing/key.pem');
       await assert.rejects(
         installVhost({ server: broken, site: { ...site, https: true }, platform }),
-        failure('ConfigTestFailed', { nonRetryable: true, message: new RegExp(`server ${host}: the vhost of ${site.domain} failed the ${type} config test.*Test output: .+`, 's') }),
+        failure('ConfigTestFailed', {
+          nonRetryable: true,
+          message: new RegExp(
+            `server ${host}: the vhost of ${site.domain} failed the ${type} config test.*Test output: .+`,
+            's',
+          ),
+        }),
       );
-      assert.equal(await bed().readFile(host, vhostPath(server, type, site.domain)), before, 'the previous vhost is back');
+      assert.equal(
+        await bed().readFile(host, vhostPath(server, type, site.domain)),
+        before,
+        'the previous vhost is back',
+      );
       assert.equal((await testWebConfig({ server })).ok, true);
       await bed().exec(host, ['service', type === 'nginx' ? 'nginx' : 'apache2', 'reload']);
       assert.equal((await get(host)).status, 200, 'the server serves the old site, even after a reload');
@@ -99,12 +139,21 @@ for (const [host, type] of [
       const server = serverOf(bed(), host);
       const broken = withHttps(server, '/etc/ssl/sitefleet-missing/cert.pem', '/etc/ssl/sitefleet-missing/key.pem');
       const other = { ...site, domain: 'other.example.com', aliases: [], https: true };
-      await assert.rejects(installVhost({ server: broken, site: other, platform }), failure('ConfigTestFailed', { nonRetryable: true }));
-      assert.equal((await bed().exec(host, ['test', '-e', vhostPath(server, type, other.domain)], { check: false })).code, 1);
+      await assert.rejects(
+        installVhost({ server: broken, site: other, platform }),
+        failure('ConfigTestFailed', { nonRetryable: true }),
+      );
+      assert.equal(
+        (await bed().exec(host, ['test', '-e', vhostPath(server, type, other.domain)], { check: false })).code,
+        1,
+      );
     });
 
-    test('serves https with the server\'s own certificate', async () => {
-      const server = withHttps(serverOf(bed(), host), ...Object.values(await selfSignedCertificate(host)) as [string, string]);
+    test("serves https with the server's own certificate", async () => {
+      const server = withHttps(
+        serverOf(bed(), host),
+        ...(Object.values(await selfSignedCertificate(host)) as [string, string]),
+      );
       await ensureWebConfig({ server });
       await installVhost({ server, site: { ...site, https: true }, platform });
       const probe = await probeSite({ server, site, https: true, expectBodyMarker: `hello from ${host}` });

@@ -28,12 +28,28 @@ const platform = platformSchema.parse({
   source: { type: 'path', path: '/usr/share/wordpress' },
   profile: 'wordpress',
 });
-const site = siteSchema.parse({ domain: 'blog.example.com', aliases: ['www.blog.example.com'], platform: 'wp', dbServer: 'h3' });
+const site = siteSchema.parse({
+  domain: 'blog.example.com',
+  aliases: ['www.blog.example.com'],
+  platform: 'wp',
+  dbServer: 'h3',
+});
 
 function members(): { master: Server; slave: Server; db: Server; share: PackShare; group: WebGroup } {
   const [master, slave, db] = ['h1', 'h2', 'h3'].map((n) => serverOf(bed(), n)) as [Server, Server, Server];
-  const share: PackShare = { server: master, exportPath: '/var/aegir/platforms', clients: bed().plan.subnet, clientFlavour: 'sshfs' };
-  return { master, slave, db, share, group: { kind: 'pack', name: 'p1', members: [master, slave], codeReceivers: ['h1'], share } };
+  const share: PackShare = {
+    server: master,
+    exportPath: '/var/aegir/platforms',
+    clients: bed().plan.subnet,
+    clientFlavour: 'sshfs',
+  };
+  return {
+    master,
+    slave,
+    db,
+    share,
+    group: { kind: 'pack', name: 'p1', members: [master, slave], codeReceivers: ['h1'], share },
+  };
 }
 
 describe('a WordPress site on a pack', () => {
@@ -53,7 +69,13 @@ describe('a WordPress site on a pack', () => {
     const installed = await runSiteInstaller({ server: master, site, platform, dbServer: db });
     assert.deepEqual(installed, { server: 'h1', domain: site.domain, ran: true, alreadyInstalled: false });
     for (const server of [master, slave]) {
-      const probe = await probeSite({ server, site, path: '/wp-login.php', expectStatus: [200], expectBodyMarker: site.domain });
+      const probe = await probeSite({
+        server,
+        site,
+        path: '/wp-login.php',
+        expectStatus: [200],
+        expectBodyMarker: site.domain,
+      });
       assert.equal(probe.ok, true, probe.detail);
     }
   });
@@ -81,7 +103,15 @@ describe('a WordPress site on a pack', () => {
         names,
         server === master
           ? ['ssh', 'config-test', 'aegir-ids', 'drift:wp', `db-resolution:${db.host}`, `probe:${site.domain}`]
-          : ['ssh', 'config-test', 'aegir-ids', 'share-mount', 'visible:wp', `db-resolution:${db.host}`, `probe:${site.domain}`],
+          : [
+              'ssh',
+              'config-test',
+              'aegir-ids',
+              'share-mount',
+              'visible:wp',
+              `db-resolution:${db.host}`,
+              `probe:${site.domain}`,
+            ],
       );
     }
   });
@@ -91,7 +121,10 @@ describe('a WordPress site on a pack', () => {
     await bed().exec('h1', ['sh', '-c', 'echo tampered > /var/aegir/platforms/wp/wp-cron.php']);
     const report = await verifyNode({ server: master, group, platforms: [platform], sites: [site], dbServers: [db] });
     assert.equal(report.ok, false);
-    assert.match(report.checks.find((c) => c.name === 'drift:wp')?.detail ?? '', /1 difference\(s\): <f.st...... wp-cron.php/);
+    assert.match(
+      report.checks.find((c) => c.name === 'drift:wp')?.detail ?? '',
+      /1 difference\(s\): <f.st...... wp-cron.php/,
+    );
     await syncPlatform({ server: master, platform });
   });
 
@@ -106,7 +139,10 @@ describe('a WordPress site on a pack', () => {
       const probe = await probeSite({ server, site, path: '/wp-login.php' });
       assert.equal(probe.status, 404, probe.detail);
     }
-    assert.equal((await bed().exec('h3', ['mysql', '--batch', '--skip-column-names', '-e', "SHOW DATABASES LIKE 'blog%'"])).stdout, '');
+    assert.equal(
+      (await bed().exec('h3', ['mysql', '--batch', '--skip-column-names', '-e', "SHOW DATABASES LIKE 'blog%'"])).stdout,
+      '',
+    );
     assert.equal((await bed().exec('h2', ['findmnt', '/var/aegir/platforms'], { check: false })).code, 1);
   });
 });

@@ -1,6 +1,8 @@
 /**
  * Real parts for API and CLI tests: a Temporal dev server, an inventory in a temporary data dir, and the API
  * listening on an ephemeral loopback port with a freshly generated token.
+ * The inventory is the SQLite file unless SITEFLEET_TEST_INVENTORY=postgres (or `inventory: 'postgres'`): then it
+ * is a fresh database on a real PostgreSQL server (test/support/postgres.ts), opened as the API opens it.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,15 +11,19 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSettings, type Settings } from '../../config/settings';
-import { SqliteInventoryStore } from '../../inventory/sqlite-store';
+import { openInventoryStore } from '../../inventory/open-store';
+import type { InventoryStore } from '../../inventory/store';
 import { createApi, type Api } from '../../api/app';
 import { loadOrCreateToken } from '../../api/auth';
+import { startTestPostgres, type TestPostgres } from '../support/postgres';
 import { startTestTemporal } from '../support/temporal';
 
 export interface Harness {
   env: TestWorkflowEnvironment;
   settings: Settings;
-  store: SqliteInventoryStore;
+  store: InventoryStore;
+  /** The inventory backend in use. */
+  inventory: InventoryBackend;
   api: Api;
   url: string;
   token: string;
@@ -35,15 +41,32 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { env?: TestWorkflowEnvironment } = {}): Promise<Harness> {
+export type InventoryBackend = 'sqlite' | 'postgres';
+
+/** The backend the API tests use: SITEFLEET_TEST_INVENTORY=sqlite (default) or postgres. */
+export function testInventoryBackend(env: NodeJS.ProcessEnv = process.env): InventoryBackend {
+  const chosen = env.SITEFLEET_TEST_INVENTORY || 'sqlite';
+  if (chosen !== 'sqlite' && chosen !== 'postgres') {
+    throw new Error(`SITEFLEET_TEST_INVENTORY=${chosen}: must be sqlite or postgres`);
+  }
+  return chosen;
+}
+
+export async function startHarness(
+  opts: { env?: TestWorkflowEnvironment; inventory?: InventoryBackend } = {},
+): Promise<Harness> {
+  const inventory = opts.inventory ?? testInventoryBackend();
+  // Started first: when PostgreSQL cannot start, nothing else is left behind.
+  const postgres: TestPostgres | undefined = inventory === 'postgres' ? await startTestPostgres() : undefined;
   const env = opts.env ?? (await startTestTemporal());
   const dataDir = mkdtempSync(join(tmpdir(), 'sitefleet-api-test-'));
   const settings = loadSettings({
     SITEFLEET_DATA_DIR: dataDir,
     TEMPORAL_NAMESPACE: env.namespace ?? 'default',
     SITEFLEET_UI_URL: 'http://127.0.0.1:8233',
+    ...(postgres ? { SITEFLEET_INVENTORY_URL: await postgres.createDatabase() } : {}),
   });
-  const store = new SqliteInventoryStore(settings.inventoryFile);
+  const store = await openInventoryStore(settings);
   const { token } = loadOrCreateToken(settings.tokenFile);
   const api = createApi({ store, client: env.client, settings, token });
   const server = await new Promise<Server>((resolve) => {
@@ -92,6 +115,7 @@ export async function startHarness(opts: { env?: TestWorkflowEnvironment } = {})
     env,
     settings,
     store,
+    inventory,
     api,
     url,
     token,
@@ -103,6 +127,7 @@ export async function startHarness(opts: { env?: TestWorkflowEnvironment } = {})
       server.closeAllConnections();
       await store.close();
       if (!opts.env) await env.teardown();
+      await postgres?.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

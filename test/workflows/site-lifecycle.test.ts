@@ -1,0 +1,175 @@
+/**
+ * End to end on test hosts: a single apache server and a growing nginx cluster. Disable/enable, backup/restore,
+ * adding and removing a cluster member, migrating a site between platforms, and deleting everything.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Platform, Site } from '../../domain/model';
+import { workflowIds, type WebGroup } from '../../domain/operations';
+import { clusterGroup, useFleet } from '../support/fleet';
+
+const fleet = useFleet({
+  hosts: [{ roles: ['web-apache'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['db'] }],
+});
+
+const onApache: Platform = {
+  name: 'wpa',
+  target: { kind: 'server', name: 'h1' },
+  source: { type: 'path', path: '/usr/share/wordpress' },
+  profile: 'wordpress',
+};
+const onCluster: Platform = { ...onApache, name: 'wpc', target: { kind: 'cluster', name: 'c2' } };
+const site = (domain: string, platform: string): Site => ({
+  domain,
+  aliases: [],
+  platform,
+  dbServer: 'h4',
+  https: false,
+  status: 'enabled',
+});
+
+async function restName(host: string, domain: string): Promise<string | number> {
+  const res = await fleet().bed.httpGet(host, '/?rest_route=/', { headers: { Host: domain } });
+  if (res.status !== 200) return res.status;
+  return (JSON.parse(res.body) as { name: string }).name;
+}
+
+describe('site lifecycle on apache and on a cluster that grows and shrinks', () => {
+  const single = (): WebGroup => ({
+    kind: 'server',
+    name: 'h1',
+    members: [fleet().server('h1')],
+    codeReceivers: ['h1'],
+  });
+  const cluster = (names: string[]) =>
+    clusterGroup(
+      'c2',
+      names.map((n) => fleet().server(n)),
+    );
+  const db = () => fleet().server('h4');
+  const apacheSite = site('apache.example.com', 'wpa');
+
+  test('InstallSite on a single apache server serves WordPress', async () => {
+    await fleet().run('CreatePlatform', workflowIds.platform('wpa'), { platform: onApache, group: single() });
+    await fleet().run('InstallSite', workflowIds.site(apacheSite.domain), {
+      site: apacheSite,
+      platform: onApache,
+      group: single(),
+      dbServer: db(),
+    });
+    assert.equal(await restName('h1', apacheSite.domain), apacheSite.domain);
+  });
+
+  test('DisableSite answers 503 on every member; EnableSite serves the site again', async () => {
+    const input = { site: apacheSite, platform: onApache, group: single(), dbServer: db() };
+    await fleet().run('DisableSite', workflowIds.site(apacheSite.domain), input);
+    assert.equal((await fleet().bed.httpGet('h1', '/', { headers: { Host: apacheSite.domain } })).status, 503);
+    await fleet().run('EnableSite', workflowIds.site(apacheSite.domain), input);
+    assert.equal(await restName('h1', apacheSite.domain), apacheSite.domain);
+  });
+
+  test('BackupSite then RestoreSite brings back a lost file and the database', async () => {
+    const input = { site: apacheSite, platform: onApache, group: single(), dbServer: db() };
+    const made = await fleet().run<{ backup: string }>('BackupSite', workflowIds.site(apacheSite.domain), input);
+    assert.match(made.backup, /^apache\.example\.com-\d{8}T\d{6}Z\.tar\.gz$/);
+    const listing = await fleet().bed.exec('h1', ['tar', '-tzf', `/var/aegir/backups/${made.backup}`]);
+    assert.match(listing.stdout, /database\.sql/);
+    assert.match(listing.stdout, /apache\.example\.com\/wp-config\.php/);
+
+    // Damage: the blog's title changes in the database, and the settings file is gone (the site breaks).
+    const dbName = (
+      await fleet().bed.exec('h4', [
+        'mysql',
+        '--batch',
+        '--skip-column-names',
+        '-e',
+        "SHOW DATABASES LIKE 'apache\\_example\\_com\\_%'",
+      ])
+    ).stdout.trim();
+    await fleet().bed.exec('h4', [
+      'mysql',
+      dbName,
+      '-e',
+      "UPDATE wp_options SET option_value = 'damaged' WHERE option_name = 'blogname'",
+    ]);
+    assert.equal(await restName('h1', apacheSite.domain), 'damaged');
+    await fleet().bed.exec('h1', ['rm', '-f', '/var/aegir/platforms/wpa/sites/apache.example.com/wp-config.php']);
+    assert.notEqual(await restName('h1', apacheSite.domain), apacheSite.domain, 'the site is broken');
+    await fleet().run('RestoreSite', workflowIds.site(apacheSite.domain), { ...input, backup: made.backup });
+    assert.equal(await restName('h1', apacheSite.domain), apacheSite.domain, 'the restored site answers');
+  });
+
+  test('AddClusterMember gives a new member every platform and site before it serves; RemoveClusterMember takes it out', async () => {
+    const cSite = site('c.example.com', 'wpc');
+    await fleet().run('CreatePlatformOnCluster', workflowIds.platform('wpc'), {
+      platform: onCluster,
+      group: cluster(['h2']),
+    });
+    await fleet().run('InstallSiteOnCluster', workflowIds.site(cSite.domain), {
+      site: cSite,
+      platform: onCluster,
+      group: cluster(['h2']),
+      dbServer: db(),
+    });
+    assert.equal(
+      (await fleet().bed.httpGet('h3', '/', { headers: { Host: cSite.domain } })).status,
+      404,
+      'h3 does not serve yet',
+    );
+
+    const memberInput = (members: string[]) => ({
+      group: cluster(members),
+      member: fleet().server('h3'),
+      platforms: [onCluster],
+      sites: [cSite],
+      dbServers: [db()],
+    });
+    await fleet().run('AddClusterMember', workflowIds.cluster('c2'), memberInput(['h2']));
+    assert.equal(await restName('h3', cSite.domain), cSite.domain, 'the new member serves the site');
+
+    await fleet().run('RemoveClusterMember', workflowIds.cluster('c2'), memberInput(['h2', 'h3']));
+    assert.equal(
+      (await fleet().bed.httpGet('h3', '/', { headers: { Host: cSite.domain } })).status,
+      404,
+      'h3 no longer serves',
+    );
+    const gone = await fleet().bed.exec('h3', ['test', '-e', '/var/aegir/platforms/wpc'], { check: false });
+    assert.notEqual(gone.code, 0, 'the platform is removed from h3');
+    assert.equal(await restName('h2', cSite.domain), cSite.domain, 'h2 still serves');
+  });
+
+  test('MigrateSite moves a site from the apache server to the cluster with its database', async () => {
+    await fleet().run('MigrateSite', workflowIds.site(apacheSite.domain), {
+      site: apacheSite,
+      platform: onApache,
+      group: single(),
+      dbServer: db(),
+      to: { platform: onCluster, group: cluster(['h2']) },
+    });
+    assert.equal(await restName('h2', apacheSite.domain), apacheSite.domain, 'the cluster serves the migrated site');
+    const old = await fleet().bed.exec('h1', ['test', '-e', '/var/aegir/platforms/wpa/sites/apache.example.com'], {
+      check: false,
+    });
+    assert.notEqual(old.code, 0, 'the old site directory is gone');
+    assert.notEqual(await restName('h1', apacheSite.domain), apacheSite.domain, 'the old server no longer serves it');
+  });
+
+  test('DeleteSite and DeletePlatform leave nothing behind', async () => {
+    const migrated = site('apache.example.com', 'wpc');
+    await fleet().run('DeleteSite', workflowIds.site(migrated.domain), {
+      site: migrated,
+      platform: onCluster,
+      group: cluster(['h2']),
+      dbServer: db(),
+    });
+    await fleet().run('DeletePlatform', workflowIds.platform('wpa'), {
+      platform: onApache,
+      group: single(),
+      sites: [],
+    });
+    const platform = await fleet().bed.exec('h1', ['test', '-e', '/var/aegir/platforms/wpa'], { check: false });
+    assert.notEqual(platform.code, 0, 'the platform is gone');
+    const dbs = await fleet().bed.exec('h4', ['mysql', '--batch', '--skip-column-names', '-e', 'SHOW DATABASES']);
+    assert.doesNotMatch(dbs.stdout, /apache_example_com/, 'the database is dropped');
+  });
+});
