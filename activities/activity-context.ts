@@ -30,11 +30,6 @@ export function activityAttempt(): number {
   return currentContext()?.info.attempt ?? 1;
 }
 
-/** Throws the signal's reason when it has fired (a CancelledFailure inside an activity). */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw abortReason(signal);
-}
-
 /** The error to reject with when `signal` fires. */
 export function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;

@@ -52,11 +52,6 @@ export function badInput(message: string, details?: unknown): ApplicationFailure
   return permanentFailure(FailureType.BadInput, message, details);
 }
 
-/** True when `err` is an ApplicationFailure of the given type. */
-export function isFailureOfType(err: unknown, type: FailureTypeName): err is ApplicationFailure {
-  return err instanceof ApplicationFailure && err.type === type;
-}
-
 /** The message of any thrown value. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

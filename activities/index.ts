@@ -37,3 +37,4 @@ export {
 } from './checks';
 export { verifyNode } from './verify-node';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
+export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay';

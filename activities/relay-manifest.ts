@@ -67,7 +67,10 @@ function unescapeRsyncName(text: string): string {
   return text.replace(/\\#([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
-function runListing(argv: string[], signal?: AbortSignal): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+function runListing(
+  argv: string[],
+  signal?: AbortSignal,
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], signal });
     const out: Buffer[] = [];
@@ -75,12 +78,18 @@ function runListing(argv: string[], signal?: AbortSignal): Promise<{ code: numbe
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', (e) => reject(signal?.aborted ? abortReason(signal) : e));
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+    child.on('close', (code) =>
+      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }),
+    );
   });
 }
 
 /** The relative paths a platform push would send, in rsync's order (parents before their contents). */
-export async function listPushedPaths(source: string, profile: Platform['profile'], signal?: AbortSignal): Promise<string[]> {
+export async function listPushedPaths(
+  source: string,
+  profile: Platform['profile'],
+  signal?: AbortSignal,
+): Promise<string[]> {
   const empty = await mkdtemp(join(tmpdir(), 'sitefleet-relay-list-'));
   try {
     const result = await runListing(
@@ -149,7 +158,11 @@ const fsPath = (source: string, rel: string): Buffer =>
  * The manifest of a platform source without digests: every entry the push sends, with its type, mode, size, mtime
  * and link target. Sockets, fifos and devices have no place in a platform: they are refused.
  */
-export async function describeSource(source: string, profile: Platform['profile'], signal?: AbortSignal): Promise<SourceManifest> {
+export async function describeSource(
+  source: string,
+  profile: Platform['profile'],
+  signal?: AbortSignal,
+): Promise<SourceManifest> {
   const paths = await listPushedPaths(source, profile, signal);
   const sourceBytes = Buffer.from(source, 'utf8').toString('latin1');
   const entries: ManifestEntry[] = [];
@@ -161,7 +174,13 @@ export async function describeSource(source: string, profile: Platform['profile'
     const mtime = Number(st.mtimeNs / 1_000_000_000n);
     const stateKey = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     if (st.isDirectory()) {
-      return { path: rel, type: 'd', mode: applySymbolicMode(Number(st.mode), RELAY_CHMOD, true), size: 0, mtime } as ManifestEntry;
+      return {
+        path: rel,
+        type: 'd',
+        mode: applySymbolicMode(Number(st.mode), RELAY_CHMOD, true),
+        size: 0,
+        mtime,
+      } as ManifestEntry;
     }
     if (st.isSymbolicLink()) {
       const target = (await readlink(full, { encoding: 'buffer' })).toString('latin1');
@@ -180,7 +199,10 @@ export async function describeSource(source: string, profile: Platform['profile'
     if (!s.ok) {
       const err = s.error as NodeJS.ErrnoException;
       if (err.code === 'ENOENT') {
-        throw transientFailure(FailureType.RsyncFailed, `platform source ${source} changed while it was listed (${paths[i]} vanished); try again`);
+        throw transientFailure(
+          FailureType.RsyncFailed,
+          `platform source ${source} changed while it was listed (${paths[i]} vanished); try again`,
+        );
       }
       throw s.error;
     }
@@ -197,7 +219,8 @@ const digestCache = new Map<string, { stateKey: string; sha256: string }>();
 
 async function sha256Of(file: Buffer, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { signal, highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(file, { signal, highWaterMark: 1024 * 1024 }))
+    hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
@@ -227,7 +250,10 @@ export async function hashManifest(manifest: SourceManifest, signal?: AbortSigna
   if (signal?.aborted) throw abortReason(signal);
   const failed = results.find((r) => !r.ok);
   if (failed && !failed.ok) {
-    throw transientFailure(FailureType.RsyncFailed, `platform source ${manifest.source} could not be read while hashing: ${String(failed.error)}`);
+    throw transientFailure(
+      FailureType.RsyncFailed,
+      `platform source ${manifest.source} could not be read while hashing: ${String(failed.error)}`,
+    );
   }
   return hashed;
 }
@@ -244,10 +270,18 @@ export function expectedRecords(manifest: SourceManifest): Buffer {
     const mtime = `${e.mtime}.0000000000`;
     const path = Buffer.from(e.path, 'latin1');
     const parts = (prefix: string, hash: string | undefined): Buffer =>
-      Buffer.concat([Buffer.from(prefix, 'latin1'), hash ? Buffer.from(`${hash} `) : Buffer.alloc(0), path, Buffer.from([0])]);
+      Buffer.concat([
+        Buffer.from(prefix, 'latin1'),
+        hash ? Buffer.from(`${hash} `) : Buffer.alloc(0),
+        path,
+        Buffer.from([0]),
+      ]);
     switch (e.type) {
       case 'd':
-        return { key: parts(`d ${e.mode.toString(8)} `, undefined), record: parts(`d ${e.mode.toString(8)} `, undefined) };
+        return {
+          key: parts(`d ${e.mode.toString(8)} `, undefined),
+          record: parts(`d ${e.mode.toString(8)} `, undefined),
+        };
       case 'l': {
         const target = Buffer.from(e.target ?? '', 'latin1');
         const prefix = `l ${target.length} ${e.target ?? ''} ${mtime} `;

@@ -97,7 +97,7 @@ shift 2
 cd "$S" || exit 90
 echo $$ > node.pid
 untar() {
-  tar --extract --file="$1" --directory=tree --preserve-permissions --no-same-owner --delay-directory-restore \\
+  tar --extract --read-full-records --file="$1" --directory=tree --preserve-permissions --no-same-owner --delay-directory-restore \\
     --warning=no-timestamp --warning=no-unknown-keyword
 }
 if [ $# -eq 0 ]; then

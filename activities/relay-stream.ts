@@ -107,14 +107,15 @@ export async function streamTarToServer(
       '--file=-',
       '--format=gnu',
       `--directory=${source}`,
-      '--null',
-      '--files-from=-',
+      // Positional: --no-recursion and --null must come before the list they apply to.
       '--no-recursion',
+      '--null',
       '--hard-dereference',
       `--mode=${RELAY_CHMOD}`,
       '--owner=0',
       '--group=0',
       '--numeric-owner',
+      '--files-from=-',
     ];
     return await new Promise<StreamResult>((resolve, reject) => {
       const tar = spawn('tar', tarArgv, { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -92,7 +92,7 @@ fi
 `;
 
 /** The sha256 of a file's bytes, or 'absent': what a compare-and-swap write expects to find. */
-export function contentDigest(content: Buffer | null): string {
+function contentDigest(content: Buffer | null): string {
   return content === null ? 'absent' : createHash('sha256').update(content).digest('hex');
 }
 

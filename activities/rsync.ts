@@ -10,7 +10,7 @@
  *   to connect) and falls back to a direct, equally pinned connection if the master has gone.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,8 +37,11 @@ const masters = new Map<string, { server: Server; options: string[] }>();
 /** A directory only this worker process uses, for control sockets and known_hosts files (short: sockets ≤ 104 bytes). */
 function ownControlDir(): string {
   if (!controlDir) {
-    controlDir = mkdtempSync(join(tmpdir(), 'sitefleet-ssh-'));
+    const dir = mkdtempSync(join(tmpdir(), 'sitefleet-ssh-'));
+    controlDir = dir;
     onCloseAllConnections(closeMasters);
+    // A worker that exits without closeAllConnections still leaves nothing behind (its masters time out alone).
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
   return controlDir;
 }

@@ -310,6 +310,10 @@ function tail(text: string, max = 2000): string {
 
 class ChannelOpenError extends Error {}
 
+/** What sudo prints when it will not run a command for the ssh user (the command itself never ran). */
+const SUDO_REFUSED =
+  /^sudo: .*(password is required|not in the sudoers|not allowed to execute|a terminal is required)/m;
+
 /**
  * Runs `argv` on `server` over its pooled connection and returns exit code and output.
  *
@@ -344,6 +348,13 @@ export async function runRemote(
       }
       throw err;
     }
+  }
+  if (server.ssh.user !== 'root' && result.code === 1 && SUDO_REFUSED.test(result.stderr)) {
+    throw permanentFailure(
+      FailureType.ServerNotReady,
+      `server ${server.name}: ${server.ssh.user} may not run commands as root without a password (${tail(result.stderr, 300)}). ` +
+        `Grant it: "${server.ssh.user} ALL=(root) NOPASSWD: ALL" in /etc/sudoers.d/sitefleet, or connect as root.`,
+    );
   }
   const allowed = options.allowExitCodes ?? [0];
   if (allowed === 'any') return result;

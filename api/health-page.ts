@@ -241,6 +241,9 @@ function ago(iso: string, now: Date): string {
   return `${Math.round(s / 86400)} days ago`;
 }
 
+/** A long detail (an nginx error page, a config test's output) cut for the problem list; the tooltip has it all. */
+const shorten = (text: string, max = 240): string => (text.length > max ? `${text.slice(0, max)}…` : text);
+
 const isProbe = (c: NodeCheck): boolean => c.name.startsWith('probe:');
 
 /** Names in order of first appearance. */
@@ -360,7 +363,10 @@ function renderGroup(g: GroupHealth, now: Date): SafeHtml {
       ? html`<h3>Problems</h3>
           <ul class="problems">
             ${problems.map(
-              (p) => html`<li><strong>${p.node}</strong> <code>${p.check.name}</code>: ${p.check.detail}</li>`,
+              (p) =>
+                html`<li title="${p.check.detail}">
+                  <strong>${p.node}</strong> <code>${p.check.name}</code>: ${shorten(p.check.detail)}
+                </li>`,
             )}
           </ul>`
       : ''}

@@ -1,6 +1,6 @@
 /**
  * The inventory: what the operator declared (servers, packs, clusters, platforms, sites) and the operations
- * started on them. `InventoryStore` is the contract every backend honours (SQLite now, PostgreSQL later):
+ * started on them. `InventoryStore` is the contract every backend honours (SQLite, and PostgreSQL when SITEFLEET_INVENTORY_URL is set):
  * it validates every resource with the domain schemas, enforces references, and refuses deletes that orphan.
  */
 import type { z } from 'zod';

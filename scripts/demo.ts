@@ -94,11 +94,14 @@ class DemoError extends Error {}
 let sitefleet: ChildProcess | undefined;
 let bedStart: Promise<Bed> | undefined;
 let bedSettled = false;
+/** Once set up, Ctrl-C is the way to end the demo: a clean stop then exits 0. */
+let setupDone = false;
 let cleanup: Promise<void> | undefined;
 
 /** Stops sitefleet (API, worker, dev server: `npm start` stops its own children in order) and removes the bed. */
 function cleanUp(): Promise<void> {
   cleanup ??= (async () => {
+    if (!sitefleet && !bedStart) return;
     step('stopping sitefleet and removing the test hosts');
     if (sitefleet) {
       const proc = sitefleet;
@@ -313,7 +316,6 @@ async function main(): Promise<number> {
   const apiUrl = `http://${settings.apiHost}:${settings.apiPort}`;
   const logFile = join(settings.dataDir, 'sitefleet.log');
 
-  prepareDataDir(settings);
   await assertPortFree(settings.apiHost, settings.apiPort, 'the API', 'SITEFLEET_API_PORT');
   const temporalRunning = await temporalAnswers(settings.temporalAddress);
   if (!temporalRunning) {
@@ -321,6 +323,7 @@ async function main(): Promise<number> {
     await assertPortFree(host ?? '127.0.0.1', Number(port ?? 7233), 'Temporal', 'TEMPORAL_ADDRESS');
     await assertPortFree(host ?? '127.0.0.1', settings.uiPort, 'the Temporal Web UI', 'SITEFLEET_UI_PORT');
   }
+  prepareDataDir(settings);
   await reclaimLeftoverBed(bedName, baseDir);
 
   step(
@@ -410,6 +413,7 @@ async function main(): Promise<number> {
     await cleanUp();
     return healthy ? 0 : 1;
   }
+  setupDone = true;
   say('Press Ctrl-C to stop sitefleet and remove the test hosts.');
   const code = await new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
   if (cleanup) return new Promise<never>(() => undefined); // stopped by a signal: its handler exits
@@ -429,7 +433,7 @@ for (const [signal, code] of [
     }
     say(`\n${signal}: stopping`);
     cleanUp().then(
-      () => process.exit(code),
+      () => process.exit(setupDone ? 0 : code),
       (err: unknown) => {
         say(`clean-up failed: ${messageOf(err)}`);
         process.exit(1);

@@ -180,7 +180,7 @@ async function main(argv: string[]): Promise<void> {
 
   program
     .command('shape')
-    .description("change the link shaping of a running bed (tc tbf); without options, show it")
+    .description('change the link shaping of a running bed (tc tbf); without options, show it')
     .option('--rate <rate>', "limit each host's link, both directions (tc rate, e.g. 200mbit)")
     .option('--controller-rate <rate>', "limit the controller's total egress (tc rate, e.g. 200mbit)")
     .option('--clear', 'remove every limit')

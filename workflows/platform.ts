@@ -9,6 +9,7 @@ import { allBounded } from './fan-out';
 import { badInput, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
+import { syncPlatformCode } from './relay';
 import { Saga } from './saga';
 import { tagRun } from './search';
 
@@ -51,13 +52,19 @@ async function createPlatformOnGroup(
     step = 'sync platform code';
     progress.phase(step);
     const receivers = codeReceivers(group);
-    const synced = await allBounded(receivers, limit, async (server) => {
-      progress.node(server.name, 'running', step);
-      const existed = await quick.platformExists({ server, platform });
-      if (!existed) saga.add(`remove platform on ${server.name}`, () => quick.removePlatform({ server, platform }));
-      const summary = await transfer.syncPlatform({ server, platform, dryRun: false });
-      progress.node(server.name, 'done', `synced ${summary.filesChanged} file(s)`);
-      return { server: server.name, filesChanged: summary.filesChanged, bytesSent: summary.bytesSent };
+    // Parallel rsync, or a relay where input.transfer says so (workflows/relay.ts).
+    const synced = await syncPlatformCode(input, receivers, {
+      progress,
+      saga,
+      limit,
+      rsyncOne: async (server) => {
+        progress.node(server.name, 'running', step);
+        const existed = await quick.platformExists({ server, platform });
+        if (!existed) saga.add(`remove platform on ${server.name}`, () => quick.removePlatform({ server, platform }));
+        const summary = await transfer.syncPlatform({ server, platform, dryRun: false });
+        progress.node(server.name, 'done', `synced ${summary.filesChanged} file(s)`);
+        return { server: server.name, filesChanged: summary.filesChanged, bytesSent: summary.bytesSent };
+      },
     });
 
     step = 'check the share on every slave';

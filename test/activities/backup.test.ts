@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -12,11 +11,11 @@ import { platformSchema, siteSchema, type Server } from '../../domain/model';
 import { useTestBed } from '../support/testbed';
 import { failure, serverOf, useWorkerEnvironment } from './bed-servers';
 
-useWorkerEnvironment();
+const work = useWorkerEnvironment();
 // h1 holds the site, h2 is another code receiver, h3 the database server.
 const bed = useTestBed({ hosts: [{ roles: [] }, { roles: [] }, { roles: ['db'] }] });
 
-const source = mkdtempSync(join(tmpdir(), 'sitefleet-app-'));
+const source = mkdtempSync(join(work, 'app-'));
 writeFileSync(join(source, 'index.php'), '<?php\n');
 const platform = platformSchema.parse({
   name: 'app',

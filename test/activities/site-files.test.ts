@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { siteDatabaseName } from '../../activities/database';
@@ -11,7 +10,7 @@ import { platformSchema, serverSchema, siteSchema, type Platform } from '../../d
 import { useTestBed } from '../support/testbed';
 import { failure, serverOf, useWorkerEnvironment } from './bed-servers';
 
-useWorkerEnvironment();
+const work = useWorkerEnvironment();
 const bed = useTestBed({ hosts: [{ roles: [] }] });
 
 const dbServer = serverSchema.parse({
@@ -23,7 +22,7 @@ const dbServer = serverSchema.parse({
 });
 
 function platformOf(name: string, profile: string): Platform {
-  const dir = mkdtempSync(join(tmpdir(), 'sitefleet-platform-'));
+  const dir = mkdtempSync(join(work, 'platform-'));
   writeFileSync(join(dir, 'index.php'), '<?php\n');
   return platformSchema.parse({
     name,

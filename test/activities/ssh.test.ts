@@ -112,6 +112,26 @@ describe('runRemote', () => {
     assert.equal((await runRemote(repinned, ['echo', 'ok'], { timeoutMs: 10_000 })).stdout, 'ok\n');
   });
 
+  test('a non-root ssh user runs commands through sudo -n; without the right to, the server is not ready', async () => {
+    const aegir = { ...serverOf(bed(), 'h1'), ssh: { ...serverOf(bed(), 'h1').ssh, user: 'aegir' } };
+    await assert.rejects(
+      runRemote(aegir, ['true'], { timeoutMs: 10_000 }),
+      failure('ServerNotReady', {
+        nonRetryable: true,
+        message: /server h1: aegir may not run commands as root .*NOPASSWD/,
+      }),
+    );
+    await bed().writeFile('h1', '/etc/sudoers.d/sitefleet', 'aegir ALL=(root) NOPASSWD: ALL\n');
+    await bed().exec('h1', ['chmod', '0440', '/etc/sudoers.d/sitefleet']);
+    assert.equal((await runRemote(aegir, ['id', '-u'], { timeoutMs: 10_000 })).stdout, '0\n');
+    const controller = new AbortController();
+    const pending = runRemote(aegir, ['sleep', '33'], { timeoutMs: 60_000, signal: controller.signal });
+    await eventually(() => running('h1', 'sleep 33'));
+    controller.abort(new Error('cancelled'));
+    await assert.rejects(pending, /cancelled/);
+    await eventually(async () => !(await running('h1', 'sleep 33')));
+  });
+
   test('fingerprints are the ones ssh-keygen -lf prints', async () => {
     const pub = await bed().readFile('h1', '/etc/ssh/ssh_host_ed25519_key.pub');
     const printed = execFileSync('ssh-keygen', ['-lf', '-'], { input: pub, encoding: 'utf8' }).split(' ')[1];

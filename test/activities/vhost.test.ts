@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { probeSite } from '../../activities/checks';
@@ -14,12 +13,12 @@ import { DEFAULT_SERVER_BODY } from '../../testbed';
 import { useTestBed } from '../support/testbed';
 import { failure, serverOf, useWorkerEnvironment } from './bed-servers';
 
-useWorkerEnvironment();
+const work = useWorkerEnvironment();
 const bed = useTestBed({ hosts: [{ roles: ['web-nginx'] }, { roles: ['web-apache'] }] });
 
 /** A one-file PHP platform that names the host it served. */
 function helloPlatform(): Platform {
-  const dir = mkdtempSync(join(tmpdir(), 'sitefleet-hello-'));
+  const dir = mkdtempSync(join(work, 'hello-'));
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     join(dir, 'index.php'),

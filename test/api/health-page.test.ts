@@ -230,6 +230,11 @@ void describe('fleet health page on a real cluster', () => {
     assert.equal(await h3Drift.getAttribute('class'), 'fail');
     assert.equal(await h3Drift.textContent(), 'FAIL');
     assert.match((await h3Drift.getAttribute('title')) ?? '', /difference/);
+    // The page's style passes its own Content-Security-Policy: a red cell is red.
+    assert.equal(
+      await h3Drift.evaluate((el) => el.ownerDocument.defaultView?.getComputedStyle(el).backgroundColor),
+      'rgb(255, 235, 233)',
+    );
     for (const node of ['h1', 'h2']) assert.equal(await checkCell(node, 'drift:wp').getAttribute('class'), 'ok');
     for (const node of ['h1', 'h2', 'h3'])
       assert.equal(await checkCell(node, 'config-test').getAttribute('class'), 'ok');

@@ -19,7 +19,7 @@ import {
   retried,
   sleep,
   sourceManifest,
-  waitForPending,
+  waitFor,
 } from '../support/reliability';
 
 const run = promisify(execFile);
@@ -29,6 +29,8 @@ const MEMBERS = ['h1', 'h2', 'h3'];
 const SOURCE = '/usr/share/wordpress';
 const CUT_MS = 25_000;
 /** A token bucket toward the member: one WordPress tree then takes ~10 s instead of ~1 s. */
+/** How many files of the platform have reached the host so far. */
+const FILES_SO_FAR = 'find /var/aegir/platforms/wp -type f 2>/dev/null | wc -l';
 const SHAPE_40MBIT = 'tbf rate 40mbit burst 256kb latency 50ms'.split(' ');
 const platform: Platform = {
   name: 'wp',
@@ -46,17 +48,16 @@ describe('a member link is cut during an rsync', () => {
     const veth = fleet().bed.host('h2').veth;
     await run('tc', ['qdisc', 'add', 'dev', veth, 'root', ...SHAPE_40MBIT]);
     const handle = await fleet().start('CreatePlatformOnCluster', workflowIds.platform('wp'), { platform, group });
+    const filesOnH2 = async () => Number((await fleet().bed.exec('h2', ['sh', '-c', FILES_SO_FAR])).stdout);
     let result: PlatformResult;
     let cutAt: number;
+    let filesAtCut: number;
     try {
-      // rsync heartbeats { server, items } every 200 files: h2's first one means files are flowing to it.
-      await waitForPending(handle, (pending) =>
-        pending.some(
-          (p) => p.type === 'syncPlatform' && (p.heartbeat as { server?: string } | undefined)?.server === 'h2',
-        ),
-      );
+      // Cut once files are landing on h2 (watched from inside the host, not through its link).
+      await waitFor(async () => (await filesOnH2()) >= 200);
       cutAt = Date.now();
       await fleet().bed.cutLink('h2');
+      filesAtCut = await filesOnH2();
       try {
         await sleep(CUT_MS);
       } finally {
@@ -67,8 +68,10 @@ describe('a member link is cut during an rsync', () => {
       await run('tc', ['qdisc', 'del', 'dev', veth, 'root']);
     }
     const runs = await activityRuns(handle);
+    const total = (await sourceManifest(SOURCE)).split('\n').filter((l) => l.startsWith('f ')).length;
+    assert.ok(filesAtCut < total, `the cut came mid-transfer (${filesAtCut} of ${total} files on h2)`);
     t.diagnostic(
-      `link down ${CUT_MS} ms; completed ${Date.now() - cutAt} ms after the cut; ` +
+      `cut with ${filesAtCut} of ${total} files on h2, link down ${CUT_MS} ms; completed ${Date.now() - cutAt} ms after the cut; ` +
         `run again: ${retried(runs).join('; ') || 'none (the same rsync resumed)'}`,
     );
 

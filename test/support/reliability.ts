@@ -243,6 +243,8 @@ export interface CrashableFleet {
   secretFile: string;
   /** Present with `restartableServer: true`. */
   devServer?: RestartableDevServer;
+  /** The test environment, when the fixture did not start its own restartable server (for the API harness). */
+  env?: TestWorkflowEnvironment;
   server(name: string): Server;
   /** The worker started last. */
   worker(): WorkerProcess;
@@ -309,6 +311,7 @@ export function useCrashableFleet(
       taskQueue,
       secretFile,
       ...(devServer ? { devServer } : {}),
+      ...(env ? { env } : {}),
       server(name) {
         const s = servers.get(name);
         if (!s) throw new Error(`no server ${name} in the bed inventory`);
@@ -387,6 +390,15 @@ export async function waitForPending(
   throw new Error(`timed out waiting on ${handle.workflowId}; pending: ${JSON.stringify(last)}`);
 }
 
+/** Polls `condition` every 100 ms until it holds; throws after `timeoutMs`. */
+export async function waitFor(condition: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
 /** Every pending activity is of `type` and started (at least one is). */
 export const onlyStarted =
   (type: string) =>
@@ -463,6 +475,15 @@ export async function activityRuns(handle: WorkflowHandle): Promise<ActivityRun[
     if (e.activityTaskCanceledEventAttributes) run.outcome = 'cancelled';
   }
   return [...byScheduledId.values()];
+}
+
+/** The `type` of a failure and of every cause beneath it (workflow failure, activity failure, application failure). */
+export function failureTypes(err: unknown): string[] {
+  const types: string[] = [];
+  for (let e = err as { type?: unknown; name?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    types.push(typeof e.type === 'string' ? e.type : (e.name ?? '?'));
+  }
+  return types;
 }
 
 /** `type@server` of every activity that needed more than one attempt, with its attempt count and cause. */

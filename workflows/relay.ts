@@ -1,0 +1,213 @@
+/**
+ * How platform code reaches a group's code receivers: parallel rsync from the controller, or a relay (the
+ * controller streams one copy to the first member, each member passes it on; activities/relay.ts). The choice is
+ * made here, deterministically, from the workflow's input and activity results only.
+ */
+import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type * as activities from '../activities';
+import type { Server } from '../domain/model';
+import type { CreatePlatformInput } from '../domain/operations';
+import { PERMANENT_FAILURES, quick } from './activity-stubs';
+import { describeFailure } from './failures';
+import { allBounded } from './fan-out';
+import type { Progress } from './progress';
+import type { Saga } from './saga';
+
+export type TransferMode = 'auto' | 'rsync' | 'relay';
+
+/** How a platform's code is sent. Carried as `transfer` beside `platform` and `group` in the workflow's input. */
+export interface TransferOptions {
+  /** `auto`: relay only where the rule below predicts it clearly faster; `rsync` / `relay` force one. @default 'auto' */
+  mode?: TransferMode;
+  /**
+   * The controller's (worker's) upload bandwidth in Mbit/s, configured or measured. Without it `auto` never relays:
+   * nothing says the controller's uplink is the bottleneck (unshaped, CPU is, and parallel rsync wins).
+   */
+  uplinkMbit?: number;
+  /** Each member's own link in Mbit/s. @default uplinkMbit */
+  memberLinkMbit?: number;
+  /** Fewest code receivers for `auto` to relay. @default 3 */
+  minMembers?: number;
+  /** Fewest bytes rsync would send in all for `auto` to relay. @default 16 MiB */
+  minBytes?: number;
+}
+
+export type CreatePlatformWithTransferInput = CreatePlatformInput & { transfer?: TransferOptions };
+
+export const RELAY_RULE = {
+  minMembers: 3,
+  minBytes: 16 * 1024 * 1024,
+  /** Relay's fixed cost: keys, connections, verification, switch (measured: ~0.5 s on 2 busy cores). */
+  overheadSeconds: 0.6,
+  /** Per member: one more hop of latency and one more verification. */
+  perMemberSeconds: 0.05,
+  /** Relay must be predicted this many times faster: a wrong guess must not make things slower. */
+  margin: 1.5,
+} as const;
+
+export interface TransferEstimate {
+  /** Bytes of the whole platform (what a relay streams). */
+  bytes: number;
+  /** What rsync would send to each member (the whole platform where it is missing). */
+  members: { server: string; exists: boolean; changedBytes: number }[];
+}
+
+export interface TransferDecision {
+  mode: 'rsync' | 'relay';
+  reason: string;
+  predicted?: { rsyncSeconds: number; relaySeconds: number };
+}
+
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** The decision that needs no estimate, or undefined when `auto` has to look at what would be sent. */
+export function decideWithoutEstimate(
+  options: TransferOptions | undefined,
+  members: number,
+): TransferDecision | undefined {
+  const mode = options?.mode ?? 'auto';
+  if (mode === 'rsync') return { mode: 'rsync', reason: 'transfer.mode is rsync' };
+  if (mode === 'relay') return { mode: 'relay', reason: 'transfer.mode is relay' };
+  const uplink = options?.uplinkMbit;
+  if (uplink === undefined || !(uplink > 0)) {
+    return { mode: 'rsync', reason: 'no uplink bandwidth hint (transfer.uplinkMbit): parallel rsync' };
+  }
+  const minMembers = options?.minMembers ?? RELAY_RULE.minMembers;
+  if (members < minMembers)
+    return { mode: 'rsync', reason: `${members} member(s), fewer than ${minMembers}: parallel rsync` };
+  return undefined;
+}
+
+/**
+ * The `auto` rule. rsync from the controller sends every member its own copy through the controller's uplink
+ * (U), each also limited by the member's link (L); a relay sends one copy through the slower of the two, plus a
+ * fixed and a per-member cost. Relay is chosen when
+ *
+ *   members >= minMembers, rsync bytes >= minBytes, and
+ *   margin x (bytes / min(U, L) + overhead + perMember x members) < max(sum changed / U, max changed / L).
+ */
+export function chooseTransfer(options: TransferOptions | undefined, estimate: TransferEstimate): TransferDecision {
+  const early = decideWithoutEstimate(options, estimate.members.length);
+  if (early) return early;
+  const uplink = (options?.uplinkMbit as number) * 1e6;
+  const link = (options?.memberLinkMbit ?? (options?.uplinkMbit as number)) * 1e6;
+  const total = estimate.members.reduce((sum, m) => sum + m.changedBytes, 0);
+  const minBytes = options?.minBytes ?? RELAY_RULE.minBytes;
+  if (total < minBytes) return { mode: 'rsync', reason: `only ${mb(total)} to send: parallel rsync` };
+  const largest = Math.max(...estimate.members.map((m) => m.changedBytes));
+  const rsyncSeconds = Math.max((total * 8) / uplink, (largest * 8) / link);
+  const relaySeconds =
+    (estimate.bytes * 8) / Math.min(uplink, link) +
+    RELAY_RULE.overheadSeconds +
+    RELAY_RULE.perMemberSeconds * estimate.members.length;
+  const predicted = { rsyncSeconds: round(rsyncSeconds), relaySeconds: round(relaySeconds) };
+  const sizes = `${estimate.members.length} members, ${mb(total)} by rsync vs ${mb(estimate.bytes)} by relay`;
+  if (relaySeconds * RELAY_RULE.margin < rsyncSeconds) {
+    return {
+      mode: 'relay',
+      reason: `${sizes}: relay ~${predicted.relaySeconds} s, rsync ~${predicted.rsyncSeconds} s`,
+      predicted,
+    };
+  }
+  return {
+    mode: 'rsync',
+    reason: `${sizes}: rsync ~${predicted.rsyncSeconds} s is not beaten clearly enough by relay ~${predicted.relaySeconds} s`,
+    predicted,
+  };
+}
+
+const round = (seconds: number): number => Math.round(seconds * 100) / 100;
+
+/** One stream per chain, heartbeating; retried once (a worker crash), after which the members get rsync. */
+const relayStub = proxyActivities<typeof activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', maximumAttempts: 2, nonRetryableErrorTypes: PERMANENT_FAILURES },
+});
+
+export interface SyncedMember {
+  server: string;
+  filesChanged: number;
+  bytesSent: number;
+  via: 'rsync' | 'relay';
+}
+
+export interface CodeSyncContext {
+  progress: Progress;
+  saga: Saga;
+  /** The workflow's rsync push of one member (existence check, compensation, syncPlatform). */
+  rsyncOne: (server: Server) => Promise<{ server: string; filesChanged: number; bytesSent: number }>;
+  limit: number;
+}
+
+/**
+ * Sends the platform's code to `receivers`: parallel rsync, or a relay followed by rsync for every member the
+ * relay did not complete (so that every member ends complete, or the step fails as an rsync push would).
+ */
+export async function syncPlatformCode(
+  input: CreatePlatformWithTransferInput,
+  receivers: Server[],
+  ctx: CodeSyncContext,
+): Promise<SyncedMember[]> {
+  const { platform } = input;
+  const rsyncAll = (servers: Server[]): Promise<SyncedMember[]> =>
+    allBounded(servers, ctx.limit, async (server) => ({ ...(await ctx.rsyncOne(server)), via: 'rsync' as const }));
+
+  let decision = decideWithoutEstimate(input.transfer, receivers.length);
+  if (!decision) {
+    const estimate = await quick.planPlatformTransfer({ platform, servers: receivers });
+    decision = chooseTransfer(input.transfer, estimate);
+  }
+  log.info('platform transfer chosen', { platform: platform.name, mode: decision.mode, reason: decision.reason });
+  if (decision.mode === 'rsync') return rsyncAll(receivers);
+
+  ctx.progress.phase(`sync platform code by relay (${decision.reason})`);
+  for (const server of receivers) ctx.progress.node(server.name, 'running', 'relay');
+  let relayed: Awaited<ReturnType<typeof activities.relayPlatform>> | undefined;
+  try {
+    relayed = await relayStub.relayPlatform({ platform, servers: receivers, operation: workflowInfo().runId });
+  } catch (err) {
+    log.warn('relay failed as a whole; every member gets rsync', { error: describeFailure(err) });
+  }
+  const byName = new Map((relayed?.members ?? []).map((m) => [m.server, m]));
+  for (const server of receivers) {
+    const m = byName.get(server.name);
+    // A platform the relay created is removed again if a later step fails (the rsync path registers its own).
+    if (m?.existed === false)
+      ctx.saga.add(`remove platform on ${server.name}`, () => quick.removePlatform({ server, platform }));
+    if (m?.switched) ctx.progress.node(server.name, 'done', `relayed and verified (${m.how ?? 'switched'})`);
+    else ctx.progress.node(server.name, 'running', `relay did not complete (${m?.phase ?? 'not run'}): rsync`);
+  }
+  const repaired = receivers.filter((s) => !byName.get(s.name)?.switched);
+  if (repaired.length > 0) {
+    log.warn('members not completed by the relay get rsync', {
+      members: repaired.map((s) => `${s.name}: ${byName.get(s.name)?.error ?? 'relay failed'}`),
+    });
+  }
+  const rsynced = await rsyncAll(repaired);
+  // Leftover keys and staging directories of members that were unreachable during the relay's own clean-up.
+  const pending = relayed ? relayed.cleanupPending : receivers.map((s) => s.name);
+  await allBounded(
+    receivers.filter((s) => pending.includes(s.name)),
+    ctx.limit,
+    (server) =>
+      quick.cleanupRelay({ server, platform }).catch((err: unknown) => {
+        log.warn('relay clean-up failed; the key expires on its own', {
+          server: server.name,
+          error: describeFailure(err),
+        });
+      }),
+  );
+  const first = relayed?.chain[0];
+  return receivers.map((server) => {
+    const viaRsync = rsynced.find((r) => r.server === server.name);
+    if (viaRsync) return viaRsync;
+    return {
+      server: server.name,
+      filesChanged: relayed?.files ?? 0,
+      // What the controller sent: the whole stream to the first member, nothing to the others.
+      bytesSent: server.name === first ? (relayed?.streamedBytes ?? 0) : 0,
+      via: 'relay' as const,
+    };
+  });
+}
