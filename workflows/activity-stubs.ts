@@ -9,6 +9,8 @@ import type * as activities from '../activities';
 export const PERMANENT_FAILURES = [
   'BadInput',
   'HostKeyMismatch',
+  'SshAuthenticationFailed',
+  'ServerNotReady',
   'ConfigTestFailed',
   'KernelNfsMissing',
   'UidGidMismatch',
