@@ -38,6 +38,29 @@ function hostKeyAlgorithms(keyType: string): string {
 }
 
 /**
+ * GNU tar's arguments for the relay stream of `source`: the paths come NUL-separated on stdin (the manifest's
+ * order), nothing else is recursed into, hard links become files (as rsync -a without -H sends them), modes get the
+ * push's chmod, owners are left to the unpacking user.
+ */
+export function relayTarArgv(source: string): string[] {
+  return [
+    '--create',
+    '--file=-',
+    '--format=gnu',
+    `--directory=${source}`,
+    // Positional: --no-recursion and --null must come before the list they apply to.
+    '--no-recursion',
+    '--null',
+    '--hard-dereference',
+    `--mode=${RELAY_CHMOD}`,
+    '--owner=0',
+    '--group=0',
+    '--numeric-owner',
+    '--files-from=-',
+  ];
+}
+
+/**
  * Runs `argv` on `server` (through `sudo -n` for a non-root ssh user) with the tar stream of `fileList` under
  * `source` as its stdin. Kills both ends when `signal` fires or `timeoutMs` passes.
  */
@@ -102,21 +125,7 @@ export async function streamTarToServer(
       '--',
       quoteArgs([...sudo, ...argv]),
     ];
-    const tarArgv = [
-      '--create',
-      '--file=-',
-      '--format=gnu',
-      `--directory=${source}`,
-      // Positional: --no-recursion and --null must come before the list they apply to.
-      '--no-recursion',
-      '--null',
-      '--hard-dereference',
-      `--mode=${RELAY_CHMOD}`,
-      '--owner=0',
-      '--group=0',
-      '--numeric-owner',
-      '--files-from=-',
-    ];
+    const tarArgv = relayTarArgv(source);
     return await new Promise<StreamResult>((resolve, reject) => {
       const tar = spawn('tar', tarArgv, { stdio: ['pipe', 'pipe', 'pipe'] });
       const ssh = spawn('ssh', sshArgv, { stdio: ['pipe', 'pipe', 'pipe'] });

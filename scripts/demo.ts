@@ -415,7 +415,9 @@ async function main(): Promise<number> {
   }
   setupDone = true;
   say('Press Ctrl-C to stop sitefleet and remove the test hosts.');
-  const code = await new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+  const code = await new Promise<number | null>((resolve) =>
+    proc.exitCode !== null || proc.signalCode !== null ? resolve(proc.exitCode) : proc.once('exit', (c) => resolve(c)),
+  );
   if (cleanup) return new Promise<never>(() => undefined); // stopped by a signal: its handler exits
   throw new DemoError(`sitefleet stopped by itself (exit code ${code}); the end of ${logFile}:\n${tail(logFile)}`);
 }

@@ -253,6 +253,8 @@ export interface CrashableFleet {
   /** Everything every worker of this fixture printed. */
   workerOutput(): string;
   start(workflowType: string, workflowId: string, input: unknown): Promise<WorkflowHandle>;
+  /** Stops every worker, the Temporal server and the bed. */
+  close(): Promise<void>;
 }
 
 export interface CrashableFleetOptions {
@@ -261,38 +263,49 @@ export interface CrashableFleetOptions {
 }
 
 /**
- * A test bed, a Temporal dev server and one sitefleet worker in a child process (more with `startWorker`), for a
- * test file; everything is stopped in `after`.
+ * A test bed, a Temporal dev server and one sitefleet worker in a child process (more with `startWorker`). Stop it
+ * all with `close()`; whatever started before a failure to start is stopped too.
  */
-export function useCrashableFleet(
+export async function startCrashableFleet(
   bedOptions: TestBedOptions,
   options: CrashableFleetOptions = {},
-): () => CrashableFleet {
-  let fleet: CrashableFleet | undefined;
-  let env: TestWorkflowEnvironment | undefined;
-  let connection: Connection | undefined;
-  const workers: WorkerProcess[] = [];
+): Promise<CrashableFleet> {
   const dir = mkdtempSync(join(tmpdir(), 'sitefleet-reliability-'));
-  before(async () => {
+  const workers: WorkerProcess[] = [];
+  const cleanups: (() => Promise<unknown>)[] = [async () => rmSync(dir, { recursive: true, force: true })];
+  const close = async (): Promise<void> => {
+    await Promise.allSettled(workers.map((w) => w.stop()));
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
     const secretFile = join(dir, 'worker-secret');
     // The test process derives the same passwords as the workers: same file, created once, here.
     process.env.SITEFLEET_SECRET_FILE = secretFile;
     await workerSecret();
-    const devServer = options.restartableServer ? await startRestartableDevServer(join(dir, 'temporal')) : undefined;
-    const [bed, bundlePath] = await Promise.all([startTestBed(bedOptions), writeWorkflowBundle(dir)]);
+    const bundlePath = await writeWorkflowBundle(dir);
+    const bed = await startTestBed(bedOptions);
+    cleanups.push(() => stopTestBed(bed));
     let client: Client;
     let address: string;
     let namespace: string;
-    if (devServer) {
-      connection = await Connection.connect({ address: devServer.address });
-      client = new Client({ connection, namespace: devServer.namespace });
-      address = devServer.address;
-      namespace = devServer.namespace;
+    let env: TestWorkflowEnvironment | undefined;
+    let devServer: RestartableDevServer | undefined;
+    if (options.restartableServer) {
+      const server = await startRestartableDevServer(join(dir, 'temporal'));
+      devServer = server;
+      cleanups.push(() => server.stop());
+      const connection = await Connection.connect({ address: server.address });
+      cleanups.push(() => connection.close());
+      client = new Client({ connection, namespace: server.namespace });
+      address = server.address;
+      namespace = server.namespace;
     } else {
-      env = await startTestTemporal();
-      client = env.client;
-      address = env.address;
-      namespace = env.namespace ?? 'default';
+      const started = await startTestTemporal();
+      env = started;
+      cleanups.push(() => started.teardown());
+      client = started.client;
+      address = started.address;
+      namespace = started.namespace ?? 'default';
     }
     const inventory = serverInventorySchema.parse(JSON.parse(readFileSync(bed.paths.inventoryFile, 'utf8')));
     const servers = new Map(inventory.servers.map((s) => [s.name, s]));
@@ -303,7 +316,7 @@ export function useCrashableFleet(
       return worker;
     };
     await startWorker();
-    fleet = {
+    return {
       bed,
       client,
       address,
@@ -327,15 +340,25 @@ export function useCrashableFleet(
           args: [input],
           workflowIdConflictPolicy: 'FAIL',
         }),
+      close,
     };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** startCrashableFleet in `before`, close in `after`: the fleet of one test file. */
+export function useCrashableFleet(
+  bedOptions: TestBedOptions,
+  options: CrashableFleetOptions = {},
+): () => CrashableFleet {
+  let fleet: CrashableFleet | undefined;
+  before(async () => {
+    fleet = await startCrashableFleet(bedOptions, options);
   });
   after(async () => {
-    await Promise.allSettled(workers.map((w) => w.stop()));
-    await connection?.close().catch(() => undefined);
-    await env?.teardown().catch(() => undefined);
-    await fleet?.devServer?.stop().catch(() => undefined);
-    if (fleet) await stopTestBed(fleet.bed);
-    rmSync(dir, { recursive: true, force: true });
+    await fleet?.close();
   });
   return () => {
     if (!fleet) throw new Error('the fleet is not up: use it inside a test');

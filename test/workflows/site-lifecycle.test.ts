@@ -49,6 +49,21 @@ describe('site lifecycle on apache and on a cluster that grows and shrinks', () 
   const db = () => fleet().server('h4');
   const apacheSite = site('apache.example.com', 'wpa');
 
+  test('VerifyServer reports what a new server offers, detected on the server itself', async () => {
+    const report = await fleet().run<{
+      ok: boolean;
+      problems: string[];
+      http: { type: string } | null;
+      rsync: boolean;
+      aegir: { uid: number } | null;
+    }>('VerifyServer', workflowIds.server('h1'), { server: fleet().server('h1') });
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.ok, true);
+    assert.equal(report.http?.type, 'apache');
+    assert.equal(report.rsync, true);
+    assert.equal(report.aegir?.uid, 1500);
+  });
+
   test('InstallSite on a single apache server serves WordPress', async () => {
     await fleet().run('CreatePlatform', workflowIds.platform('wpa'), { platform: onApache, group: single() });
     await fleet().run('InstallSite', workflowIds.site(apacheSite.domain), {
