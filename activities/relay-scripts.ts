@@ -124,7 +124,8 @@ echo "sitefleet-relay tar=$tarrc tee=$(cat tee.rc 2>/dev/null || echo '?') next=
 `;
 
 /**
- * verify and switch (root). Args: S live user; then the platform push's rsync filter arguments. Stdin: the
+ * verify and switch (root). Args: S live user digest (`openssl` or `sha256sum`: the tool that checks contents);
+ * then the platform push's rsync filter arguments. Stdin: the
  * manifest's records, gzipped (see relay-manifest.ts). Checks every path, type, mode, size, mtime and link target
  * of tree/, then every file's sha256; only then puts tree/ in place of the platform: a new platform by one rename,
  * an existing one by building the next version beside it (hard links of the live tree, then rsync from tree/ with
@@ -133,8 +134,8 @@ echo "sitefleet-relay tar=$tarrc tee=$(cat tee.rc 2>/dev/null || echo '?') next=
  * Prints `sitefleet-relay switched=exchange|rename`.
  */
 export const VERIFY_AND_SWITCH_SCRIPT = `set -eu
-S=$1 live=$2 user=$3
-shift 3
+S=$1 live=$2 user=$3 digest=$4
+shift 4
 fail() { echo "sitefleet relay: $*" >&2; exit ${VERIFY_FAILED_EXIT}; }
 cd "$S"
 [ -d tree ] || fail "nothing was unpacked"
@@ -150,9 +151,10 @@ if ! cmp -s expected.listing actual; then
   diff expected.txt actual.txt | grep '^[<>]' | sed 's/^</-/; s/^>/+/' | head -n 20 >&2 || true
   exit ${VERIFY_FAILED_EXIT}
 fi
-# Each file's digest as the digest tool prints it, built from the manifest, byte for byte (names are not escaped:
-# openssl -r ends a record with a newline, sha256sum -z with a NUL).
-if command -v openssl >/dev/null 2>&1; then
+# Each file's digest as the digest tool prints it, built from the manifest, byte for byte. openssl (several times
+# faster: it uses the CPU's SHA instructions) prints names raw unless they hold a newline; for such names the
+# controller asks for sha256sum -z, which never escapes.
+if [ "$digest" = openssl ] && command -v openssl >/dev/null 2>&1; then
   sed -z -n 's/^f [0-7]* [0-9]* [0-9.]* \\([0-9a-f]\\{64\\}\\) /\\1 *.\\//p' expected | tr '\\0' '\\n' > sha256.expected
   ( cd tree && sed -z -n 's/^f [0-7]* [0-9]* [0-9.]* [0-9a-f]\\{64\\} /.\\//p' ../expected | xargs -0 -r openssl dgst -sha256 -r ) > sha256.found
 else
@@ -160,7 +162,6 @@ else
   ( cd tree && sed -z -n 's/^f [0-7]* [0-9]* [0-9.]* [0-9a-f]\\{64\\} /.\\//p' ../expected | xargs -0 -r sha256sum -z -- ) > sha256.found
 fi
 if ! cmp -s sha256.expected sha256.found; then
-  [ -z "\${SITEFLEET_RELAY_DEBUG:-}" ] || cp sha256.expected sha256.found /tmp/
   fail "the content of some files differs from their sha256 in the manifest"
 fi
 # The push gives the group named like the user; the unpacking user's primary group may be another.

@@ -455,6 +455,11 @@ function nodeArgv(member: MemberState, platform: string, input: 'stdin' | 'fifo'
   ];
 }
 
+/** openssl checks contents fastest but escapes names with a newline; sha256sum -z never escapes. */
+export function digestTool(manifest: SourceManifest): 'openssl' | 'sha256sum' {
+  return manifest.entries.some((e) => e.type === 'f' && e.path.includes('\n')) ? 'sha256sum' : 'openssl';
+}
+
 const NODE_RESULT = /sitefleet-relay tar=(\d+) tee=(\S+) next=(\S+)/;
 
 /** Runs the chain's stream: every member's node at once (so every hop's ssh connects in parallel). */
@@ -548,6 +553,7 @@ async function verifyAndSwitch(
       relayStagingDir(server, platform.name),
       platformRoot(server, platform.name),
       server.aegirUser,
+      digest,
       ...platformFilterArgs(platform.profile),
     ],
     { timeoutMs: VERIFY_TIMEOUT_MS, stdin: expected, signal, allowExitCodes: 'any', describe: 'verify and switch' },
@@ -625,7 +631,7 @@ export async function relayPlatform(input: RelayPlatformInput): Promise<RelayPla
       relay.chain.length,
       async (member) => {
         try {
-          await verifyAndSwitch(member, platform, expected, signal);
+          await verifyAndSwitch(member, platform, expected, digestTool(manifest as SourceManifest), signal);
         } catch (err) {
           fail(member, member.phase, err);
         }

@@ -20,6 +20,7 @@ import {
   type SourceManifest,
 } from '../../activities/relay-manifest';
 import { NODE_SCRIPT, VERIFY_AND_SWITCH_SCRIPT, VERIFY_FAILED_EXIT } from '../../activities/relay-scripts';
+import { digestTool } from '../../activities/relay';
 import { relayTarArgv } from '../../activities/relay-stream';
 
 const work = mkdtempSync(join(tmpdir(), 'sitefleet-relay-data-'));
@@ -81,10 +82,10 @@ async function unpack(into: string): Promise<void> {
   });
 }
 
-function verifyAndSwitch(): { code: number | null; stdout: string; stderr: string } {
+function verifyAndSwitch(digest = digestTool(manifest)): { code: number | null; stdout: string; stderr: string } {
   return sh(
     VERIFY_AND_SWITCH_SCRIPT,
-    [staging, live, 'root', ...platformFilterArgs('wordpress')],
+    [staging, live, 'root', digest, ...platformFilterArgs('wordpress')],
     gzipSync(expectedRecords(manifest)),
   );
 }
@@ -178,12 +179,16 @@ describe('relay data path', () => {
 
   test('a file whose content differs from the manifest (same size) is refused; the platform is untouched', async () => {
     await unpack(staging);
-    await fs.writeFile(join(staging, 'tree/index.php'), '<?php echo 2;');
-    await fs.utimes(join(staging, 'tree/index.php'), 1_600_000_000, 1_600_000_000);
+    const index = join(staging, 'tree/index.php');
+    const { mtime } = await fs.stat(index);
+    await fs.writeFile(index, '<?php echo 2;');
+    await fs.utimes(index, mtime, mtime);
     const stamp = spawnSync('find', [live, '-printf', '%p %i %s\n'], { encoding: 'utf8' }).stdout;
-    const r = verifyAndSwitch();
-    assert.equal(r.code, VERIFY_FAILED_EXIT);
-    assert.match(r.stderr, /differs from their sha256 in the manifest/);
+    for (const digest of ['openssl', 'sha256sum'] as const) {
+      const r = verifyAndSwitch(digest);
+      assert.equal(r.code, VERIFY_FAILED_EXIT, digest);
+      assert.match(r.stderr, /differs from their sha256 in the manifest/, digest);
+    }
     assert.equal(spawnSync('find', [live, '-printf', '%p %i %s\n'], { encoding: 'utf8' }).stdout, stamp);
   });
 
