@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdtemp, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Platform } from '../domain/model';
@@ -26,7 +26,7 @@ import { VCS_EXCLUDES } from './rsync';
 export const RELAY_CHMOD = 'u+rwX,go+rX,go-w';
 
 /** Reads of source files at once while hashing. */
-const HASH_PARALLEL = 8;
+const HASH_PARALLEL = 16;
 /** Cached digests are forgotten when the cache grows past this many files. */
 const DIGEST_CACHE_LIMIT = 500_000;
 
@@ -217,8 +217,12 @@ export async function describeSource(
 
 const digestCache = new Map<string, { stateKey: string; sha256: string }>();
 
-async function sha256Of(file: Buffer, signal?: AbortSignal): Promise<string> {
+/** Files up to this size are read in one call; bigger ones are streamed. */
+const READ_WHOLE_BYTES = 8 * 1024 * 1024;
+
+async function sha256Of(file: Buffer, size: number, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
+  if (size <= READ_WHOLE_BYTES) return hash.update(await readFile(file, { signal })).digest('hex');
   for await (const chunk of createReadStream(file, { signal, highWaterMark: 1024 * 1024 }))
     hash.update(chunk as Buffer);
   return hash.digest('hex');
@@ -242,7 +246,7 @@ export async function hashManifest(manifest: SourceManifest, signal?: AbortSigna
         entry.sha256 = cached.sha256;
         return;
       }
-      entry.sha256 = await sha256Of(fsPath(source, entry.path), signal);
+      entry.sha256 = await sha256Of(fsPath(source, entry.path), entry.size, signal);
       hashed++;
       if (entry.stateKey) digestCache.set(key, { stateKey: entry.stateKey, sha256: entry.sha256 });
     },

@@ -12,6 +12,7 @@
  * - A member that fails takes nothing down with it: the members before it finish; the members after it see the
  *   stream end early, fail verification and keep their previous version. The workflow pushes to them with rsync.
  */
+import { execFile } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
@@ -40,7 +41,7 @@ import {
   VERIFY_AND_SWITCH_SCRIPT,
   VERIFY_FAILED_EXIT,
 } from './relay-scripts';
-import { RELAY_CIPHERS, RELAY_KEX, streamTarToServer } from './relay-stream';
+import { RELAY_CIPHERS, RELAY_KEX, type RelayCompression, streamTarToServer } from './relay-stream';
 import { editRemoteFile, readRemoteFile } from './remote-file';
 import { ensureWordpressDispatcher } from './site-files';
 import { runRemote, verifiedHostKey } from './ssh';
@@ -81,6 +82,8 @@ interface Prepared {
   group: string;
   home: string;
   pubkey: string;
+  /** Whether zstd is installed (the stream is compressed only when every member has it). */
+  zstd: boolean;
   /** The source address this member's packets to each other member's address leave from. */
   routes: Map<string, string>;
   /** When the relay keys stop being accepted, in the member's own local time (YYYYMMDDHHMM). */
@@ -107,8 +110,9 @@ export interface RelayPlatformResult {
   members: RelayMemberResult[];
   files: number;
   bytes: number;
-  /** Bytes that left the controller (the tar stream). */
+  /** Bytes that left the controller (the tar stream, compressed when `compression` is zstd). */
   streamedBytes: number;
+  compression: RelayCompression;
   /** Members whose relay key or staging directory could not be removed (the workflow retries the clean-up). */
   cleanupPending: string[];
   timings: { setupMs: number; streamMs: number; verifyMs: number; cleanupMs: number };
@@ -120,6 +124,8 @@ export interface RelayPlatformInput {
   servers: Server[];
   /** Names this operation in key comments (e.g. the workflow run id). */
   operation: string;
+  /** Compress the stream with zstd -1 when the controller and every member have zstd. @default true */
+  compress?: boolean;
 }
 
 interface MemberState {
@@ -203,6 +209,7 @@ async function prepareMember(
     group: one('group'),
     home: one('home'),
     pubkey: one('pubkey'),
+    zstd: one('zstd') === 'yes',
     routes,
     expiry: one('expiry'),
   };
@@ -238,7 +245,9 @@ async function authorizeSender(
 ): Promise<void> {
   const r = receiver.prepared as Prepared;
   const s = sender.prepared as Prepared;
-  const from = s.routes.get(memberAddress(receiver.server));
+  // The address the sender's packets leave from (its route to the receiver), else its inventory address.
+  const fallback = memberAddress(sender.server);
+  const from = s.routes.get(memberAddress(receiver.server)) ?? (/^[\d.]+$/.test(fallback) ? fallback : undefined);
   if (!from) {
     throw new Error(
       `${sender.server.name} found no route to ${receiver.server.name} (${memberAddress(receiver.server)})`,
@@ -321,7 +330,9 @@ export interface RelayChain {
   /** The members the stream goes through, in order. */
   chain: MemberState[];
   hostKeyTypes: Map<string, string>;
-  /** Removes every relay key and staging directory; returns the members where that failed. */
+  /** Removes the relay keys (of `members`, default all) once their stream is through. */
+  revokeKeys(members?: MemberState[]): Promise<void>;
+  /** Removes every relay key and staging directory left; returns the members where that failed. */
   close(): Promise<string[]>;
 }
 
@@ -388,58 +399,86 @@ export async function openRelayChain(
     }
     chain = chain.slice(0, broken + 1);
   }
+  const revokeKeys = async (which: MemberState[] = members): Promise<void> => {
+    await settleBounded(which, which.length, async (member) => {
+      if (!member.authorized || !member.prepared) return;
+      try {
+        await removeRelayKeyBlock(member.server, platform.name, member.prepared.home, true);
+        member.authorized = false;
+      } catch {
+        // close() tries again
+      }
+    });
+  };
   const close = async (): Promise<string[]> => {
     const pending: string[] = [];
     await settleBounded(members, members.length, async (member) => {
-      if (!member.staged && !member.authorized) return;
+      // A switched member's staging directory went with the switch.
+      const staged = member.staged && !member.switched;
+      if (!staged && !member.authorized) return;
       try {
-        // Only a member that authorized a key has a block to remove.
-        await cleanUpMember(
-          member.server,
-          platform.name,
-          member.authorized ? (member.prepared?.home ?? undefined) : null,
-        );
+        await Promise.all([
+          staged ? removeStaging(member.server, platform.name) : undefined,
+          member.authorized
+            ? removeRelayKeyBlock(member.server, platform.name, member.prepared?.home, false)
+            : undefined,
+        ]);
+        member.authorized = false;
       } catch {
         pending.push(member.server.name);
       }
     });
     return pending.sort();
   };
-  return { platform, members, chain, hostKeyTypes, close };
+  return { platform, members, chain, hostKeyTypes, revokeKeys, close };
+}
+
+/** Stops what is left of a relay on a member and removes its staging directory. Idempotent. */
+async function removeStaging(server: Server, platform: string): Promise<void> {
+  const staging = relayStagingDir(server, platform);
+  await runRemote(server, ['sh', '-c', CLEANUP_SCRIPT, 'sitefleet-relay-cleanup', staging, server.aegirUser], {
+    timeoutMs: SHORT_TIMEOUT_MS,
+    describe: 'clean up the relay',
+  });
 }
 
 /**
- * Removes a platform's relay key block (when `home` is given, or found) and staging directory from one member.
- * Idempotent; never creates an authorized_keys file.
+ * Removes the platform's relay key block from the aegir user's authorized_keys (found in `home`, or looked up).
+ * Unless `known` (the block was written by this relay), the file is read first, so that a member without one does
+ * not get an empty authorized_keys. Idempotent.
  */
-async function cleanUpMember(server: Server, platform: string, home: string | undefined | null): Promise<void> {
-  const staging = relayStagingDir(server, platform);
-  const removeBlock = async (dir: string): Promise<void> => {
-    const file = `${dir}/.ssh/authorized_keys`;
-    const text = await readRemoteFile(server, file, { timeoutMs: SHORT_TIMEOUT_MS });
-    if (text === null || !text.includes(relayKeyMarker(platform))) return;
-    await editRemoteFile(server, file, (current) => removeManagedBlock(current ?? '', relayKeyMarker(platform)), {
-      timeoutMs: SHORT_TIMEOUT_MS,
-    });
-  };
-  const findHome = async (): Promise<string> =>
+async function removeRelayKeyBlock(
+  server: Server,
+  platform: string,
+  home: string | undefined,
+  known: boolean,
+): Promise<void> {
+  const dir =
+    home ??
     (
       await runRemote(server, ['sh', '-c', 'getent passwd "$1" | cut -d: -f6', 'sitefleet-home', server.aegirUser], {
         timeoutMs: SHORT_TIMEOUT_MS,
       })
     ).stdout.trim();
-  await Promise.all([
-    runRemote(server, ['sh', '-c', CLEANUP_SCRIPT, 'sitefleet-relay-cleanup', staging], {
-      timeoutMs: SHORT_TIMEOUT_MS,
-      describe: 'clean up the relay',
-    }),
-    home === null
-      ? Promise.resolve()
-      : (home !== undefined ? Promise.resolve(home) : findHome()).then((dir) => (dir ? removeBlock(dir) : undefined)),
-  ]);
+  if (!dir) return;
+  const file = `${dir}/.ssh/authorized_keys`;
+  const marker = relayKeyMarker(platform);
+  if (!known) {
+    const text = await readRemoteFile(server, file, { timeoutMs: SHORT_TIMEOUT_MS });
+    if (text === null || !text.includes(marker)) return;
+  }
+  await editRemoteFile(server, file, (current) => (current === null ? '' : removeManagedBlock(current, marker)), {
+    timeoutMs: SHORT_TIMEOUT_MS,
+  });
 }
 
-function nodeArgv(member: MemberState, platform: string, input: 'stdin' | 'fifo', hop: string[]): string[] {
+function nodeArgv(
+  member: MemberState,
+  platform: string,
+  input: 'stdin' | 'fifo',
+  compression: RelayCompression,
+  hop: string[],
+): string[] {
   return [
     'runuser',
     '-u',
@@ -451,8 +490,19 @@ function nodeArgv(member: MemberState, platform: string, input: 'stdin' | 'fifo'
     'sitefleet-relay-node',
     relayStagingDir(member.server, platform),
     input,
+    compression,
     ...hop,
   ];
+}
+
+let zstdHere: Promise<boolean> | undefined;
+
+/** Whether this worker has zstd (looked up once per process). */
+function controllerHasZstd(): Promise<boolean> {
+  zstdHere ??= new Promise((resolve) => {
+    execFile('zstd', ['--version'], (err) => resolve(!err));
+  });
+  return zstdHere;
 }
 
 /** openssl checks contents fastest but escapes names with a newline; sha256sum -z never escapes. */
@@ -467,7 +517,9 @@ async function streamChain(
   relay: RelayChain,
   manifest: SourceManifest,
   source: string,
-  progress: { bytes: number },
+  compression: RelayCompression,
+  progress: { bytes: number; streamEnd: number },
+  onUnpacked: (member: MemberState) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<void> {
   const { chain, platform } = relay;
@@ -500,10 +552,10 @@ async function streamChain(
       if (i === 0) {
         const r = await streamTarToServer(
           member.server,
-          ['timeout', '-k', '5', String(limitSeconds), ...nodeArgv(member, name, 'stdin', hop(i))],
+          ['timeout', '-k', '5', String(limitSeconds), ...nodeArgv(member, name, 'stdin', compression, hop(i))],
           source,
           tarFileList(manifest),
-          { timeoutMs: STREAM_TIMEOUT_MS, signal, onProgress: (b) => (progress.bytes = b) },
+          { timeoutMs: STREAM_TIMEOUT_MS, compression, signal, onProgress: (b) => (progress.bytes = b) },
         );
         if (r.sshCode !== 0) {
           throw new Error(`ssh to ${member.server.name} ended with ${r.sshCode}: ${r.stderr.trim().slice(-1000)}`);
@@ -512,7 +564,7 @@ async function streamChain(
           throw new Error(`tar of ${source} ended with ${r.tarCode}: ${r.stderr.trim().slice(-1000)}`);
         stdout = r.stdout;
       } else {
-        const r = await runRemote(member.server, nodeArgv(member, name, 'fifo', hop(i)), {
+        const r = await runRemote(member.server, nodeArgv(member, name, 'fifo', compression, hop(i)), {
           timeoutMs: STREAM_TIMEOUT_MS,
           signal,
           describe: 'relay node',
@@ -526,12 +578,17 @@ async function streamChain(
       if (match[1] !== '0') throw new Error(`tar ended with ${match[1]} while unpacking`);
       member.unpacked = true;
     } catch (err) {
+      progress.streamEnd = Math.max(progress.streamEnd, performance.now());
       fail(member, 'stream', err);
       // Whatever waits on this member now waits in vain: the next member for its stream, the previous one for
       // this member to read what it passes on.
       unblock(chain[i + 1], 'stream-end');
       unblock(chain[i - 1], 'stop-forwarding');
+      return;
     }
+    progress.streamEnd = Math.max(progress.streamEnd, performance.now());
+    // Each member verifies and switches as soon as its own stream is through, while the others may still unpack.
+    await onUnpacked(member);
   });
 }
 
@@ -539,6 +596,7 @@ async function verifyAndSwitch(
   member: MemberState,
   platform: Platform,
   expected: Buffer,
+  digest: 'openssl' | 'sha256sum',
   signal?: AbortSignal,
 ): Promise<void> {
   const { server } = member;
@@ -582,11 +640,13 @@ export async function relayPlatform(input: RelayPlatformInput): Promise<RelayPla
   const platform = parseInput(platformSchema, input.platform, 'platform');
   const servers = parseInput(z.array(serverSchema).min(1).max(64), input.servers, 'servers');
   const operation = parseInput(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), input.operation, 'operation');
+  if (input.compress !== undefined && typeof input.compress !== 'boolean')
+    throw badInput('compress: must be true or false');
   if (new Set(servers.map((s) => s.name)).size !== servers.length) throw badInput('servers: a server is listed twice');
 
   const started = performance.now();
   const timings = { setupMs: 0, streamMs: 0, verifyMs: 0, cleanupMs: 0 };
-  const progress = { phase: 'set up', bytes: 0 };
+  const progress = { phase: 'set up', bytes: 0, streamEnd: 0 };
   let members: MemberState[] = [];
   const beat = (): void =>
     heartbeatProgress({
@@ -601,6 +661,7 @@ export async function relayPlatform(input: RelayPlatformInput): Promise<RelayPla
   let relay: RelayChain | undefined;
   let cleanupPending: string[] = [];
   let manifest: SourceManifest | undefined;
+  let compression: RelayCompression = 'none';
   try {
     const source = await platformSourceDir(platform, signal);
     const [described, opened] = await Promise.all([
@@ -618,26 +679,30 @@ export async function relayPlatform(input: RelayPlatformInput): Promise<RelayPla
     progress.phase = 'stream';
     beat();
     const streamStarted = performance.now();
-    if (relay.chain.length > 0) await streamChain(relay, manifest, source, progress, signal);
-    timings.streamMs = Math.round(performance.now() - streamStarted);
-
-    progress.phase = 'verify and switch';
-    beat();
-    const verifyStarted = performance.now();
-    await hashing;
-    const expected = gzipSync(expectedRecords(manifest), { level: 1 });
-    await settleBounded(
-      relay.chain.filter((m) => m.unpacked),
-      relay.chain.length,
-      async (member) => {
-        try {
-          await verifyAndSwitch(member, platform, expected, digestTool(manifest as SourceManifest), signal);
-        } catch (err) {
-          fail(member, member.phase, err);
-        }
-      },
-    );
-    timings.verifyMs = Math.round(performance.now() - verifyStarted);
+    compression =
+      input.compress !== false && relay.chain.every((m) => m.prepared?.zstd) && (await controllerHasZstd())
+        ? 'zstd'
+        : 'none';
+    const sent = manifest;
+    const expected = hashing.then(() => gzipSync(expectedRecords(sent), { level: 1 }));
+    expected.catch(() => undefined);
+    const digest = digestTool(manifest);
+    const onUnpacked = async (member: MemberState): Promise<void> => {
+      // The member's key has done its job: it goes while the member verifies.
+      const revoked = (relay as RelayChain).revokeKeys([member]);
+      try {
+        await verifyAndSwitch(member, platform, await expected, digest, signal);
+      } catch (err) {
+        fail(member, member.phase, err);
+      }
+      await revoked;
+    };
+    if (relay.chain.length > 0) {
+      await streamChain(relay, manifest, source, compression, progress, onUnpacked, signal);
+    }
+    const done = performance.now();
+    timings.streamMs = Math.round((progress.streamEnd || done) - streamStarted);
+    timings.verifyMs = Math.round(done - (progress.streamEnd || done));
   } finally {
     clearInterval(ticker);
     if (relay) {
@@ -665,6 +730,7 @@ export async function relayPlatform(input: RelayPlatformInput): Promise<RelayPla
     files: manifest?.entries.length ?? 0,
     bytes: manifest?.bytes ?? 0,
     streamedBytes: progress.bytes,
+    compression,
     cleanupPending,
     timings,
   };
@@ -679,7 +745,10 @@ export interface CleanupRelayInput {
 export async function cleanupRelay(input: CleanupRelayInput): Promise<{ server: string }> {
   const server = parseInput(serverSchema, input.server, 'server');
   const platform = parseInput(platformSchema, input.platform, 'platform');
-  await cleanUpMember(server, platform.name, undefined);
+  await Promise.all([
+    removeStaging(server, platform.name),
+    removeRelayKeyBlock(server, platform.name, undefined, false),
+  ]);
   return { server: server.name };
 }
 

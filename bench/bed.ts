@@ -3,8 +3,20 @@
  * 10.233.0.0/16, away from the CLI's 10.231.0.0/24 and the tests' 10.232.0.0/16), torn down on every way out.
  */
 import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { type Bed, BedConflictError, type HostOptions, startBed } from '../testbed';
+import {
+  type Bed,
+  BedConflictError,
+  bedPaths,
+  downBed,
+  type HostOptions,
+  processExists,
+  readState,
+  startBed,
+} from '../testbed';
 
 const execFileAsync = promisify(execFile);
 const BENCH_SUBNET_PREFIX = '10.233';
@@ -14,6 +26,33 @@ export interface BenchBedOptions {
   webHosts: number;
   /** Where the bed's host state lives (its filesystem type is recorded with the results). */
   baseDir: string;
+}
+
+/**
+ * Where the bench keeps host state: $SITEFLEET_TESTBED_DIR if set, else tmpfs (/dev/shm/sitefleet-bench) where
+ * /dev/shm is one — the reference timings were taken on tmpfs, and a disk shared with other work makes the numbers
+ * measure that disk — else the bed's usual directory under the system's temp dir.
+ */
+export async function defaultBenchBaseDir(): Promise<string> {
+  const fromEnv = process.env.SITEFLEET_TESTBED_DIR;
+  if (fromEnv) return fromEnv;
+  const shm = await execFileAsync('stat', ['-f', '-c', '%T', '/dev/shm']).then(
+    (r) => r.stdout.trim(),
+    () => '',
+  );
+  return shm === 'tmpfs' ? '/dev/shm/sitefleet-bench' : path.join(os.tmpdir(), 'sitefleet-testbed');
+}
+
+/** Tears down beds under `baseDir` whose owning process has died (a bench or test killed with SIGKILL). */
+export async function reclaimStaleBeds(baseDir: string, log: (line: string) => void): Promise<void> {
+  for (const name of await fs.readdir(baseDir).catch(() => [] as string[])) {
+    if (!/^[a-z][a-z0-9]{0,7}$/.test(name)) continue;
+    const state = await readState(bedPaths(name, baseDir)).catch(() => undefined);
+    if (state?.plan.ephemeral && state.ownerPid !== undefined && !processExists(state.ownerPid)) {
+      log(`removing bed ${name}, left behind by process ${state.ownerPid}`);
+      await downBed(name, baseDir).catch((error: Error) => log(`could not remove stale bed ${name}: ${error.message}`));
+    }
+  }
 }
 
 /** Host names of the bench bed: web hosts first, then the database host. */

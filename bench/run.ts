@@ -33,7 +33,7 @@ import {
   runBaseline,
   SshMasters,
 } from './baselines';
-import { DB_HOST_NAME, startBenchBed, webHostName } from './bed';
+import { DB_HOST_NAME, defaultBenchBaseDir, reclaimStaleBeds, startBenchBed, webHostName } from './bed';
 import {
   breakdownNearMedian,
   type Contender,
@@ -84,7 +84,8 @@ interface Plan {
   inARow: number;
   sitefleet: boolean;
   baselines: BaselineName[];
-  baseDir: string;
+  /** Undefined: {@link defaultBenchBaseDir}. */
+  baseDir?: string;
   source: string;
   outDir: string;
   workflowTimeoutMs: number;
@@ -92,11 +93,13 @@ interface Plan {
   show?: string;
 }
 
-const positiveInt = (what: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a whole number`);
-  return n;
-};
+const wholeNumber =
+  (what: string, min = 0) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be a whole number >= ${min}`);
+    return n;
+  };
 
 function listOf<T extends string>(allowed: readonly T[], what: string) {
   return (value: string): T[] => {
@@ -110,23 +113,29 @@ function listOf<T extends string>(allowed: readonly T[], what: string) {
   };
 }
 
-const sizesOf = (value: string): number[] =>
-  value.split(',').map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 1 || n > 32) throw new InvalidArgumentError(`size "${s}" must be 1-32`);
-    return n;
-  });
+const countsOf =
+  (what: string, max: number) =>
+  (value: string): number[] =>
+    value.split(',').map((s) => {
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`${what} "${s}" must be 1-${max}`);
+      return n;
+    });
 
 function parsePlan(argv: string[]): Plan {
   const program = new Command('bench')
     .description('Benchmark sitefleet workflows against rsync loops and Ansible on a test bed (see docs/benchmarks.md)')
-    .option('--runs <n>', 'measured runs per scenario and size (after the warm-up)', positiveInt('--runs'))
-    .option('--warmup <n>', 'warm-up runs, not counted', positiveInt('--warmup'))
+    .option('--runs <n>', 'measured runs per scenario and size (after the warm-up)', wholeNumber('--runs', 1))
+    .option('--warmup <n>', 'warm-up runs, not counted', wholeNumber('--warmup'))
     .option('--quick', 'a fast smoke run: 1 run, no warm-up, fan-out at 2 and 8, verify with 1 and 10 sites')
     .option('--only <scenarios>', `scenarios to run: ${SCENARIOS.join(',')}`, listOf(SCENARIOS, 'scenario'))
-    .option('--sizes <list>', 'cluster sizes for fan-out and no-op resync (default 2,4,8)', sizesOf)
-    .option('--verify-sites <list>', 'site counts for VerifyClusterNodes (default 1,10,50)', sizesOf)
-    .option('--in-a-row <n>', 'sites installed in a row for throughput (default 50)', positiveInt('--in-a-row'))
+    .option('--sizes <list>', 'cluster sizes for fan-out and no-op resync (default 2,4,8)', countsOf('size', 32))
+    .option(
+      '--verify-sites <list>',
+      'site counts for VerifyClusterNodes (default 1,10,50)',
+      countsOf('site count', 500),
+    )
+    .option('--in-a-row <n>', 'sites installed in a row for throughput (default 50)', wholeNumber('--in-a-row'))
     .option('--baselines <list>', `baselines to run: ${BASELINES.join(',')}`, listOf(BASELINES, 'baseline'))
     .option('--no-baselines', 'run sitefleet only')
     .option('--no-sitefleet', 'run the baselines only')
@@ -136,7 +145,7 @@ function parsePlan(argv: string[]): Plan {
     .option(
       '--workflow-timeout <seconds>',
       'fail a sitefleet workflow that runs longer',
-      positiveInt('--workflow-timeout'),
+      wholeNumber('--workflow-timeout', 1),
       180,
     )
     .option('--show <file>', 'print the tables of a saved results file (bench-results/*.json) and exit')
@@ -170,9 +179,7 @@ function parsePlan(argv: string[]): Plan {
     inARow: o.inARow ?? (quick ? 10 : 50),
     sitefleet: o.sitefleet,
     baselines: o.baselines === false ? [] : (o.baselines ?? [...BASELINES]),
-    baseDir: path.resolve(
-      o.baseDir ?? process.env.SITEFLEET_TESTBED_DIR ?? path.join(os.tmpdir(), 'sitefleet-testbed'),
-    ),
+    ...(o.baseDir !== undefined ? { baseDir: path.resolve(o.baseDir) } : {}),
     source: path.resolve(o.source),
     outDir: path.resolve(o.out),
     workflowTimeoutMs: o.workflowTimeout * 1000,
@@ -666,11 +673,13 @@ async function main(): Promise<number> {
       needsSites ? plan.verifyMembers : 1,
       plan.scenarios.includes('install') ? plan.installMembers : 1,
     );
-    log(`starting a bed of ${webHosts} web hosts and a db host under ${plan.baseDir}...`);
+    const baseDir = plan.baseDir ?? (await defaultBenchBaseDir());
+    await reclaimStaleBeds(baseDir, log);
+    log(`starting a bed of ${webHosts} web hosts and a db host under ${baseDir}...`);
     const bedStarted = performance.now();
-    const bed = await startBenchBed({ webHosts, baseDir: plan.baseDir });
+    const bed = await startBenchBed({ webHosts, baseDir });
     const bedStartSeconds = (performance.now() - bedStarted) / 1000;
-    const cancelExitDown = downOnExit(bed, plan.baseDir);
+    const cancelExitDown = downOnExit(bed, baseDir);
     teardown.push(`bed ${bed.name}`, async () => {
       await bed.down();
       cancelExitDown();
@@ -743,7 +752,7 @@ async function main(): Promise<number> {
       finishedAt: finishedAt.toISOString(),
       durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
       argv: process.argv.slice(2),
-      options: { ...plan },
+      options: { ...plan, baseDir },
       machine: {
         hostname: os.hostname(),
         cores: os.cpus().length,

@@ -10,6 +10,9 @@
  *                worker gets it after its 2-minute start-to-close timeout; one export, one fstab line, one mount
  *   long-cut     a member's link is cut for 45 s in the middle of an rsync, longer than ssh's keepalive (30 s):
  *                the transfer fails, is retried, and completes once the link is back
+ *   member-down-late  a member loses power after its vhost and site directory are in place (during the WordPress
+ *                installer) and is back 40 s later: the install fails and is undone, and the member that was
+ *                down must end as before too (test/reliability/member-faults.test.ts stops it earlier)
  *
  * The short cases are the test files under test/reliability (run by `npm test`); docs/reliability.md has both.
  */
@@ -25,9 +28,11 @@ import { clusterGroup } from '../test/support/fleet';
 import {
   activityRuns,
   type CrashableFleet,
+  groupSnapshot,
   manifestDiff,
   platformManifest,
   retried,
+  siteOnNode,
   sleep,
   sourceManifest,
   startCrashableFleet,
@@ -39,7 +44,7 @@ import type { VerifyReport } from '../workflows/verify';
 
 const run = promisify(execFile);
 const SOURCE = '/usr/share/wordpress';
-const CASES = ['load', 'quick-crash', 'long-cut'] as const;
+const CASES = ['load', 'quick-crash', 'long-cut', 'member-down-late'] as const;
 type CaseName = (typeof CASES)[number];
 
 interface Options {
@@ -104,13 +109,12 @@ async function settleWindow<I, T>(
 
 // ---------------------------------------------------------------- load
 
-async function loadCase(opts: Options): Promise<Outcome> {
+async function loadCase(opts: Options, facts: string[]): Promise<void> {
   const members = Array.from({ length: opts.members }, (_, i) => `h${i + 1}`);
   const dbHost = `h${opts.members + 1}`;
   const fleet = await startCrashableFleet({
     hosts: [...members.map(() => ({ roles: ['web-nginx' as const] })), { roles: ['db' as const] }],
   });
-  const facts: string[] = [];
   try {
     const group = clusterGroup(
       'c1',
@@ -136,18 +140,23 @@ async function loadCase(opts: Options): Promise<Outcome> {
     });
     const installMs = Date.now() - t0;
     const failures = settled.flatMap((s, i) =>
-      s.status === 'rejected' ? [`${domains[i]}: ${String((s.reason as Error).cause ?? s.reason)}`] : [],
+      s.status === 'rejected'
+        ? [`${domains[i]}: ${String(((s.reason as Error).cause as Error | undefined)?.message ?? s.reason)}`]
+        : [],
     );
+    // What must be there: the sites that installed; a failed install must have left nothing behind.
+    const installed = domains.filter((_, i) => settled[i]?.status === 'fulfilled');
     latencies.sort((a, b) => a - b);
     facts.push(
       `${opts.sites} installs, ${opts.concurrency} at a time: ${seconds(installMs)} ` +
         `(${((opts.sites / installMs) * 60_000).toFixed(1)} sites/min); per install median ` +
         `${seconds(percentile(latencies, 50))}, p95 ${seconds(percentile(latencies, 95))}, max ${seconds(latencies.at(-1) ?? NaN)}`,
     );
-    facts.push(`failed installs: ${failures.length}${failures.length ? ` — ${failures.slice(0, 5).join(' | ')}` : ''}`);
-    assert.deepEqual(failures, [], 'no install failed');
+    facts.push(
+      `failed installs: ${failures.length}${failures.length ? ` (${failures.map((f) => f.slice(0, 240)).join(' | ')})` : ''}`,
+    );
 
-    // Every node: one vhost and one directory per site, no temp file.
+    // Every node: one vhost and one directory per installed site, nothing else (no temp file, no leftover).
     for (const host of members) {
       const listing = await fleet.bed.exec(host, [
         'sh',
@@ -158,13 +167,17 @@ async function loadCase(opts: Options): Promise<Outcome> {
         '/var/aegir/platforms/wp/sites',
       ]);
       const [vhosts = '', dirs = ''] = listing.stdout.split('--\n');
-      assert.deepEqual(vhosts.split('\n').filter(Boolean).sort(), domains, `${host}: one vhost per site, nothing else`);
-      assert.deepEqual(dirs.split('\n').filter(Boolean).sort(), domains, `${host}: one directory per site`);
+      assert.deepEqual(
+        vhosts.split('\n').filter(Boolean).sort(),
+        installed,
+        `${host}: one vhost per site, nothing else`,
+      );
+      assert.deepEqual(dirs.split('\n').filter(Boolean).sort(), installed, `${host}: one directory per site`);
     }
     // The database server: one database per site, one account per member, one WordPress admin.
     const sql = async (query: string) =>
       (await fleet.bed.exec(dbHost, ['mysql', '--batch', '--skip-column-names', '-e', query])).stdout;
-    const names = domains.map(siteDatabaseName);
+    const names = installed.map(siteDatabaseName);
     const schemata = (await sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'load%'"))
       .split('\n')
       .filter(Boolean)
@@ -182,21 +195,22 @@ async function loadCase(opts: Options): Promise<Outcome> {
       names.map(() => '1'),
       'one WordPress admin per site',
     );
+    facts.push(`nodes and database server hold exactly the ${installed.length} installed sites, once each`);
 
     t0 = Date.now();
     const report = await runWorkflow<VerifyReport>(fleet, 'VerifyClusterNodes', workflowIds.verify('cluster', 'c1'), {
       group,
       platforms: [platform],
-      sites: domains.map((d) => wordpressSite(d, dbHost)),
+      sites: installed.map((d) => wordpressSite(d, dbHost)),
       dbServers: [fleet.server(dbHost)],
     });
     const failing = report.nodes.flatMap((n) => n.checks.filter((c) => !c.ok).map((c) => `${n.server}:${c.name}`));
     facts.push(
-      `VerifyClusterNodes of ${opts.sites} sites on ${opts.members} members: ${seconds(Date.now() - t0)}, ` +
+      `VerifyClusterNodes of ${installed.length} sites on ${opts.members} members: ${seconds(Date.now() - t0)}, ` +
         `${failing.length} failing check(s)`,
     );
     assert.deepEqual(failing, [], 'every check of every node passes');
-    return { ok: true, seconds: 0, facts };
+    assert.equal(failures.length, 0, `${failures.length} of ${opts.sites} installs failed`);
   } finally {
     await fleet.close();
   }
@@ -204,11 +218,10 @@ async function loadCase(opts: Options): Promise<Outcome> {
 
 // ---------------------------------------------------------------- quick-crash
 
-async function quickCrashCase(): Promise<Outcome> {
+async function quickCrashCase(facts: string[]): Promise<void> {
   const fleet = await startCrashableFleet({
     hosts: [{ roles: ['web-nginx', 'nfs'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }],
   });
-  const facts: string[] = [];
   const slaves = ['h2', 'h3'];
   try {
     const members = ['h1', 'h2', 'h3'].map((n) => fleet.server(n));
@@ -267,7 +280,6 @@ async function quickCrashCase(): Promise<Outcome> {
       );
     }
     facts.push('one export block, one fstab line, one mount, one key per slave');
-    return { ok: true, seconds: 0, facts };
   } finally {
     await fleet.close();
   }
@@ -275,10 +287,9 @@ async function quickCrashCase(): Promise<Outcome> {
 
 // ---------------------------------------------------------------- long-cut
 
-async function longCutCase(): Promise<Outcome> {
+async function longCutCase(facts: string[]): Promise<void> {
   const members = ['h1', 'h2', 'h3'];
   const fleet = await startCrashableFleet({ hosts: members.map(() => ({ roles: ['web-nginx' as const] })) });
-  const facts: string[] = [];
   const cutMs = 45_000;
   const veth = fleet.bed.host('h2').veth;
   try {
@@ -320,7 +331,66 @@ async function longCutCase(): Promise<Outcome> {
       assert.deepEqual(diff, { missing: [], extra: [] }, `${host} has exactly the source tree`);
     }
     facts.push('every member has exactly the source tree');
-    return { ok: true, seconds: 0, facts };
+  } finally {
+    await fleet.close();
+  }
+}
+
+// ---------------------------------------------------------------- member-down-late
+
+async function memberDownLateCase(facts: string[]): Promise<void> {
+  const members = ['h1', 'h2', 'h3'];
+  const fleet = await startCrashableFleet({
+    hosts: [...members.map(() => ({ roles: ['web-nginx' as const] })), { roles: ['db' as const] }],
+  });
+  const downMs = 40_000;
+  try {
+    const group = clusterGroup(
+      'c1',
+      members.map((n) => fleet.server(n)),
+    );
+    const platform = wordpress({ kind: 'cluster', name: 'c1' });
+    await runWorkflow(fleet, 'CreatePlatformOnCluster', workflowIds.platform('wp'), { platform, group });
+    const blog = 'blog.example.com';
+    await runWorkflow(fleet, 'InstallSiteOnCluster', workflowIds.site(blog), {
+      site: wordpressSite(blog, 'h4'),
+      platform,
+      group,
+      dbServer: fleet.server('h4'),
+    });
+    const before = await groupSnapshot(fleet.bed, members, 'h4');
+    const domain = 'late.example.com';
+    const handle = await fleet.start('InstallSiteOnCluster', workflowIds.site(domain), {
+      site: wordpressSite(domain, 'h4'),
+      platform,
+      group,
+      dbServer: fleet.server('h4'),
+    });
+    await waitForPending(handle, (pending) => pending.some((p) => p.type === 'runSiteInstaller'));
+    const stoppedAt = Date.now();
+    await fleet.bed.stopHost('h3');
+    let outcome = 'completed';
+    try {
+      await sleep(downMs);
+    } finally {
+      await fleet.bed.startHost('h3');
+    }
+    await handle.result().catch((err: unknown) => {
+      outcome = String(((err as Error).cause as Error | undefined)?.message ?? err);
+    });
+    facts.push(
+      `h3 down ${seconds(downMs)}; the install ended ${seconds(Date.now() - stoppedAt)} after: ${outcome.slice(0, 400)}`,
+    );
+    const after = await groupSnapshot(fleet.bed, members, 'h4');
+    assert.deepEqual({ h1: after.h1, h2: after.h2, h4: after.h4 }, { h1: before.h1, h2: before.h2, h4: before.h4 });
+    facts.push('h1, h2 and the database server are as before');
+    const leftover = (await siteOnNode(fleet.bed, 'h3', domain, 'wp')).trim().replace(/\n/g, ', ');
+    if (leftover) {
+      const res = await fleet.bed.httpGet('h3', '/', { headers: { Host: domain } });
+      facts.push(`left on h3: ${leftover}; h3 answers ${res.status} for ${domain}, whose database is gone`);
+    }
+    assert.equal(after.h3, before.h3, 'h3 is as before once it is back (no vhost or directory of the failed install)');
+    facts.push('h3 is as before');
   } finally {
     await fleet.close();
   }
@@ -350,27 +420,30 @@ async function main(): Promise<number> {
   const opts: Options = { sites: raw.sites, members: raw.members, concurrency: raw.concurrency ?? raw.sites };
   assertBedSupported();
 
-  const cases: Record<CaseName, () => Promise<Outcome>> = {
-    load: () => loadCase(opts),
+  const cases: Record<CaseName, (facts: string[]) => Promise<void>> = {
+    load: (facts) => loadCase(opts, facts),
     'quick-crash': quickCrashCase,
     'long-cut': longCutCase,
+    'member-down-late': memberDownLateCase,
   };
   const rows: string[] = [];
   let failed = 0;
   for (const name of picked as CaseName[]) {
     console.log(`\n=== ${name}`);
     const started = Date.now();
-    let outcome: Outcome;
+    const outcome: Outcome = { ok: true, seconds: 0, facts: [] };
     try {
-      outcome = await cases[name]();
+      await cases[name](outcome.facts);
     } catch (error) {
       failed++;
-      outcome = { ok: false, seconds: 0, facts: [error instanceof Error ? error.message : String(error)] };
+      outcome.ok = false;
+      outcome.facts.push(`FAILED: ${error instanceof Error ? error.message : String(error)}`);
     }
     outcome.seconds = (Date.now() - started) / 1000;
     for (const fact of outcome.facts) console.log(`  ${fact}`);
+    const measured = outcome.facts.join('; ').replace(/\s+/g, ' ');
     rows.push(
-      `| ${name} | ${outcome.ok ? 'survived' : 'FAILED'} | ${outcome.seconds.toFixed(0)} s | ${outcome.facts.join('; ')} |`,
+      `| ${name} | ${outcome.ok ? 'survived' : 'FAILED'} | ${outcome.seconds.toFixed(0)} s | ${measured.slice(0, 1500)} |`,
     );
   }
   console.log(['', '| case | result | time | measured |', '|---|---|---|---|', ...rows].join('\n'));

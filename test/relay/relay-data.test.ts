@@ -21,7 +21,7 @@ import {
 } from '../../activities/relay-manifest';
 import { NODE_SCRIPT, VERIFY_AND_SWITCH_SCRIPT, VERIFY_FAILED_EXIT } from '../../activities/relay-scripts';
 import { digestTool } from '../../activities/relay';
-import { relayTarArgv } from '../../activities/relay-stream';
+import { relayTarArgv, type RelayCompression } from '../../activities/relay-stream';
 
 const work = mkdtempSync(join(tmpdir(), 'sitefleet-relay-data-'));
 const source = join(work, 'source');
@@ -67,18 +67,24 @@ async function makeSource(): Promise<void> {
 
 let manifest: SourceManifest;
 
-/** Streams the manifest's tar into a fresh staging tree through the node script (as the last member). */
-async function unpack(into: string): Promise<void> {
+/**
+ * Streams the manifest's tar into a fresh staging tree through the node script: as the last member, or as a
+ * middle one passing the stream on to `next` (any command reading stdin). Resolves with the node's result line.
+ */
+async function unpack(into: string, compression: RelayCompression = 'none', next: string[] = []): Promise<string> {
   await fs.rm(into, { recursive: true, force: true });
   await fs.mkdir(join(into, 'tree'), { recursive: true, mode: 0o700 });
-  await new Promise<void>((resolve, reject) => {
-    const tar = spawn('tar', relayTarArgv(source), { stdio: ['pipe', 'pipe', 'inherit'] });
-    const node = spawn('sh', ['-c', NODE_SCRIPT, 'node', into, 'stdin'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  if (next.length > 0) spawnSync('mkfifo', [join(into, 'unpack.fifo')]);
+  return new Promise<string>((resolve, reject) => {
+    const tar = spawn('tar', relayTarArgv(source, compression), { stdio: ['pipe', 'pipe', 'inherit'] });
+    const node = spawn('sh', ['-c', NODE_SCRIPT, 'node', into, 'stdin', compression, ...next], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     tar.stdout.pipe(node.stdin);
     tar.stdin.end(tarFileList(manifest));
     let out = '';
     node.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    node.on('close', () => (/tar=0/.test(out) ? resolve() : reject(new Error(`node: ${out}`))));
+    node.on('close', () => (/tar=0/.test(out) ? resolve(out.trim()) : reject(new Error(`node: ${out}`))));
   });
 }
 
@@ -144,13 +150,30 @@ describe('relay data path', () => {
     assert.match(index?.sha256 ?? '', /^[0-9a-f]{64}$/);
   });
 
-  test('a new platform: verified, switched in by one rename, equal to an rsync push', async () => {
-    await unpack(staging);
+  test('a new platform, streamed with zstd: verified, switched in by one rename, equal to an rsync push', async () => {
+    await unpack(staging, 'zstd');
     const r = verifyAndSwitch();
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /switched=rename/);
     assert.deepEqual(rsyncDrift(), []);
     await assert.rejects(fs.access(staging), 'the staging directory is gone');
+  });
+
+  test('a middle member unpacks what it passes on, and goes on unpacking when the next member goes away', async () => {
+    const forwarded = join(work, 'forwarded.tar');
+    const passOn = ['sh', '-c', 'cat > "$1"', 'next', forwarded];
+    const result = await unpack(staging, 'none', passOn);
+    assert.match(result, /tar=0 tee=0 next=0/);
+    const stream = spawnSync('tar', relayTarArgv(source), { input: tarFileList(manifest), maxBuffer: 1 << 30 }).stdout;
+    assert.ok((await fs.readFile(forwarded)).equals(stream), 'the next member got the stream byte for byte');
+    assert.equal(verifyAndSwitch().code, 0, 'and this member got all of it');
+    await fs.rm(live, { recursive: true });
+    // The next member reads 1000 bytes and dies: this member still unpacks everything.
+    const gone = await unpack(staging, 'none', ['head', '-c', '1000']);
+    assert.match(gone, /tar=0/);
+    const r = verifyAndSwitch();
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(rsyncDrift(), []);
   });
 
   test('an update: sites, uploads and wp-config.php stay, the rest becomes the source, by one exchange', async () => {

@@ -458,7 +458,7 @@ function describeFailure(failure: temporal.api.failure.v1.IFailure | null | unde
   if (!failure) return undefined;
   const timeout = failure.timeoutFailureInfo?.timeoutType;
   if (timeout !== undefined && timeout !== null) return TIMEOUT_TYPES[Number(timeout)] ?? `timeout ${String(timeout)}`;
-  return failure.message ?? 'failed';
+  return (failure.message ?? 'failed').replace(/\s+/g, ' ').trim();
 }
 
 /** Every activity of a workflow run, from its history: type, server, the attempt that ended it, and how. */
