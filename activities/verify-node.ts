@@ -10,7 +10,7 @@ import { activityCancellationSignal, heartbeatProgress } from './activity-contex
 import { parseInput } from './activity-input';
 import { aegirIdsOf, probeSite, resolveOn } from './checks';
 import { messageOf } from './failures';
-import { inspectShareMount } from './nfs';
+import { checkNfsExport, inspectShareMount } from './nfs';
 import { checkPlatformVisible, syncPlatform } from './platform';
 import { verifiedHostKey } from './ssh';
 import { runConfigTest } from './web-server';
@@ -98,6 +98,14 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
           : `mounted: ${m.mounted} (${m.source ?? 'nothing'}), fstab line: ${m.fstab}`,
       };
     });
+    if (share.server.nfs) {
+      // With the sshfs flavour the mount does not go through NFS: read the export itself, or an NFS server that is
+      // down would go unnoticed.
+      await check('nfs-export', async () => {
+        const r = await checkNfsExport({ server, share });
+        return { ok: r.ok, detail: r.detail };
+      });
+    }
     for (const platform of platforms) {
       await check(`visible:${platform.name}`, async () => {
         const v = await checkPlatformVisible({ server, platform });

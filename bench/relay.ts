@@ -30,11 +30,12 @@ import { clusterGroup, pathPlatform, readServers, type SitefleetContext, timeWor
 import { BenchWorker } from './worker';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
-const CONTENDERS = ['sitefleet-relay', 'rsync-seq', 'rsync-par', 'ansible'] as const;
+const CONTENDERS = ['sitefleet-relay', 'sitefleet-relay-plain', 'rsync-seq', 'rsync-par', 'ansible'] as const;
 type ContenderName = (typeof CONTENDERS)[number];
 
 const LABELS: Record<ContenderName, string> = {
-  'sitefleet-relay': 'sitefleet CreatePlatformOnCluster, auto (relay)',
+  'sitefleet-relay': 'sitefleet CreatePlatformOnCluster, auto: relay (zstd stream)',
+  'sitefleet-relay-plain': 'sitefleet CreatePlatformOnCluster, auto: relay (uncompressed stream)',
   'rsync-seq': 'rsync from the controller, one member after another',
   'rsync-par': 'rsync from the controller, all members at once',
   ansible: 'Ansible ansible.posix.synchronize',
@@ -138,13 +139,22 @@ async function removeOnHosts(bed: Bed, hosts: readonly string[], dir: string): P
   await Promise.all(hosts.map((h) => bed.exec(h, ['rm', '-rf', '--', dir], { timeoutMs: 120_000 })));
 }
 
-/** The sitefleet contender: a new platform per round, by CreatePlatformOnCluster with the uplink hint. */
-function sitefleetContender(env: RelayBenchEnv, hosts: string[], options: RelayBenchOptions): Contender {
+/**
+ * A sitefleet contender: a new platform per round, by CreatePlatformOnCluster with the uplink hint (the rule picks
+ * relay), its stream compressed with zstd or not.
+ */
+function sitefleetContender(
+  env: RelayBenchEnv,
+  hosts: string[],
+  options: RelayBenchOptions,
+  name: 'sitefleet-relay' | 'sitefleet-relay-plain',
+): Contender {
   const sf = env.sitefleet;
+  const compress = name === 'sitefleet-relay';
   return {
-    name: 'sitefleet-relay',
+    name,
     trial: (round) => {
-      const cluster = `relay${hosts.length}`;
+      const cluster = `${compress ? 'relay' : 'plain'}${hosts.length}`;
       const platform = pathPlatform(`${cluster}-r${round}`, cluster, options.source);
       const group = clusterGroup(
         cluster,
@@ -157,7 +167,7 @@ function sitefleetContender(env: RelayBenchEnv, hosts: string[], options: RelayB
             sf,
             WORKFLOW_TYPES.createPlatformOnCluster,
             `${workflowIds.platform(platform.name)}/relay-bench-${process.pid}-${round}`,
-            { platform, group, transfer: { mode: 'auto', uplinkMbit: options.uplinkMbit } },
+            { platform, group, transfer: { mode: 'auto', uplinkMbit: options.uplinkMbit, compress } },
           );
           const notRelayed = (result.synced ?? []).filter((s) => s.via !== 'relay').map((s) => s.server);
           if ((result.synced ?? []).length !== hosts.length) {
@@ -177,7 +187,7 @@ function sitefleetContender(env: RelayBenchEnv, hosts: string[], options: RelayB
 
 function baselineContender(
   env: RelayBenchEnv,
-  name: Exclude<ContenderName, 'sitefleet-relay'>,
+  name: Exclude<ContenderName, 'sitefleet-relay' | 'sitefleet-relay-plain'>,
   hosts: string[],
 ): Contender {
   const dest = (round: number): string => `/var/aegir/platforms/bl-${name}-${hosts.length}-r${round}`;
@@ -206,7 +216,9 @@ export async function relayScenario(env: RelayBenchEnv, options: RelayBenchOptio
     const hosts = Array.from({ length: size }, (_, i) => webHostName(i + 1));
     env.log(`\n== new platform to ${size} members over ${options.rate} links ==`);
     const contenders = options.contenders.map((c) =>
-      c === 'sitefleet-relay' ? sitefleetContender(env, hosts, options) : baselineContender(env, c, hosts),
+      c === 'sitefleet-relay' || c === 'sitefleet-relay-plain'
+        ? sitefleetContender(env, hosts, options, c)
+        : baselineContender(env, c, hosts),
     );
     const measured: Map<string, Measured> = await measureRounds(`relay ${size}`, contenders, {
       warmup: options.warmup,
@@ -239,7 +251,7 @@ export function renderRelayTable(
       const row = rows.find((r) => r.members === size && r.contender === contender);
       if (!row) return '';
       if (row.median === undefined) return `failed: ${(row.error ?? '?').slice(0, 60)}`;
-      const target = contender === 'sitefleet-relay' ? RELAY_TARGETS[size] : undefined;
+      const target = contender.startsWith('sitefleet') ? RELAY_TARGETS[size] : undefined;
       const verdict =
         target === undefined
           ? ''
@@ -292,7 +304,7 @@ async function main(): Promise<void> {
         return undefined;
       });
     }
-    if (options.contenders.includes('sitefleet-relay')) {
+    if (options.contenders.some((c) => c.startsWith('sitefleet'))) {
       const temporal = await startTestTemporal();
       cleanups.push(() => temporal.teardown());
       const { code } = await bundleWorkflowCode({

@@ -139,7 +139,10 @@ function parsePlan(argv: string[]): Plan {
     .option('--baselines <list>', `baselines to run: ${BASELINES.join(',')}`, listOf(BASELINES, 'baseline'))
     .option('--no-baselines', 'run sitefleet only')
     .option('--no-sitefleet', 'run the baselines only')
-    .option('--base-dir <dir>', 'where the bed keeps host state, e.g. /dev/shm/sitefleet-bench for tmpfs')
+    .option(
+      '--base-dir <dir>',
+      'where the bed keeps host state (default: $SITEFLEET_TESTBED_DIR, else /dev/shm/sitefleet-bench on tmpfs)',
+    )
     .option('--source <dir>', 'the tree to deploy', '/usr/share/wordpress')
     .option('--out <dir>', 'where results JSON goes', path.join(REPO_ROOT, 'bench-results'))
     .option(
@@ -438,6 +441,12 @@ async function noopScenario(rt: Runtime): Promise<Cell[]> {
     }
     contenders.push(...baselineContenders(rt, hosts, () => dest, true));
     cells.push(...toCells('noop-resync', size, await measureRounds(`no-op ${size}`, contenders, { ...rt.plan, log })));
+    // The trees are not needed any more; on tmpfs they take memory.
+    for (const dir of [dest, platformRoot({ aegirRoot: '/var/aegir' }, `noop${size}`)]) {
+      await removeOnHosts(rt.bed, hosts, dir).catch((error: unknown) =>
+        log(`  clean-up of ${dir}: ${errorText(error)}`),
+      );
+    }
   }
   return cells;
 }

@@ -45,3 +45,18 @@ export const probe = proxyActivities<typeof activities>({
   startToCloseTimeout: '1 minute',
   retry: retry(3, '5s'),
 });
+
+/**
+ * Compensations: an undo must not give up while a member is briefly down, or that member keeps a half-made site.
+ * Retried without a count limit, bounded by time instead.
+ */
+export const undo = proxyActivities<typeof activities>({
+  startToCloseTimeout: '2 minutes',
+  scheduleToCloseTimeout: '1 hour',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: PERMANENT_FAILURES,
+  },
+});

@@ -5,7 +5,7 @@ import { workflowInfo } from '@temporalio/workflow';
 import type { BackupSiteInput, MigrateSiteInput, RestoreSiteInput, WebGroup } from '../domain/operations';
 import type { Platform, Server, Site } from '../domain/model';
 import { siteProbeSpec } from '../domain/site-probe';
-import { probe, quick, transfer } from './activity-stubs';
+import { probe, quick, transfer, undo } from './activity-stubs';
 import { allBounded } from './fan-out';
 import { badInput, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism } from './group';
@@ -133,7 +133,7 @@ export async function MigrateSite(
     const oldFirst = firstReceiver(group);
     await allBounded(codeReceivers(to.group), parallelism(to.group), async (server) => {
       saga.add(`remove the new copy on ${server.name}`, () =>
-        quick.removeSiteDir({ server, site: moved, platform: to.platform, backup: false }),
+        undo.removeSiteDir({ server, site: moved, platform: to.platform, backup: false }),
       );
       if (server.name !== oldFirst.name)
         await transfer.copyBackup({ from: oldFirst, to: server, domain: site.domain, backup: backup.backup });
@@ -152,7 +152,7 @@ export async function MigrateSite(
     progress.phase(step);
     await allBounded(to.group.members, parallelism(to.group), async (server) => {
       const previous = before[to.group.members.indexOf(server)]?.vhost ?? null;
-      saga.add(`restore vhost on ${server.name}`, () => quick.restoreVhost({ server, site: moved, previous }));
+      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site: moved, previous }));
       await quick.installVhost({ server, site: moved, platform: to.platform });
     });
     step = 'probe the site on the new platform';

@@ -22,10 +22,13 @@ export function failedAfterCompensation(
   err: unknown,
   compensationFailures: string[],
 ): ApplicationFailure {
-  const extra = compensationFailures.length > 0 ? ` Compensation problems: ${compensationFailures.join('; ')}` : '';
+  const outcome =
+    compensationFailures.length > 0
+      ? `These steps could not be undone: ${compensationFailures.join('; ')}`
+      : 'Every completed step was undone.';
   return ApplicationFailure.create({
     type: 'OperationFailed',
-    message: `${step} failed: ${describeFailure(err)}. Every completed step was undone.${extra}`,
+    message: `${step} failed: ${describeFailure(err)}. ${outcome}`,
     nonRetryable: true,
     cause: err instanceof Error ? err : undefined,
   });

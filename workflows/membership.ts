@@ -5,7 +5,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { ClusterMemberInput } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
-import { probe, quick, transfer } from './activity-stubs';
+import { probe, quick, transfer, undo } from './activity-stubs';
 import { badInput, failedAfterCompensation } from './failures';
 import { expectGroup } from './group';
 import { Progress } from './progress';
@@ -42,7 +42,7 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
       step = `sync platform ${platform.name}`;
       progress.node(member.name, 'running', step);
       if (!(await quick.platformExists({ server: member, platform }))) {
-        saga.add(`remove platform ${platform.name}`, () => quick.removePlatform({ server: member, platform }));
+        saga.add(`remove platform ${platform.name}`, () => undo.removePlatform({ server: member, platform }));
       }
       await transfer.syncPlatform({ server: member, platform, dryRun: false });
     }
@@ -55,10 +55,10 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
       if (dbServer) await quick.ensureDatabase({ dbServer, site, clients: everyone });
       const before = await quick.inspectSite({ server: member, site, platform });
       if (!before.siteDirExists)
-        saga.add(`remove ${site.domain}`, () => quick.removeSiteDir({ server: member, site, platform, backup: false }));
+        saga.add(`remove ${site.domain}`, () => undo.removeSiteDir({ server: member, site, platform, backup: false }));
       await quick.ensureSiteDir({ server: member, site, platform, dbServer });
       saga.add(`restore vhost ${site.domain}`, () =>
-        quick.restoreVhost({ server: member, site, previous: before.vhost }),
+        undo.restoreVhost({ server: member, site, previous: before.vhost }),
       );
       await quick.installVhost({ server: member, site, platform });
     }

@@ -4,7 +4,7 @@
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { SetupPackShareInput } from '../domain/operations';
 import type { Server } from '../domain/model';
-import { quick, probe } from './activity-stubs';
+import { quick, probe, undo } from './activity-stubs';
 import { allBounded } from './fan-out';
 import { badInput, failedAfterCompensation } from './failures';
 import { expectGroup, parallelism, shareReaders } from './group';
@@ -60,7 +60,7 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
     progress.phase(step);
     progress.node(share.server.name, 'running', step);
     const exported = await quick.inspectExport({ share, packName: group.name });
-    if (!exported.present) saga.add('remove export', () => quick.removeExport({ share, packName: group.name }));
+    if (!exported.present) saga.add('remove export', () => undo.removeExport({ share, packName: group.name }));
     await quick.ensureExport({ share, packName: group.name });
     progress.node(share.server.name, 'done', 'exporting');
 
@@ -70,7 +70,7 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
       progress.node(slave.name, 'running', step);
       const state = await quick.inspectShareMount({ slave, share, packName: group.name });
       if (!state.mounted || !state.fstab) {
-        saga.add(`unmount on ${slave.name}`, () => quick.removeShareMount({ slave, share, packName: group.name }));
+        saga.add(`unmount on ${slave.name}`, () => undo.removeShareMount({ slave, share, packName: group.name }));
       }
       await quick.ensureShareMount({ slave, share, packName: group.name });
     });

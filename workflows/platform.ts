@@ -4,7 +4,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { CreatePlatformInput, DeletePlatformInput, WebGroup } from '../domain/operations';
 import type { Server } from '../domain/model';
-import { quick, probe, transfer } from './activity-stubs';
+import { quick, probe, transfer, undo } from './activity-stubs';
 import { allBounded } from './fan-out';
 import { badInput, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
@@ -60,7 +60,7 @@ async function createPlatformOnGroup(
       rsyncOne: async (server) => {
         progress.node(server.name, 'running', step);
         const existed = await quick.platformExists({ server, platform });
-        if (!existed) saga.add(`remove platform on ${server.name}`, () => quick.removePlatform({ server, platform }));
+        if (!existed) saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }));
         const summary = await transfer.syncPlatform({ server, platform, dryRun: false });
         progress.node(server.name, 'done', `synced ${summary.filesChanged} file(s)`);
         return { server: server.name, filesChanged: summary.filesChanged, bytesSent: summary.bytesSent };

@@ -3,11 +3,11 @@
  * controller streams one copy to the first member, each member passes it on; activities/relay.ts). The choice is
  * made here, deterministically, from the workflow's input and activity results only.
  */
-import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { Server } from '../domain/model';
 import type { CreatePlatformInput } from '../domain/operations';
-import { PERMANENT_FAILURES, quick } from './activity-stubs';
+import { PERMANENT_FAILURES, quick, undo } from './activity-stubs';
 import { describeFailure } from './failures';
 import { allBounded } from './fan-out';
 import type { Progress } from './progress';
@@ -177,6 +177,8 @@ export async function syncPlatformCode(
       compress: input.transfer?.compress ?? true,
     });
   } catch (err) {
+    // A cancelled workflow stops here (its compensation runs); anything else is the relay's own failure.
+    if (isCancellation(err)) throw err;
     log.warn('relay failed as a whole; every member gets rsync', { error: describeFailure(err) });
   }
   const byName = new Map((relayed?.members ?? []).map((m) => [m.server, m]));
@@ -184,7 +186,7 @@ export async function syncPlatformCode(
     const m = byName.get(server.name);
     // A platform the relay created is removed again if a later step fails (the rsync path registers its own).
     if (m?.existed === false)
-      ctx.saga.add(`remove platform on ${server.name}`, () => quick.removePlatform({ server, platform }));
+      ctx.saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }));
     if (m?.switched) ctx.progress.node(server.name, 'done', `relayed and verified (${m.how ?? 'switched'})`);
     else ctx.progress.node(server.name, 'running', `relay did not complete (${m?.phase ?? 'not run'}): rsync`);
   }

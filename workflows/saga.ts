@@ -3,6 +3,7 @@
  * in a non-cancellable scope so that cancelling the workflow cannot cancel its own clean-up.
  */
 import { CancellationScope, log } from '@temporalio/workflow';
+import { describeFailure } from './failures';
 
 export class Saga {
   private readonly undo: { name: string; fn: () => Promise<unknown> }[] = [];
@@ -20,7 +21,7 @@ export class Saga {
         try {
           await fn();
         } catch (err) {
-          const message = err instanceof Error ? err.message : String(err);
+          const message = describeFailure(err);
           log.error('compensation failed', { step: name, error: message });
           failures.push(`${name}: ${message}`);
         }

@@ -1,11 +1,13 @@
 /**
  * Site workflows: install on a single server, a pack or a cluster; delete; enable and disable.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, sleep } from '@temporalio/workflow';
+import { fieldErrors } from '../domain/fields';
+import { siteSchema } from '../domain/model';
 import type { DeleteSiteInput, InstallSiteInput, WebGroup } from '../domain/operations';
-import type { Server, Site } from '../domain/model';
+import type { Platform, Server, Site } from '../domain/model';
 import { siteProbeSpec } from '../domain/site-probe';
-import { quick, probe, transfer } from './activity-stubs';
+import { quick, probe, transfer, undo } from './activity-stubs';
 import { allBounded } from './fan-out';
 import { badInput, describeFailure, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism } from './group';
@@ -19,12 +21,41 @@ export interface InstallSiteResult {
 }
 
 function checkSiteInput(input: { site: Site; platform: { name: string; profile: string }; dbServer?: Server }): void {
+  // Refuse a hostile or malformed site before anything runs anywhere (zod is deterministic, so fine in a workflow).
+  const parsed = siteSchema.safeParse(input.site);
+  if (!parsed.success) {
+    throw badInput(
+      `site: ${fieldErrors(parsed.error)
+        .map((e) => `${e.field} ${e.rule}`)
+        .join('; ')}`,
+    );
+  }
   if (input.site.platform !== input.platform.name) {
     throw badInput(`site.platform: is ${input.site.platform} but the platform given is ${input.platform.name}`);
   }
   const needsDb = input.platform.profile === 'wordpress' || input.platform.profile === 'drupal';
   if (needsDb && !input.dbServer) throw badInput(`dbServer: a ${input.platform.profile} site needs a database server`);
   if (input.dbServer && !input.dbServer.db) throw badInput(`dbServer: server ${input.dbServer.name} has no db service`);
+}
+
+/** A member chosen by the domain, so that many installs spread their installer runs over the members. */
+function memberFor(group: WebGroup, domain: string): Server {
+  let hash = 0;
+  for (const ch of domain) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return group.members[hash % group.members.length] as Server;
+}
+
+/**
+ * Probes the site through one member. "No answer" (status 0) is retried with back-off — a busy node is not a broken
+ * site; a wrong answer (status, content) fails at once.
+ */
+async function probeUntilAnswered(server: Server, site: Site, platform: Platform) {
+  let res = await probe.probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
+  for (let attempt = 1; !res.ok && res.status === 0 && attempt < 4; attempt++) {
+    await sleep(`${2 ** attempt}s`);
+    res = await probe.probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
+  }
+  return res;
 }
 
 /**
@@ -67,7 +98,7 @@ async function installSiteOnGroup(
       progress.phase(step);
       const db = await quick.inspectDatabase({ dbServer, site });
       saga.add('drop database', () =>
-        quick.dropDatabase({ dbServer, site, dropDatabase: !db.databaseExists, dropUser: !db.userExists }),
+        undo.dropDatabase({ dbServer, site, dropDatabase: !db.databaseExists, dropUser: !db.userExists }),
       );
       await quick.ensureDatabase({ dbServer, site, clients: group.members.map((m) => m.address ?? m.host) });
     }
@@ -78,7 +109,7 @@ async function installSiteOnGroup(
       progress.node(server.name, 'running', step);
       const existed = before[group.members.indexOf(server)]?.siteDirExists ?? false;
       if (!existed)
-        saga.add(`remove site directory on ${server.name}`, () => quick.removeSiteDir({ server, site, platform }));
+        saga.add(`remove site directory on ${server.name}`, () => undo.removeSiteDir({ server, site, platform }));
       await quick.ensureSiteDir({ server, site, platform, dbServer });
     });
 
@@ -87,22 +118,21 @@ async function installSiteOnGroup(
     await allBounded(group.members, limit, async (server) => {
       progress.node(server.name, 'running', step);
       const previous = before[group.members.indexOf(server)]?.vhost ?? null;
-      saga.add(`restore vhost on ${server.name}`, () => quick.restoreVhost({ server, site, previous }));
+      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site, previous }));
       await quick.installVhost({ server, site, platform });
     });
 
-    const first = group.members[0] as Server;
     if (dbServer && platform.profile === 'wordpress') {
       step = 'run the WordPress installer';
       progress.phase(step);
-      await transfer.runSiteInstaller({ server: first, site, platform, dbServer });
+      await transfer.runSiteInstaller({ server: memberFor(group, site.domain), site, platform, dbServer });
     }
 
     step = 'probe the site through every member';
     progress.phase(step);
     const statuses = await allBounded(group.members, limit, async (server) => {
       progress.node(server.name, 'running', step);
-      const res = await probe.probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
+      const res = await probeUntilAnswered(server, site, platform);
       if (!res.ok) {
         throw ApplicationFailure.create({
           type: 'ProbeFailed',
@@ -191,7 +221,7 @@ async function setSiteStatus(
     await allBounded(group.members, parallelism(group), async (server) => {
       progress.node(server.name, 'running', `vhost ${status}`);
       const previous = before[group.members.indexOf(server)]?.vhost ?? null;
-      saga.add(`restore vhost on ${server.name}`, () => quick.restoreVhost({ server, site, previous }));
+      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site, previous }));
       await quick.installVhost({ server, site, platform });
       progress.node(server.name, 'done', status);
     });

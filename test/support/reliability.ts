@@ -135,8 +135,6 @@ export async function startWorkerProcess(opts: WorkerProcessOptions): Promise<Wo
       const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), 20_000);
       await exited;
       clearTimeout(timer);
-      // rsync and ssh clients it left behind, if any.
-      killGroup(pid, 'SIGKILL');
     },
   };
   try {

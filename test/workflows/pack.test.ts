@@ -69,8 +69,8 @@ describe('pack of one master and two slaves', () => {
     assert.deepEqual(first.nfsReadable.sort(), ['h2', 'h3'], 'every slave reads the ganesha export over NFS');
     // Running it again changes nothing: one export block, one fstab line, one mount.
     await fleet().run<PackShareResult>('SetupPackShare', workflowIds.pack('p1'), { pack: group() });
-    const exports = await fleet().bed.readFile('h1', '/etc/ganesha/exports.conf');
-    assert.equal(exports.match(/EXPORT\s*\{/g)?.length, 1, 'one EXPORT block');
+    const exports = await fleet().bed.readFile('h1', '/etc/ganesha/ganesha.conf');
+    assert.equal(exports.match(/^EXPORT\s*\{/gm)?.length, 1, 'one EXPORT block');
     for (const slave of ['h2', 'h3']) {
       const fstab = await fleet().bed.readFile(slave, '/etc/fstab');
       assert.equal(fstab.split('\n').filter((l) => l.includes('fuse.sshfs')).length, 1, `${slave}: one fstab line`);
@@ -163,7 +163,8 @@ describe('pack of one master and two slaves', () => {
       (err: unknown) => err instanceof WorkflowFailedError && /uid:gid differs/.test(String(err.cause?.message)),
     );
     assert.equal(await fleet().bed.readFile('h5', '/etc/fstab'), fstabBefore);
-    const exports = await fleet().bed.readFile('h1', '/etc/ganesha/exports.conf');
-    assert.doesNotMatch(exports, /p2/, 'no export for the refused pack');
+    const exports = await fleet().bed.readFile('h1', '/etc/ganesha/ganesha.conf');
+    assert.equal(exports.match(/^EXPORT\s*\{/gm)?.length, 1, 'still one EXPORT block');
+    assert.doesNotMatch(exports, /sitefleet:pack:p2/, 'no export for the refused pack');
   });
 });
