@@ -37,7 +37,7 @@ id -u "$user" >/dev/null 2>&1 || fail "there is no user $user"
 group=$(id -gn "$user")
 home=$(getent passwd "$user" | cut -d: -f6)
 [ -n "$home" ] && [ -d "$home" ] || fail "user $user has no home directory"
-for tool in tar tee ssh ssh-keygen rsync mkfifo runuser find sort sed cmp xargs gzip cp timeout; do
+for tool in tar tee ssh ssh-keygen rsync mkfifo setpriv find sort sed cmp xargs gzip cp timeout; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is not installed"
 done
 if [ -e "$live" ] || [ -L "$live" ]; then
@@ -66,12 +66,13 @@ if [ -d "$S" ]; then
 fi
 install -d -o "$user" -g "$group" -m 0700 -- "$S"
 cd "$S"
-runuser -u "$user" -- mkdir -m 0700 tree
-runuser -u "$user" -- mkfifo -m 0600 in.fifo unpack.fifo
-runuser -u "$user" -- ssh-keygen -q -t ed25519 -N '' -C "$comment" -f key
+umask 077
+mkdir tree
+mkfifo in.fifo unpack.fifo
+ssh-keygen -q -t ed25519 -N '' -C "$comment" -f key
 cat > known_hosts
-chown "$user:$group" known_hosts
-chmod 0600 known_hosts
+chown "$user:$group" tree in.fifo unpack.fifo key key.pub known_hosts
+umask 022
 cat > receive <<EOF
 #!/bin/sh
 # sitefleet relay: the forced command of the relay key; it runs nothing but this.

@@ -101,6 +101,8 @@ export interface RelayMemberResult {
   /** Where it stopped, when it did not switch. */
   phase?: string;
   error?: string;
+  /** Milliseconds from the start of the activity to the end of each step: prepared, authorized, unpacked, ... */
+  timeline: Record<string, number>;
 }
 
 export interface RelayPlatformResult {
@@ -140,6 +142,8 @@ interface MemberState {
   how?: string;
   phase: string;
   error?: string;
+  /** When each step ended (performance.now()), for the result's timeline. */
+  at: Record<string, number>;
 }
 
 function fail(member: MemberState, phase: string, err: unknown): void {
@@ -354,6 +358,7 @@ export async function openRelayChain(
     unpacked: false,
     switched: false,
     phase: 'pending',
+    at: {},
   }));
   const hostKeyTypes = new Map<string, string>();
   const keys = await settleBounded(servers, servers.length, (server) => verifiedHostKey(server));
@@ -382,6 +387,7 @@ export async function openRelayChain(
         options.limitSeconds,
         options.signal,
       );
+      member.at.prepared = performance.now();
     } catch (err) {
       fail(member, 'prepare', err);
     }
@@ -390,6 +396,7 @@ export async function openRelayChain(
   const authorized = await settleBounded(chain.slice(1), chain.length, async (receiver, i) => {
     receiver.phase = 'authorize';
     await authorizeSender(receiver, chain[i] as MemberState, platform, options.signal);
+    receiver.at.authorized = performance.now();
   });
   const broken = authorized.findIndex((a) => !a.ok);
   if (broken !== -1) {
@@ -479,11 +486,14 @@ function nodeArgv(
   compression: RelayCompression,
   hop: string[],
 ): string[] {
+  // setpriv, not runuser: no PAM session to open, on every member, on the critical path.
+  const user = member.server.aegirUser;
   return [
-    'runuser',
-    '-u',
-    member.server.aegirUser,
-    '--',
+    'setpriv',
+    `--reuid=${user}`,
+    `--regid=${member.prepared?.group ?? user}`,
+    '--init-groups',
+    '--reset-env',
     'sh',
     '-c',
     NODE_SCRIPT,
@@ -586,7 +596,8 @@ async function streamChain(
       unblock(chain[i - 1], 'stop-forwarding');
       return;
     }
-    progress.streamEnd = Math.max(progress.streamEnd, performance.now());
+    member.at.unpacked = performance.now();
+    progress.streamEnd = Math.max(progress.streamEnd, member.at.unpacked);
     // Each member verifies and switches as soon as its own stream is through, while the others may still unpack.
     await onUnpacked(member);
   });
@@ -620,9 +631,11 @@ async function verifyAndSwitch(
   if (switched) {
     member.switched = true;
     member.how = switched[1];
+    member.at.switched = performance.now();
     member.phase = 'hook';
     await ensureWordpressDispatcher(server, platform, signal);
     member.phase = 'done';
+    member.at.hooked = performance.now();
     return;
   }
   const what = r.code === VERIFY_FAILED_EXIT ? 'verification failed' : `verify and switch exited ${r.code}`;
@@ -726,6 +739,7 @@ export async function relayPlatform(input: RelayPlatformInput): Promise<RelayPla
       switched: m.switched,
       ...(m.how ? { how: m.how } : {}),
       ...(m.switched ? {} : { phase: m.phase, error: m.error }),
+      timeline: Object.fromEntries(Object.entries(m.at).map(([step, t]) => [step, Math.round(t - started)])),
     })),
     files: manifest?.entries.length ?? 0,
     bytes: manifest?.bytes ?? 0,
@@ -762,8 +776,11 @@ export interface TransferEstimate {
   /** Entries and bytes of the platform as a push sends it. */
   entries: number;
   bytes: number;
-  /** Per member: whether the platform is there, and the bytes rsync would have to send (by its quick check). */
-  members: { server: string; exists: boolean; changedBytes: number }[];
+  /**
+   * Per member: whether the platform is there (null: the member could not be asked), and the bytes rsync would
+   * have to send (by its quick check; the whole platform when unknown).
+   */
+  members: { server: string; exists: boolean | null; changedBytes: number }[];
 }
 
 /**
@@ -813,7 +830,7 @@ export async function planPlatformTransfer(input: PlanPlatformTransferInput): Pr
       r.ok
         ? r.value
         : // Unreachable now: count it as a full copy; the transfer itself will retry or fall back.
-          { server: (servers[i] as Server).name, exists: false, changedBytes: manifest.bytes },
+          { server: (servers[i] as Server).name, exists: null, changedBytes: manifest.bytes },
     ),
   };
 }

@@ -24,7 +24,7 @@ import { assertBedSupported, type Bed } from '../testbed';
 import { applyLinkShaping, checkLinkShaping, readLinkShaping } from '../testbed/shaping';
 import type { SyncedMember } from '../workflows/relay';
 import { type AnsibleSetup, type BaselineContext, prepareAnsible, runBaseline, SshMasters } from './baselines';
-import { startBenchBed, webHostName } from './bed';
+import { defaultBenchBaseDir, startBenchBed, webHostName } from './bed';
 import { type Contender, errorText, measureRounds, type Measured, timed } from './measure';
 import { clusterGroup, pathPlatform, readServers, type SitefleetContext, timeWorkflow } from './scenarios';
 import { BenchWorker } from './worker';
@@ -54,6 +54,7 @@ export interface RelayBenchOptions {
   uplinkMbit: number;
   contenders: ContenderName[];
   source: string;
+  /** Where the bed keeps host state; '' for bench/bed.ts's default (tmpfs). */
   baseDir: string;
   outDir: string;
 }
@@ -105,7 +106,7 @@ function parseOptions(argv: string[]): RelayBenchOptions {
     .option('--rate <rate>', 'each host link and the controller egress (tc rate)', '200mbit')
     .option('--only <list>', `contenders: ${CONTENDERS.join(',')}`, contenders, [...CONTENDERS])
     .option('--source <dir>', 'the tree to deploy', '/usr/share/wordpress')
-    .option('--base-dir <dir>', 'where the bed keeps host state', process.env.SITEFLEET_TESTBED_DIR ?? '')
+    .option('--base-dir <dir>', 'where the bed keeps host state (default: tmpfs, as bench/run.ts)', '')
     .option('--out <dir>', 'where results JSON goes', path.join(REPO_ROOT, 'bench-results'))
     .parse(argv)
     .opts<{
@@ -130,7 +131,7 @@ function parseOptions(argv: string[]): RelayBenchOptions {
     uplinkMbit: Number(mbit[1]) * factor,
     contenders: o.only,
     source: path.resolve(o.source),
-    baseDir: path.resolve(o.baseDir || path.join(os.tmpdir(), 'sitefleet-testbed')),
+    baseDir: o.baseDir ? path.resolve(o.baseDir) : '',
     outDir: path.resolve(o.out),
   };
 }
@@ -283,7 +284,8 @@ async function main(): Promise<void> {
   try {
     const webHosts = Math.max(...options.sizes);
     log(`starting a bed of ${webHosts} web hosts...`);
-    const bed = await startBenchBed({ webHosts, baseDir: options.baseDir });
+    const baseDir = options.baseDir || (await defaultBenchBaseDir());
+    const bed = await startBenchBed({ webHosts, baseDir });
     cleanups.push(() => bed.down());
     await applyLinkShaping(bed.plan, { rate: options.rate, controllerRate: options.rate });
     const shaped = (await readLinkShaping(bed.plan)).filter((q) => q.kind === 'tbf').length;

@@ -192,21 +192,31 @@ function parsePlan(argv: string[]): Plan {
 
 const log = (line: string): void => console.log(line);
 
-/** Things to undo at the end, in reverse order, also on Ctrl-C. */
+/**
+ * Things to undo at the end, in reverse order, also on Ctrl-C. Something started while the teardown runs (a
+ * start-up step that was in flight) is undone too.
+ */
 class Teardown {
   private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
   private running: Promise<void> | undefined;
+  private done = false;
 
   push(name: string, fn: () => Promise<unknown>): void {
-    this.steps.push({ name, fn });
+    if (this.done) void this.undo({ name, fn });
+    else this.steps.push({ name, fn });
+  }
+
+  private undo(step: { name: string; fn: () => Promise<unknown> }): Promise<void> {
+    return step.fn().then(
+      () => undefined,
+      (error: unknown) => log(`clean-up: ${step.name} failed: ${errorText(error)}`),
+    );
   }
 
   run(): Promise<void> {
     this.running ??= (async () => {
-      for (const step of this.steps.reverse()) {
-        await step.fn().catch((error: unknown) => log(`clean-up: ${step.name} failed: ${errorText(error)}`));
-      }
-      this.steps.length = 0;
+      for (let step = this.steps.pop(); step; step = this.steps.pop()) await this.undo(step);
+      this.done = true;
     })();
     return this.running;
   }

@@ -27,6 +27,9 @@ function tell(message: WorkerMessage): void {
 }
 
 async function main(): Promise<void> {
+  // A parent that is gone before the worker runs (Ctrl-C during start-up) leaves nothing to stop: just leave.
+  const orphaned = (): never => process.exit(0);
+  process.once('disconnect', orphaned);
   const connection = await NativeConnection.connect({ address: required('BENCH_TEMPORAL_ADDRESS') });
   try {
     const worker = await createSitefleetWorker({
@@ -41,6 +44,7 @@ async function main(): Promise<void> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    process.off('disconnect', orphaned);
     process.once('disconnect', stop);
     process.on('message', (message: ParentMessage) => {
       if (message.type === 'memory') tell({ type: 'memory', usage: process.memoryUsage() });

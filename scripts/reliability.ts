@@ -371,8 +371,15 @@ async function memberDownLateCase(facts: string[]): Promise<void> {
     await fleet.bed.stopHost('h3');
     let outcome = 'completed';
     try {
-      await sleep(downMs);
+      await sleep(downMs - 5_000);
+      // What the members that stayed up hold while h3 is still down.
+      const during = await groupSnapshot(fleet.bed, ['h1', 'h2'], 'h4');
+      const held = ['h1', 'h2', 'h4'].filter((h) => during[h] !== before[h]);
+      facts.push(
+        `still holding the failed site ${seconds(downMs - 5_000)} into the outage: ${held.join(', ') || 'none'}`,
+      );
     } finally {
+      await sleep(5_000);
       await fleet.bed.startHost('h3');
     }
     await handle.result().catch((err: unknown) => {

@@ -54,7 +54,7 @@ export interface TransferEstimate {
   /** Bytes of the whole platform (what a relay streams). */
   bytes: number;
   /** What rsync would send to each member (the whole platform where it is missing). */
-  members: { server: string; exists: boolean; changedBytes: number }[];
+  members: { server: string; exists: boolean | null; changedBytes: number }[];
 }
 
 export interface TransferDecision {
@@ -159,12 +159,24 @@ export async function syncPlatformCode(
     allBounded(servers, ctx.limit, async (server) => ({ ...(await ctx.rsyncOne(server)), via: 'rsync' as const }));
 
   let decision = decideWithoutEstimate(input.transfer, receivers.length);
+  let exists: (boolean | null)[] | undefined;
   if (!decision) {
     const estimate = await quick.planPlatformTransfer({ platform, servers: receivers });
     decision = chooseTransfer(input.transfer, estimate);
+    exists = receivers.map((s) => estimate.members.find((m) => m.server === s.name)?.exists ?? null);
   }
   log.info('platform transfer chosen', { platform: platform.name, mode: decision.mode, reason: decision.reason });
   if (decision.mode === 'rsync') return rsyncAll(receivers);
+
+  // Known before anything is written: a platform this run creates is removed again if a later step fails or the
+  // workflow is cancelled, wherever the relay got to (removal is idempotent). A member that could not be asked is
+  // left alone here: if the relay does not reach it either, its rsync push asks again.
+  exists ??= await allBounded(receivers, ctx.limit, (server) => quick.platformExists({ server, platform }));
+  receivers.forEach((server, i) => {
+    if (exists?.[i] === false) {
+      ctx.saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }));
+    }
+  });
 
   ctx.progress.phase(`sync platform code by relay (${decision.reason})`);
   for (const server of receivers) ctx.progress.node(server.name, 'running', 'relay');
@@ -184,9 +196,6 @@ export async function syncPlatformCode(
   const byName = new Map((relayed?.members ?? []).map((m) => [m.server, m]));
   for (const server of receivers) {
     const m = byName.get(server.name);
-    // A platform the relay created is removed again if a later step fails (the rsync path registers its own).
-    if (m?.existed === false)
-      ctx.saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }));
     if (m?.switched) ctx.progress.node(server.name, 'done', `relayed and verified (${m.how ?? 'switched'})`);
     else ctx.progress.node(server.name, 'running', `relay did not complete (${m?.phase ?? 'not run'}): rsync`);
   }

@@ -128,7 +128,8 @@ describe('the worker is SIGKILLed in the middle of an operation', () => {
       wordpressUsers: 1,
     });
     const again = retried(await activityRuns(handle));
-    assert.deepEqual(again, ['runSiteInstaller@h1 attempt 2 after heartbeat timeout']);
+    assert.equal(again.length, 1, again.join('; '));
+    assert.match(again[0] ?? '', /^runSiteInstaller@h\d attempt 2 after heartbeat timeout$/);
   });
 
   test('no database or admin password in any workflow history or in the output of any worker', async () => {

@@ -3,12 +3,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Worker } from '@temporalio/worker';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
 import * as workflows from '../../workflows';
 import { HISTORY_DIR } from '../support/record-history';
 import { workflowBundle } from '../support/worker';
 
-const files = readdirSync(HISTORY_DIR).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(HISTORY_DIR).filter((f) => f.endsWith('.pb')).sort();
 
 describe('replay of recorded histories against the current workflow code', () => {
   test('every workflow type has at least one recorded history', () => {
@@ -21,7 +21,7 @@ describe('replay of recorded histories against the current workflow code', () =>
     assert.ok(files.length > 0, 'there are recorded histories');
     const histories = files.map((f) => ({
       workflowId: f,
-      history: historyFromJSON(JSON.parse(readFileSync(join(HISTORY_DIR, f), 'utf8'))),
+      history: temporal.api.history.v1.History.decode(readFileSync(join(HISTORY_DIR, f))),
     }));
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) {

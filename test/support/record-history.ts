@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
 import type { WorkflowHandle } from '@temporalio/client';
 
 export const HISTORY_DIR = join(__dirname, '..', 'replay', 'histories');
@@ -12,5 +12,6 @@ export const HISTORY_DIR = join(__dirname, '..', 'replay', 'histories');
 export async function recordHistory(handle: WorkflowHandle, workflowType: string, label: string): Promise<void> {
   if (process.env.SITEFLEET_RECORD_HISTORIES !== '1') return;
   const history = await handle.fetchHistory();
-  writeFileSync(join(HISTORY_DIR, `${workflowType}--${label}.json`), historyToJSON(history));
+  // Binary protobuf: exact, and independent of the JSON mapping's version quirks.
+  writeFileSync(join(HISTORY_DIR, `${workflowType}--${label}.pb`), temporal.api.history.v1.History.encode(history).finish());
 }
