@@ -3,6 +3,7 @@
  * for drift with a dry run, seen through the share by a pack's slaves, listed and removed.
  */
 import { z } from 'zod';
+import { recordSync } from '../workers/metrics';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
 import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
 import { activityCancellationSignal, withHeartbeat } from './activity-context';
@@ -64,7 +65,10 @@ async function syncOne(
     chmod: PLATFORM_CHMOD,
     signal,
   });
-  if (!dryRun) await ensureWordpressDispatcher(server, platform, signal);
+  if (!dryRun) {
+    await ensureWordpressDispatcher(server, platform, signal);
+    recordSync(server.name, summary.filesChanged, summary.bytesSent);
+  }
   return summary;
 }
 

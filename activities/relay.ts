@@ -803,7 +803,9 @@ export async function planPlatformTransfer(input: PlanPlatformTransferInput): Pr
       [
         'sh',
         '-c',
-        '[ -d "$1" ] || { echo absent; exit 0; }; echo present; cd "$1" && find . -type f -printf "%s %T@ %P\\0"',
+        // Uploads are never pushed: not listed either (there may be a great many).
+        '[ -d "$1" ] || { echo absent; exit 0; }; echo present; cd "$1" && ' +
+          'find . \\( -path "./sites/*/files" -o -path "./sites/*/private" \\) -prune -o -type f -printf "%s %T@ %P\\0"',
         'sitefleet-relay-plan',
         root,
       ],

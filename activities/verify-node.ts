@@ -3,6 +3,7 @@
  * (not an error), and only an unreachable node makes the activity fail.
  */
 import { z } from 'zod';
+import { recordCheck } from '../workers/metrics';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
@@ -61,8 +62,10 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
     try {
       const { ok, detail } = await fn();
       checks.push({ name, ok, detail });
+      recordCheck(server.name, name, ok);
     } catch (err) {
       checks.push({ name, ok: false, detail: messageOf(err) });
+      recordCheck(server.name, name, false);
     }
   };
 

@@ -19,6 +19,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import { siteDatabaseName } from '../activities/database';
 import type { Platform, Server, Site } from '../domain/model';
@@ -76,8 +77,46 @@ const wordpressSite = (domain: string, dbServer: string): Site => ({
   status: 'enabled',
 });
 
+/** gRPC codes of a Temporal server too busy to answer in time: DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE. */
+const BUSY_SERVER_CODES = new Set([4, 8, 14]);
+
+/** Whether `err` (or a cause of it) is a call the Temporal server did not answer in time, not a workflow outcome. */
+function serverTooBusy(err: unknown): boolean {
+  for (let e = err; e; e = (e as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(e) && BUSY_SERVER_CODES.has(e.code)) return true;
+  }
+  return false;
+}
+
+let busyServerRetries = 0;
+
+/**
+ * Starts a workflow and waits for its outcome. A call the dev server could not answer in time (it is the first thing
+ * to choke on a busy 2-core machine) is asked again — a start that did go through is followed, not repeated —
+ * so that what is reported is the workflow's own outcome.
+ */
 async function runWorkflow<T>(fleet: CrashableFleet, type: string, id: string, input: unknown): Promise<T> {
-  return (await (await fleet.start(type, id, input)).result()) as T;
+  for (let asked = 1; ; asked++) {
+    try {
+      await fleet.start(type, id, input);
+      break;
+    } catch (err) {
+      // Our own earlier start went through after all.
+      if (err instanceof WorkflowExecutionAlreadyStartedError && asked > 1) break;
+      if (!serverTooBusy(err)) throw err;
+      busyServerRetries++;
+      await sleep(1_000);
+    }
+  }
+  for (;;) {
+    try {
+      return (await fleet.client.workflow.getHandle(id).result()) as T;
+    } catch (err) {
+      if (!serverTooBusy(err)) throw err;
+      busyServerRetries++;
+      await sleep(1_000);
+    }
+  }
 }
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -152,6 +191,8 @@ async function loadCase(opts: Options, facts: string[]): Promise<void> {
         `(${((opts.sites / installMs) * 60_000).toFixed(1)} sites/min); per install median ` +
         `${seconds(percentile(latencies, 50))}, p95 ${seconds(percentile(latencies, 95))}, max ${seconds(latencies.at(-1) ?? NaN)}`,
     );
+    if (busyServerRetries > 0)
+      facts.push(`client calls asked again because the Temporal server was too busy: ${busyServerRetries}`);
     facts.push(
       `failed installs: ${failures.length}${failures.length ? ` (${failures.map((f) => f.slice(0, 240)).join(' | ')})` : ''}`,
     );

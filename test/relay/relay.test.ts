@@ -116,6 +116,15 @@ describe('relay of a WordPress platform through four members on 200 Mbit/s links
     }
   });
 
+  test('auto pushes a platform that is already up to date with rsync: there is nothing to relay', async () => {
+    const platform = wordpress('wp');
+    const result = await createPlatform(platform, { mode: 'auto', uplinkMbit: 200 });
+    assert.deepEqual(
+      result.synced.map((s) => `${s.server}:${s.via}:${s.filesChanged}`),
+      HOSTS.map((h) => `${h}:rsync:0`),
+    );
+  });
+
   test('a member killed mid-stream is completed by rsync when it is back; nothing is left behind', async () => {
     const platform = wordpress('wp2');
     const staging = relayStagingDir(fleet().server('h2'), platform.name);

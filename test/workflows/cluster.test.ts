@@ -10,6 +10,7 @@ import { workflowIds } from '../../domain/operations';
 import type { InstallSiteResult } from '../../workflows/site';
 import type { PlatformResult } from '../../workflows/platform';
 import type { VerifyReport, ResyncReport } from '../../workflows/verify';
+import { startMetricsServer } from '../../workers/metrics';
 import { clusterGroup, useFleet } from '../support/fleet';
 
 const fleet = useFleet({
@@ -102,6 +103,26 @@ describe('cluster of three nginx members with WordPress', () => {
     assert.deepEqual(failing, []);
     assert.equal(report.ok, true);
     assert.equal(report.nodes.length, 3);
+  });
+
+  test("the worker's metrics endpoint shows the bytes synced per host and the check results", async () => {
+    const server = await startMetricsServer('127.0.0.1:0');
+    try {
+      const text = await (await fetch(`${server.url}`)).text();
+      for (const host of ['h1', 'h2', 'h3']) {
+        assert.match(
+          text,
+          new RegExp(`sitefleet_sync_bytes_total\\{host="${host}"\\} [1-9]`),
+          `bytes synced to ${host}`,
+        );
+        assert.match(
+          text,
+          new RegExp(`sitefleet_checks_total\\{node="${host}",check="config-test",result="ok"\\} [1-9]`),
+        );
+      }
+    } finally {
+      await server.close();
+    }
   });
 
   test('VerifyClusterNodes names exactly the broken node and check; ResyncCluster repairs the drift', async () => {
