@@ -108,6 +108,8 @@ describe('a WordPress site on a pack', () => {
               'config-test',
               'aegir-ids',
               'share-mount',
+              // The master runs nfs-ganesha: its export is read over NFS as well as through the sshfs mount.
+              'nfs-export',
               'visible:wp',
               `db-resolution:${db.host}`,
               `probe:${site.domain}`,
