@@ -86,10 +86,11 @@ if command -v zstd >/dev/null 2>&1; then echo zstd=yes; else echo zstd=no; fi
 echo "group=$group"
 echo "home=$home"
 echo "pubkey=$(cat key.pub)"
-for addr in "$@"; do
-  src=$(ip -o route get "$addr" 2>/dev/null | sed -n 's/.* src \\([^ ]*\\).*/\\1/p' || true)
-  echo "route=$addr \${src:-}"
-done
+# One ip for every address (a process per address costs, on every member, on the critical path).
+if [ $# -gt 0 ]; then
+  printf 'route get %s\\n' "$@" | ip -o -force -batch - 2>/dev/null |
+    sed -n 's/^\\(local \\|unicast \\|broadcast \\)\\{0,1\\}\\([^ ]*\\) .* src \\([^ ]*\\).*/route=\\2 \\3/p' || true
+fi
 `;
 
 /**

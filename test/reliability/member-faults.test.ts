@@ -59,15 +59,18 @@ describe('a cluster member fails during an operation', () => {
     await fleet().run('InstallSiteOnCluster', workflowIds.site(BLOG), installInput(BLOG));
   });
 
+  /** h1, h2 and the database server before the install that h3's outage fails, and while h3 is still down. */
+  const outage: { before?: Record<string, string>; whileDown?: Record<string, string> } = {};
+
   test('a member goes down during an install: its step is retried, then every completed step is undone', async (t) => {
     const before = await groupSnapshot(fleet().bed, MEMBERS, 'h4');
+    outage.before = before;
     const domain = 'down.example.com';
     const started = Date.now();
     const handle = await fleet().start('InstallSiteOnCluster', workflowIds.site(domain), installInput(domain));
     // Power h3 off once the database is being made: the site directories (h3's included) come next.
     await waitForPending(handle, (pending) => pending.some((p) => /Database$/.test(p.type)));
     await fleet().bed.stopHost('h3');
-    let whileDown: Record<string, string>;
     try {
       // The step on h3 is retried up to its limit; then the undo begins, and its steps on h3 wait for h3.
       await waitFor(async () =>
@@ -77,13 +80,11 @@ describe('a cluster member fails during an operation', () => {
       );
       t.diagnostic(`h3's step gave up ${Date.now() - started} ms after the start`);
       await sleep(5_000);
-      whileDown = await groupSnapshot(fleet().bed, ['h1', 'h2'], 'h4');
+      outage.whileDown = await groupSnapshot(fleet().bed, ['h1', 'h2'], 'h4');
       await assertServesBlog(['h1', 'h2']);
     } finally {
       await fleet().bed.startHost('h3');
     }
-    const undoneWhileDown = ['h1', 'h2', 'h4'].filter((h) => whileDown[h] === before[h]);
-    t.diagnostic(`as before while h3 was still down: ${undoneWhileDown.join(', ') || 'none of h1, h2, h4'}`);
     await assert.rejects(handle.result(), (err: unknown) => {
       assert.ok(err instanceof WorkflowFailedError);
       assert.match(
@@ -102,6 +103,20 @@ describe('a cluster member fails during an operation', () => {
     assert.deepEqual(await groupSnapshot(fleet().bed, MEMBERS, 'h4'), before, 'every node and the database as before');
     await assertServesBlog(MEMBERS);
   });
+
+  test(
+    'while the member is still down, the members that stayed up and the database server are already as before',
+    {
+      todo:
+        'Saga.compensate (workflows/saga.ts) runs undos one after another, newest first: the undo on h3 waits for h3 ' +
+        "(up to the undo stub's hour) and holds back the undos on h1, h2 and the database; see docs/reliability.md",
+    },
+    () => {
+      const { before, whileDown } = outage;
+      assert.ok(before && whileDown, 'the outage case ran');
+      assert.deepEqual(whileDown, { h1: before.h1, h2: before.h2, h4: before.h4 });
+    },
+  );
 
   test('a config test fails on one member: no member reloads a broken config; every member keeps serving', async () => {
     // cluster.test.ts checks that the install is undone everywhere; this checks what each nginx actually loaded.
