@@ -198,9 +198,14 @@ describe('platform code by rsync', () => {
     await new Promise((r) => setTimeout(r, 300));
     cancelled.cancel();
     await assert.rejects(running, (err: unknown) => err instanceof CancelledFailure);
-    const leftover = execFileSync('sh', ['-c', `pgrep -af '[r]sync .*:/var/aegir/platforms/wp2' || true`], {
-      encoding: 'utf8',
-    });
+    // Only this bed's rsync to h3 counts: other test files may run rsyncs to their own beds at the same time.
+    const leftover = execFileSync(
+      'sh',
+      ['-c', `pgrep -af '[r]sync .*Hostname=${h3.host} .*:/var/aegir/platforms/wp2' || true`],
+      {
+        encoding: 'utf8',
+      },
+    );
     assert.equal(leftover, '', 'no rsync left running');
   });
 
