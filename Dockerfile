@@ -13,15 +13,19 @@ RUN apt-get update \
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-# The workflow bundles (plain and encrypted-failure) with their manifests, into dist/.
-RUN node --import tsx workers/bundle.ts
+# The compiled code (dist/js) and, built from it, the workflow bundles (plain and encrypted-failure) with their
+# manifests: production runs JavaScript, not the tsx loader (~45 MB less resident memory per process).
+RUN npm run build
 
 FROM ${NODE_IMAGE}
-# ssh and rsync reach the web servers; tini reaps their processes and forwards signals to node.
+# ssh and rsync reach the web servers (zstd compresses the relay's stream); tini reaps their processes and
+# forwards signals to node.
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends openssh-client rsync ca-certificates tini \
+  && apt-get install -y --no-install-recommends openssh-client rsync zstd ca-certificates tini \
   && rm -rf /var/lib/apt/lists/*
+# MALLOC_ARENA_MAX: glibc's per-thread malloc arenas inflate the resident memory of the worker's native threads.
 ENV NODE_ENV=production \
+  MALLOC_ARENA_MAX=2 \
   SITEFLEET_DATA_DIR=/var/lib/sitefleet
 WORKDIR /app
 # Code stays owned by root: the service user can run it, not change it.
@@ -34,4 +38,4 @@ VOLUME ["/var/lib/sitefleet"]
 # 8080 API, 8888 codec endpoint, 9464 Temporal runtime metrics, 9465 sitefleet metrics
 EXPOSE 8080 8888 9464 9465
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "--import", "tsx", "workers/main.ts"]
+CMD ["node", "--max-old-space-size=160", "dist/js/workers/main.js"]

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { recordSync } from '../workers/metrics';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
 import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
+import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { activityCancellationSignal, withHeartbeat } from './activity-context';
 import { parseInput } from './activity-input';
 import { FailureType, permanentFailure } from './failures';
@@ -19,7 +20,8 @@ import { runRemote } from './ssh';
  * rsync filter rules of a platform push (first match wins). Site directories and alias links are made on the
  * servers and are never pushed nor deleted; `sites/all` and `sites/default` come from the source; uploaded files
  * (files/, private/) are never overwritten or deleted by a code push, so a push cannot wipe uploads the way
- * Aegir's cluster push could. WordPress's wp-config.php is sitefleet's dispatcher, not the source's.
+ * Aegir's cluster push could. WordPress's wp-config.php is sitefleet's dispatcher, not the source's, and its
+ * health script is sitefleet's too.
  */
 export function platformSyncFilters(profile: Platform['profile']): string[] {
   return [
@@ -30,7 +32,7 @@ export function platformSyncFilters(profile: Platform['profile']): string[] {
     '+ /sites/default/',
     '- /sites/*/',
     'P /sites/*',
-    ...(profile === 'wordpress' ? ['- /wp-config.php'] : []),
+    ...(profile === 'wordpress' ? ['- /wp-config.php', `- ${WORDPRESS_HEALTH_PATH}`] : []),
   ];
 }
 
@@ -56,7 +58,7 @@ async function syncOne(
     () => ({ server: server.name, step: `fetch the source of ${platform.name}` }),
     () => platformSourceDir(platform, signal),
   );
-  const summary = await rsyncToServer(server, {
+  const push = rsyncToServer(server, {
     source,
     destination: platformRoot(server, platform.name),
     filters: platformSyncFilters(platform.profile),
@@ -65,10 +67,15 @@ async function syncOne(
     chmod: PLATFORM_CHMOD,
     signal,
   });
-  if (!dryRun) {
-    await ensureWordpressDispatcher(server, platform, signal);
-    recordSync(server.name, summary.filesChanged, summary.bytesSent);
-  }
+  if (dryRun) return push;
+  // The dispatcher is outside the push (its filter keeps rsync from touching it), so both go at once: one round
+  // trip less per member, which is most of a no-op resync.
+  // Both are awaited before anything is thrown: a failed write never leaves the rsync running unwatched.
+  const [pushed, dispatcher] = await Promise.allSettled([push, ensureWordpressDispatcher(server, platform, signal)]);
+  if (pushed.status === 'rejected') throw pushed.reason;
+  if (dispatcher.status === 'rejected') throw dispatcher.reason;
+  const summary = pushed.value;
+  recordSync(server.name, summary.filesChanged, summary.bytesSent);
   return summary;
 }
 

@@ -23,8 +23,9 @@ import { parseInput } from './activity-input';
 import { badInput } from './failures';
 
 function templatesDir(): string {
-  // From source (tsx) the templates sit next to activities/; from a build they sit one level further up.
-  for (const dir of [join(__dirname, '..', 'templates'), join(__dirname, '..', '..', 'templates')]) {
+  // From source (tsx) the templates sit next to activities/; from a build (dist/js/activities) further up.
+  for (const up of [['..'], ['..', '..'], ['..', '..', '..']]) {
+    const dir = join(__dirname, ...up, 'templates');
     if (existsSync(join(dir, 'nginx-vhost.conf.njk'))) return dir;
   }
   throw new Error(`templates directory not found near ${__dirname}`);
@@ -244,6 +245,12 @@ export function renderSiteSettings(input: SiteSettingsInput): string {
     case 'static':
       throw badInput(`site ${site.domain}: a static platform has no settings file`);
   }
+}
+
+/** The platform-level health script that reads a site's title from its database without booting WordPress. */
+export function renderWordpressHealth(platformInput: Platform): string {
+  const platform = parseInput(platformSchema, platformInput, 'platform');
+  return render('wordpress-health.php.njk', { platform: platform.name });
 }
 
 /** The platform-level wp-config.php that picks a site's config by HTTP host. */

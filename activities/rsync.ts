@@ -30,9 +30,17 @@ const CONTROL_PERSIST_SECONDS = 60;
 const IO_TIMEOUT_SECONDS = 60;
 /** A heartbeat at least this often while rsync runs, even when it prints nothing (one big file). */
 const HEARTBEAT_INTERVAL_MS = 5_000;
+/**
+ * A master seen alive this recently is used without asking it again (`ssh -O check` costs a process spawn). Well
+ * under ControlPersist, whose clock restarts at every use; if the master has gone anyway, the rsync's own ssh
+ * connects directly with the same pinned options.
+ */
+const MASTER_FRESH_MS = 20_000;
 
 let controlDir: string | undefined;
-const masters = new Map<string, { server: Server; options: string[] }>();
+const masters = new Map<string, { server: Server; options: string[]; seenAt: number }>();
+/** Servers whose remote rsync does not know --mkpath (older than 3.2.3): their destination is made with mkdir. */
+const noMkpath = new Set<string>();
 
 /** A directory only this worker process uses, for control sockets and known_hosts files (short: sockets ≤ 104 bytes). */
 function ownControlDir(): string {
@@ -177,8 +185,16 @@ async function ensureMaster(server: Server, signal?: AbortSignal): Promise<strin
   const options = await opensshOptions(server);
   const target = hostAlias(server);
   return withKeyedLock(`ssh-master|${server.name}`, async () => {
+    const known = masters.get(server.name);
+    if (known && known.options.join(' ') === options.join(' ') && Date.now() - known.seenAt < MASTER_FRESH_MS) {
+      known.seenAt = Date.now();
+      return options;
+    }
     const check = await runLocal(['ssh', ...options, '-O', 'check', '-o', `Hostname=${server.host}`, target]);
-    if (check.code === 0) return options;
+    if (check.code === 0) {
+      masters.set(server.name, { server, options, seenAt: Date.now() });
+      return options;
+    }
     const log = join(ownControlDir(), `master-${server.name}.log`);
     const started = await runLocal(
       [
@@ -199,7 +215,7 @@ async function ensureMaster(server: Server, signal?: AbortSignal): Promise<strin
     if (started.code !== 0) {
       throw classifySshError(server, await readFile(log, 'utf8').catch(() => ''), 'the ssh control master');
     }
-    masters.set(server.name, { server, options });
+    masters.set(server.name, { server, options, seenAt: Date.now() });
     return options;
   });
 }
@@ -245,10 +261,31 @@ export async function rsyncToServer(server: Server, spec: RsyncSpec): Promise<Rs
   const signal = spec.signal;
   if (signal?.aborted) throw abortReason(signal);
   const dryRun = spec.dryRun ?? false;
-  if (!dryRun) {
+  const mkdirFirst = !dryRun && noMkpath.has(server.name);
+  if (mkdirFirst) {
     await runRemote(server, ['mkdir', '-p', '--', spec.destination], { timeoutMs: 30_000, signal });
   }
   const options = await ensureMaster(server, signal);
+  const result = await runRsync(server, spec, options, !dryRun && !mkdirFirst);
+  if (!dryRun && !mkdirFirst && refusedMkpath(result)) {
+    // An rsync older than 3.2.3 on the server: remember it, make the destination the old way and go again.
+    noMkpath.add(server.name);
+    return rsyncToServer(server, spec);
+  }
+  return summarize(server, spec, result, dryRun);
+}
+
+/** The server's rsync did not know --mkpath (it prints the option it refused). */
+function refusedMkpath(result: ProcessResult): boolean {
+  return (
+    result.code !== 0 && /--mkpath/.test(result.stderr) && /unknown option|unrecognized option/i.test(result.stderr)
+  );
+}
+
+/** Runs one rsync (the destination's missing parents made by rsync itself with `mkpath`), heartbeating progress. */
+async function runRsync(server: Server, spec: RsyncSpec, options: string[], mkpath: boolean): Promise<ProcessResult> {
+  const signal = spec.signal;
+  const dryRun = spec.dryRun ?? false;
   const sudo = server.ssh.user === 'root' ? [] : ['--rsync-path=sudo -n rsync'];
   const argv = [
     'rsync',
@@ -260,6 +297,7 @@ export async function rsyncToServer(server: Server, spec: RsyncSpec): Promise<Rs
     `--timeout=${IO_TIMEOUT_SECONDS}`,
     ...(spec.delete === false ? [] : ['--delete']),
     ...(dryRun ? ['--dry-run'] : []),
+    ...(mkpath ? ['--mkpath'] : []),
     ...(spec.chown ? [`--chown=${spec.chown}`] : []),
     ...(spec.chmod ? [`--chmod=${spec.chmod}`] : []),
     ...VCS_EXCLUDES.map((p) => `--filter=- ${p}`),
@@ -303,7 +341,7 @@ export async function rsyncToServer(server: Server, spec: RsyncSpec): Promise<Rs
       `server ${server.name}: rsync to ${spec.destination} did not finish within ${Math.round(timeoutMs / 1000)} s`,
     );
   }
-  return summarize(server, spec, result, dryRun);
+  return result;
 }
 
 function summarize(server: Server, spec: RsyncSpec, result: ProcessResult, dryRun: boolean): RsyncSummary {

@@ -10,7 +10,8 @@ import { siteDatabaseName, siteDatabaseUser } from './database';
 import { parseInput } from './activity-input';
 import { badInput, FailureType, permanentFailure } from './failures';
 import { writeRemoteFile } from './remote-file';
-import { renderSiteSettings, renderWordpressDispatcher, siteSettingsFileName } from './render';
+import { renderSiteSettings, renderWordpressDispatcher, renderWordpressHealth, siteSettingsFileName } from './render';
+import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { dbPasswordFor, siteSaltsFor } from './site-secrets';
 import { runRemote } from './ssh';
 
@@ -80,8 +81,10 @@ function checkProfileNeedsDb(site: Site, platform: Platform, dbServer: Server | 
 }
 
 /**
- * The platform-level wp-config.php that picks a site's config by HTTP host (WordPress platforms only). The
- * platform rsync excludes /wp-config.php, so a code push neither overwrites nor deletes it. Idempotent.
+ * sitefleet's two files at the root of a WordPress platform: wp-config.php, which picks a site's config by HTTP
+ * host, and the health script that verification asks on every node (domain/site-probe.ts). The platform rsync
+ * excludes both, so a code push neither overwrites nor deletes them. Both written at once; idempotent. Returns
+ * whether either changed (false for other profiles).
  */
 export async function ensureWordpressDispatcher(
   server: Server,
@@ -89,17 +92,18 @@ export async function ensureWordpressDispatcher(
   signal?: AbortSignal,
 ): Promise<boolean> {
   if (platform.profile !== 'wordpress') return false;
-  const write = await writeRemoteFile(
-    server,
-    `${platformRoot(server, platform.name)}/wp-config.php`,
-    renderWordpressDispatcher(platform),
-    {
-      owner: server.aegirUser,
-      mode: '0644',
-      signal,
-    },
-  );
-  return write.changed;
+  const root = platformRoot(server, platform.name);
+  const options = { owner: server.aegirUser, mode: '0644', signal };
+  const writes = await Promise.allSettled([
+    writeRemoteFile(server, `${root}/wp-config.php`, renderWordpressDispatcher(platform), options),
+    writeRemoteFile(server, `${root}${WORDPRESS_HEALTH_PATH}`, renderWordpressHealth(platform), options),
+  ]);
+  let changed = false;
+  for (const w of writes) {
+    if (w.status === 'rejected') throw w.reason;
+    changed ||= w.value.changed;
+  }
+  return changed;
 }
 
 export interface EnsureSiteDirInput {

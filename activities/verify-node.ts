@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { recordCheck } from '../workers/metrics';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
-import { siteProbeSpec } from '../domain/site-probe';
+import { siteHealthSpec, siteProbeSpec } from '../domain/site-probe';
 import { activityCancellationSignal, heartbeatProgress } from './activity-context';
 import { parseInput } from './activity-input';
 import { aegirIdsOf, probeSite, resolveOn } from './checks';
@@ -36,13 +36,19 @@ export interface VerifyNodeInput {
   platforms: Platform[];
   sites: Site[];
   dbServers: Server[];
+  /**
+   * Sites (by domain) whose full probe runs on this node; every other site gets the cheap health check
+   * (domain/site-probe.ts). Undefined: the full probe for every site.
+   */
+  fullProbeDomains?: string[];
 }
 
 /**
  * Checks one member: ssh with the pinned key (failure: the activity fails, the node is unreachable), config test,
  * aegir ids, drift of every platform against its source (code receivers; rsync dry run), the share mount and the
- * platforms seen through it (a pack's slaves), resolution of every database host, and an HTTP probe of every site
- * through this node, judged as the install workflows judge it (domain/site-probe.ts).
+ * platforms seen through it (a pack's slaves), resolution of every database host, and an HTTP check of every site
+ * through this node: the full probe, judged as the install workflows judge it, for `fullProbeDomains` (all sites
+ * when undefined), the cheap health check for the rest (domain/site-probe.ts).
  */
 export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
   const signal = activityCancellationSignal();
@@ -124,11 +130,17 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
   }
 
   const platformNames = new Set(platforms.map((p) => p.name));
+  const fullProbes = input.fullProbeDomains === undefined ? null : new Set(input.fullProbeDomains);
   for (const site of sites.filter((s) => platformNames.has(s.platform))) {
     await check(`probe:${site.domain}`, async () => {
       const platform = platforms.find((pl) => pl.name === site.platform) as Platform;
-      const p = await probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
-      return { ok: p.ok, detail: p.detail };
+      const full = fullProbes === null || fullProbes.has(site.domain);
+      const spec = full ? siteProbeSpec(site, platform) : siteHealthSpec(site, platform);
+      const p = await probeSite({ server, site, platform, ...spec });
+      return {
+        ok: p.ok,
+        detail: full || spec.path === siteProbeSpec(site, platform).path ? p.detail : `health check: ${p.detail}`,
+      };
     });
   }
 

@@ -20,6 +20,7 @@ import * as plans from './operation-plans';
 import { OperationService } from './operations';
 import { ScheduleService } from './schedules';
 import {
+  deployBodySchema,
   domainParam,
   emptyBodySchema,
   forgetQuery,
@@ -239,7 +240,10 @@ export function createApi(deps: AppDeps): Api {
     op(`/v1/${kind}s/:name/verify`, (req) => (noBody(req), plans.planVerifyGroup(store, { kind, name: name(req) })));
     op(`/v1/${kind}s/:name/resync`, (req) => (noBody(req), plans.planResyncGroup(store, { kind, name: name(req) })));
   }
-  op('/v1/platforms/:name/deploy', (req) => (noBody(req), plans.planDeployPlatform(store, name(req))));
+  // Optional body: clients that send none (or `{}`) deploy with the group's stored transfer options, as before.
+  op('/v1/platforms/:name/deploy', (req) =>
+    plans.planDeployPlatform(store, name(req), parse(deployBodySchema, bodyOf(req)).transfer),
+  );
   op('/v1/platforms/:name/delete', (req) => (noBody(req), plans.planDeletePlatform(store, name(req))));
   op('/v1/sites/:domain/install', (req) => (noBody(req), plans.planInstallSite(store, domain(req))));
   op('/v1/sites/:domain/delete', (req) => (noBody(req), plans.planDeleteSite(store, domain(req))));

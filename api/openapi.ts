@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { clusterSchema, packSchema, platformSchema, serverSchema, siteSchema } from '../domain/model';
 import { WORKFLOW_TYPES } from '../domain/operations';
 import {
+  deployBodySchema,
   errorSchema,
   memberBodySchema,
   migrateBodySchema,
@@ -47,6 +48,7 @@ const componentSchemas: Record<string, JsonSchema> = {
   MigrateRequest: jsonSchema(migrateBodySchema, 'input'),
   RestoreRequest: jsonSchema(restoreBodySchema, 'input'),
   MemberRequest: jsonSchema(memberBodySchema, 'input'),
+  DeployRequest: jsonSchema(deployBodySchema, 'input'),
   Error: jsonSchema(errorSchema, 'output'),
 };
 
@@ -63,6 +65,8 @@ interface Op {
   summary: string;
   tag: string;
   body?: string;
+  /** The body may be left out (an operation whose options all have defaults). @default false */
+  bodyOptional?: boolean;
   ok: Record<string, unknown>;
   query?: { name: string; description: string; schema: JsonSchema }[];
 }
@@ -243,8 +247,12 @@ const OPS: Op[] = [
   {
     method: 'post',
     path: '/v1/platforms/{name}/deploy',
-    summary: 'Deploy a platform (CreatePlatform, CreatePlatformOnPack or CreatePlatformOnCluster by target)',
+    summary:
+      'Deploy a platform (CreatePlatform, CreatePlatformOnPack or CreatePlatformOnCluster by target); ' +
+      "optional body: transfer options overriding the pack's or cluster's for this deployment",
     tag: 'Platform',
+    body: 'DeployRequest',
+    bodyOptional: true,
     ok: started('Deployment'),
   },
   {
@@ -412,7 +420,7 @@ export function openApiDocument(): Record<string, unknown> {
       tags: [o.tag],
       operationId: `${o.method}${o.path.replace(/\{(\w+)\}/g, 'By-$1').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(o.body ? { requestBody: { required: true, ...json(ref(o.body)) } } : {}),
+      ...(o.body ? { requestBody: { required: !o.bodyOptional, ...json(ref(o.body)) } } : {}),
       responses: { ...o.ok, ...errors },
       ...(o.path === '/v1/health' ? { security: [] } : {}),
     };

@@ -4,6 +4,7 @@
  * the inventory change to make when it completes. Building a plan reads the inventory and changes nothing.
  */
 import type { Target } from '../domain/model';
+import { effectiveTransferOptions, type TransferOptions } from '../domain/transfer';
 import {
   WORKFLOW_TYPES,
   workflowIds,
@@ -25,6 +26,7 @@ import {
   resolveGroupState,
   resolveSite,
   resolveWebGroup,
+  storedTransferOptions,
   type SiteContext,
 } from '../inventory/resolve';
 import { ConflictError, NotFoundError, type InventoryStore, type OperationEffect } from '../inventory/store';
@@ -95,11 +97,20 @@ export async function planSetupPackShare(store: InventoryStore, name: string): P
   };
 }
 
-export async function planDeployPlatform(store: InventoryStore, name: string): Promise<OperationPlan> {
+/**
+ * Deploys a platform on its target. The code goes by parallel rsync or relay as the target pack's or cluster's
+ * stored `transfer` options say, each field overridden by `transfer` given for this operation (a server stores none).
+ */
+export async function planDeployPlatform(
+  store: InventoryStore,
+  name: string,
+  transfer?: TransferOptions,
+): Promise<OperationPlan> {
   const platform = await store.get('platform', name);
   if (!platform) throw new NotFoundError('platform', name);
   const group = await resolveWebGroup(store, platform.target);
-  const input: CreatePlatformInput = { platform, group };
+  const options = effectiveTransferOptions(await storedTransferOptions(store, platform.target), transfer);
+  const input: CreatePlatformInput = { platform, group, ...(options ? { transfer: options } : {}) };
   return {
     workflowType: byKind(group.kind, {
       server: WORKFLOW_TYPES.createPlatform,

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { domainName, resourceName } from '../domain/fields';
 import { serverSchema } from '../domain/model';
+import { transferOptionsSchema } from '../domain/transfer';
 
 /** A server as registered: without `ssh.hostKey` the API fetches and pins the key the server offers. */
 export const serverRegistrationSchema = serverSchema.extend({
@@ -35,6 +36,16 @@ export const restoreBodySchema = z
   .strict();
 
 export const memberBodySchema = z.object({ server: resourceName }).strict();
+
+/**
+ * A deployment's options; the body is optional (no body, or `{}`, deploys with the group's stored options).
+ * `transfer` overrides the pack's or cluster's stored transfer options field by field, for this operation only.
+ */
+export const deployBodySchema = z
+  .object({
+    transfer: transferOptionsSchema.optional(),
+  })
+  .strict();
 
 /** A schedule interval such as 90s, 15m, 6h or 1d; at least one minute. */
 export const everySchema = z

@@ -1,14 +1,17 @@
 /**
- * Runs the sitefleet worker in a child process (bench/worker-process.ts) and samples its memory from
+ * Runs the sitefleet worker in a child process (workers/child.ts, compiled) and samples its memory from
  * /proc/PID/status: VmRSS every 100 ms and VmHWM, the kernel's own resident peak.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { ParentMessage, WorkerMessage } from './worker-process';
+import { WORKER_NODE_OPTIONS } from '../workers/node-options';
+import type { ChildWorkerMessage as WorkerMessage, ChildWorkerRequest as ParentMessage } from '../workers/child';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
-const WORKER_SCRIPT = path.join(__dirname, 'worker-process.ts');
+/** The worker as production runs it: compiled JavaScript (`npm run build`), no TypeScript loader in memory. */
+const COMPILED_WORKER_SCRIPT = path.join(REPO_ROOT, 'dist', 'js', 'workers', 'child.js');
+const TS_WORKER_SCRIPT = path.join(REPO_ROOT, 'workers', 'child.ts');
 const SAMPLE_INTERVAL_MS = 100;
 const READY_TIMEOUT_MS = 60_000;
 
@@ -25,7 +28,27 @@ export interface WorkerMemory {
   samples: number;
 }
 
-async function readStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
+/** Compiles the project into dist/js (tsc, ~10 s), so that the worker runs as production runs it. */
+async function buildCompiledWorker(): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const tsc = spawn(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    tsc.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    tsc.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    tsc.once('error', reject);
+    tsc.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`npm run build (tsc) failed (${code}): ${output.slice(-2000)}`)),
+    );
+  });
+}
+
+async function readStatusKb(
+  pid: number,
+  field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile',
+): Promise<number | undefined> {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
   return match?.[1] !== undefined ? Number(match[1]) * 1024 : undefined;
@@ -64,16 +87,34 @@ export class BenchWorker {
     bundlePath: string;
     /** Extra environment for the worker (e.g. SITEFLEET_SECRET_FILE). */
     env?: Record<string, string>;
+    /**
+     * `js`: the compiled worker (built here first with `npm run build`, as production runs it); `ts`: the sources
+     * through the tsx loader (~45 MB more resident memory). @default 'js'
+     */
+    code?: 'js' | 'ts';
   }): Promise<BenchWorker> {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER_SCRIPT], {
+    const compiled = (options.code ?? 'js') === 'js';
+    if (compiled) await buildCompiledWorker();
+    // The worker runs with production's node options; BENCH_WORKER_NODE_ARGS (space-separated) replaces them.
+    const override = process.env.BENCH_WORKER_NODE_ARGS;
+    const nodeArgs = override !== undefined ? override.split(' ').filter(Boolean) : [...WORKER_NODE_OPTIONS];
+    const argv = [
+      ...nodeArgs,
+      ...(compiled ? [COMPILED_WORKER_SCRIPT] : ['--import', 'tsx', TS_WORKER_SCRIPT]),
+      '--address',
+      options.temporalAddress,
+      '--namespace',
+      options.namespace,
+      '--task-queue',
+      options.taskQueue,
+      '--bundle',
+      options.bundlePath,
+    ];
+    const child = spawn(process.execPath, argv, {
       cwd: REPO_ROOT,
       env: {
         ...process.env,
         ...options.env,
-        BENCH_TEMPORAL_ADDRESS: options.temporalAddress,
-        BENCH_NAMESPACE: options.namespace,
-        BENCH_TASK_QUEUE: options.taskQueue,
-        BENCH_WORKFLOW_BUNDLE: options.bundlePath,
       },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
@@ -141,6 +182,15 @@ export class BenchWorker {
     const rss = await readStatusKb(this.pid, 'VmRSS');
     const hwm = await readStatusKb(this.pid, 'VmHWM');
     if (rss === undefined) return;
+    if (process.env.BENCH_RSS_TRACE) {
+      // Debugging aid: every sample with its section, and anonymous (heaps) vs file-backed (code) memory.
+      const anon = await readStatusKb(this.pid, 'RssAnon');
+      const file = await readStatusKb(this.pid, 'RssFile');
+      await fs.appendFile(
+        process.env.BENCH_RSS_TRACE,
+        `${Date.now()} ${this.section} rss=${rss >> 20} anon=${(anon ?? 0) >> 20} file=${(file ?? 0) >> 20}\n`,
+      );
+    }
     this.samples++;
     this.sectionPeaks[this.section] = Math.max(this.sectionPeaks[this.section] ?? 0, rss);
     if (hwm !== undefined) this.hwm = Math.max(this.hwm, hwm);

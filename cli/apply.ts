@@ -57,6 +57,8 @@ interface ResourceStep {
   key: string;
   change: Change;
   body: unknown;
+  /** The resource as the inventory holds it now, when it exists. */
+  existing?: Record<string, unknown>;
 }
 
 interface OperationStep {
@@ -103,7 +105,7 @@ export async function planApply(api: ApiClient, file: ApplyFile): Promise<ApplyP
         : canonicalJson(existing) === canonicalJson(body)
           ? 'unchanged'
           : 'update';
-      plan.resources.push({ kind, plural, key: k, change, body });
+      plan.resources.push({ kind, plural, key: k, change, body, ...(existing ? { existing } : {}) });
     }
   }
   const existingSchedules = await api.get<{ schedules: { scheduleId: string; every?: string; paused: boolean }[] }>(
@@ -145,9 +147,12 @@ export async function planApply(api: ApiClient, file: ApplyFile): Promise<ApplyP
       path: `/v1/platforms/${seg(r.key)}/deploy`,
     });
   }
-  // A pack or cluster whose members changed gets what its platforms and sites need on every member.
+  // A pack or cluster whose members changed gets what its platforms and sites need on every member. Its transfer
+  // options only say how later deployments send code: changing them alone touches no server.
+  const withoutTransfer = (r: unknown) => canonicalJson({ ...(r as object), transfer: undefined });
   for (const kind of ['pack', 'cluster'] as const) {
     for (const r of changed(kind).filter((x) => x.change === 'update')) {
+      if (withoutTransfer(r.existing) === withoutTransfer(r.body)) continue;
       plan.operations.push({
         phase: 4,
         label: `resync ${kind} ${r.key}`,

@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { OperationStarted, OperationView, ScheduleView } from '../api/schemas';
+import { effectiveTransferOptions, TRANSFER_MODES, type TransferOptions } from '../domain/transfer';
 import type { OperationRecord } from '../inventory/store';
 import { ApiClient, ApiError, resolveConnection, seg } from './api-client';
 import { ApplyFileError, executePlan, formatPlan, planApply, planIsEmpty, readApplyFile } from './apply';
@@ -32,7 +33,52 @@ const int = (what: string) => (v: string) => {
   if (!/^[0-9]+$/.test(v)) throw new InvalidArgumentError(`${what} must be a number`);
   return Number(v);
 };
+/** A decimal number such as 200 or 0.5; its range is the API's to check (it names the field and the rule). */
+const decimal = (what: string) => (v: string) => {
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(v)) throw new InvalidArgumentError(`${what} must be a number such as 200 or 0.5`);
+  return Number(v);
+};
 const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').filter((s) => s !== '')];
+
+/** The `--transfer-*` flags (domain/transfer.ts): on pack and cluster add and set-transfer, and on deploy. */
+function withTransferFlags(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--transfer-mode <mode>', 'how platform code is sent (default auto)').choices(TRANSFER_MODES))
+    .option(
+      '--transfer-uplink-mbit <mbit>',
+      "the controller's upload bandwidth in Mbit/s (without it, auto always uses parallel rsync)",
+      decimal('--transfer-uplink-mbit'),
+    )
+    .option(
+      '--transfer-member-link-mbit <mbit>',
+      "each member's own link in Mbit/s (default: the uplink)",
+      decimal('--transfer-member-link-mbit'),
+    )
+    .option(
+      '--transfer-min-members <n>',
+      'fewest code receivers for auto to relay (default 3)',
+      int('--transfer-min-members'),
+    )
+    .option(
+      '--transfer-min-bytes <bytes>',
+      'fewest bytes to send for auto to relay (default 16777216)',
+      int('--transfer-min-bytes'),
+    )
+    .option('--transfer-compress', 'compress the relay stream with zstd (the default)')
+    .option('--no-transfer-compress', 'send the relay stream uncompressed');
+}
+
+/** The transfer options the `--transfer-*` flags name, or undefined when none is given. */
+function transferFromFlags(o: Record<string, unknown>): TransferOptions | undefined {
+  return effectiveTransferOptions(undefined, {
+    mode: o.transferMode as TransferOptions['mode'],
+    uplinkMbit: o.transferUplinkMbit as number | undefined,
+    memberLinkMbit: o.transferMemberLinkMbit as number | undefined,
+    minMembers: o.transferMinMembers as number | undefined,
+    minBytes: o.transferMinBytes as number | undefined,
+    compress: o.transferCompress as boolean | undefined,
+  });
+}
 
 interface GlobalOpts {
   apiUrl?: string;
@@ -86,6 +132,14 @@ export function buildProgram(io: CliIo): Command {
     withWait(parent.command(`${name} <${arg}>`).description(description)).action(async (value: string, o: WaitOpts) =>
       runOperation('POST', path(value), {}, o),
     );
+  /** `deploy NAME`: the `--transfer-*` flags override the target's stored transfer options for this deployment. */
+  const deploy = (parent: Command, description: string) =>
+    withTransferFlags(withWait(parent.command('deploy <name>').description(description))).action(
+      async (name: string, o: WaitOpts & Record<string, unknown>) => {
+        const transfer = transferFromFlags(o);
+        await runOperation('POST', `/v1/platforms/${seg(name)}/deploy`, transfer ? { transfer } : {}, o);
+      },
+    );
 
   // ---- resources ----
 
@@ -129,6 +183,35 @@ export function buildProgram(io: CliIo): Command {
       .action(async (key: string) => {
         await client().request('DELETE', `/v1/${plural}/${seg(key)}`);
         io.out(`removed ${what} ${key}`);
+      });
+
+  /**
+   * `pack|cluster set-transfer NAME`: changes the stored transfer options of an existing pack or cluster (the flags
+   * given replace those fields, the others are kept; `--clear` forgets every stored one first).
+   */
+  const setTransfer = (cmd: Command, plural: 'packs' | 'clusters', what: string) =>
+    withTransferFlags(
+      cmd
+        .command('set-transfer <name>')
+        .description(`change how platform code reaches the ${what}'s code receivers (parallel rsync or relay)`),
+    )
+      .option('--clear', 'forget the stored options first (parallel rsync, unless flags set new ones)')
+      .action(async (key: string, o: Record<string, unknown>) => {
+        const given = transferFromFlags(o);
+        if (!given && o.clear !== true) throw new UsageError('set-transfer needs a --transfer-* flag or --clear');
+        const api = client();
+        const { transfer: stored, ...rest } = await api.get<Record<string, unknown> & { transfer?: TransferOptions }>(
+          `/v1/${plural}/${seg(key)}`,
+        );
+        const transfer = effectiveTransferOptions(o.clear === true ? undefined : stored, given);
+        const { body } = await api.request<{ transfer?: TransferOptions }>(
+          'PUT',
+          `/v1/${plural}/${seg(key)}`,
+          transfer ? { ...rest, transfer } : rest,
+        );
+        if (globals().json) return print(body);
+        io.out(`${what} ${key} transfer options:`);
+        print(body.transfer ?? {});
       });
 
   // server
@@ -212,7 +295,7 @@ export function buildProgram(io: CliIo): Command {
     },
     ['NAME', 'MASTER', 'SLAVES', 'SHARE'],
   );
-  addFromFile(
+  const packAdd = addFromFile(
     packCmd
       .command('add [name]')
       .description('add a pack')
@@ -222,7 +305,8 @@ export function buildProgram(io: CliIo): Command {
       .option('--clients <cidr>', 'subnet allowed to mount the share')
       .option('--export-path <path>', 'exported path (default /var/aegir/platforms)')
       .addOption(new Option('--client-flavour <flavour>', 'how slaves mount').choices(['kernel', 'sshfs'])),
-  ).action(async (name: string | undefined, o: Record<string, string | string[] | undefined>) => {
+  );
+  withTransferFlags(packAdd).action(async (name: string | undefined, o: Record<string, unknown>) => {
     if (o.file) return create('packs', readResourceFile(String(o.file)));
     if (!name || !o.master || !o.clients)
       throw new UsageError('pack add needs NAME, --master and --clients (or --file)');
@@ -238,10 +322,12 @@ export function buildProgram(io: CliIo): Command {
           exportPath: o.exportPath,
           clientFlavour: o.clientFlavour,
         }),
+        transfer: transferFromFlags(o),
       }),
     );
   });
   remove(packCmd, 'packs', 'pack');
+  setTransfer(packCmd, 'packs', 'pack');
   operation(packCmd, 'setup-share', 'set up the NFS share (SetupPackShare)', (n) => `/v1/packs/${seg(n)}/setup-share`);
   operation(packCmd, 'verify', 'verify every member (VerifyClusterNodes)', (n) => `/v1/packs/${seg(n)}/verify`);
   operation(packCmd, 'resync', 'repair drift on every member (ResyncCluster)', (n) => `/v1/packs/${seg(n)}/resync`);
@@ -254,19 +340,30 @@ export function buildProgram(io: CliIo): Command {
     (c) => [String(c.name), (c.members as string[]).join(','), String(c.files), String(c.loadBalancer ?? '-')],
     ['NAME', 'MEMBERS', 'FILES', 'LOAD BALANCER'],
   );
-  addFromFile(
+  const clusterAdd = addFromFile(
     clusterCmd
       .command('add [name]')
       .description('add a cluster')
       .option('--members <servers>', 'comma-separated members', list)
       .addOption(new Option('--files <strategy>', 'uploaded files').choices(['nfs-shared', 'pin-to-one', 'none']))
       .option('--load-balancer <server>', 'load balancer'),
-  ).action(async (name: string | undefined, o: Record<string, string | string[] | undefined>) => {
+  );
+  withTransferFlags(clusterAdd).action(async (name: string | undefined, o: Record<string, unknown>) => {
     if (o.file) return create('clusters', readResourceFile(String(o.file)));
     if (!name || !o.members) throw new UsageError('cluster add needs NAME and --members (or --file)');
-    await create('clusters', compact({ name, members: o.members, files: o.files, loadBalancer: o.loadBalancer }));
+    await create(
+      'clusters',
+      compact({
+        name,
+        members: o.members,
+        files: o.files,
+        loadBalancer: o.loadBalancer,
+        transfer: transferFromFlags(o),
+      }),
+    );
   });
   remove(clusterCmd, 'clusters', 'cluster');
+  setTransfer(clusterCmd, 'clusters', 'cluster');
   operation(clusterCmd, 'verify', 'verify every member (VerifyClusterNodes)', (n) => `/v1/clusters/${seg(n)}/verify`);
   operation(
     clusterCmd,
@@ -338,7 +435,7 @@ export function buildProgram(io: CliIo): Command {
       }
       await runOperation('DELETE', `/v1/platforms/${seg(name)}`, undefined, o);
     });
-  operation(platformCmd, 'deploy', 'deploy the platform on its target', (n) => `/v1/platforms/${seg(n)}/deploy`);
+  deploy(platformCmd, 'deploy the platform on its target');
 
   // site
   const siteCmd = resource(
@@ -400,12 +497,7 @@ export function buildProgram(io: CliIo): Command {
       operation(parent, verb, description, (d) => `/v1/sites/${seg(d)}/${verb}`, 'domain');
     }
   };
-  operation(
-    program,
-    'deploy',
-    'deploy a platform on its server, pack or cluster',
-    (n) => `/v1/platforms/${seg(n)}/deploy`,
-  );
+  deploy(program, 'deploy a platform on its server, pack or cluster');
   siteOp('install', 'install a site on every server of its platform');
   siteOp('enable', 'enable a site (EnableSite)');
   siteOp('disable', 'disable a site (DisableSite)');

@@ -15,6 +15,7 @@ import {
   sshFingerprint,
   tcpPort,
 } from './fields';
+import { transferOptionsSchema } from './transfer';
 
 export const httpServiceSchema = z
   .object({
@@ -93,6 +94,8 @@ export const packSchema = z
         clientFlavour: z.enum(['kernel', 'sshfs'], { message: 'must be "kernel" or "sshfs"' }).default('kernel'),
       })
       .strict(),
+    /** How platform code reaches the master: parallel rsync or relay, and the link rates `auto` decides by. */
+    transfer: transferOptionsSchema.optional(),
   })
   .strict();
 export type Pack = z.infer<typeof packSchema>;
@@ -106,6 +109,8 @@ export const clusterSchema = z
       .enum(['nfs-shared', 'pin-to-one', 'none'], { message: 'must be nfs-shared, pin-to-one or none' })
       .default('none'),
     loadBalancer: resourceName.optional(),
+    /** How platform code reaches the members: parallel rsync or relay, and the link rates `auto` decides by. */
+    transfer: transferOptionsSchema.optional(),
   })
   .strict();
 export type Cluster = z.infer<typeof clusterSchema>;

@@ -4,6 +4,7 @@
  * which servers it acted on. No secret is ever part of an input.
  */
 import type { Platform, Server, Site } from './model';
+import type { TransferOptions } from './transfer';
 
 /** Task queue of the default worker. */
 export const TASK_QUEUE = 'sitefleet';
@@ -40,6 +41,11 @@ export interface SetupPackShareInput {
 export interface CreatePlatformInput {
   platform: Platform;
   group: WebGroup;
+  /**
+   * How the code reaches the code receivers (workflows/relay.ts): the pack's or cluster's stored options, overridden
+   * field by field by the deployment's own. Absent: parallel rsync.
+   */
+  transfer?: TransferOptions;
 }
 export interface InstallSiteInput {
   site: Site;
@@ -64,6 +70,13 @@ export interface VerifyNodesInput {
   platforms: Platform[];
   sites: Site[];
   dbServers: Server[];
+  /**
+   * Where each site's full probe (the page the install workflows check, rendered by the application) runs:
+   * `one-node` — on one member per site, taken in turn, while every other member answers the cheap health check
+   * (domain/site-probe.ts: the same site selection, settings and database, without booting the application);
+   * `every-node` — the full probe on every member (sites × members renders). @default 'one-node'
+   */
+  fullProbes?: 'one-node' | 'every-node';
 }
 export interface ResyncInput {
   group: WebGroup;

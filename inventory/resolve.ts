@@ -4,6 +4,7 @@
  */
 import type { Platform, Server, Site, Target } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
+import type { TransferOptions } from '../domain/transfer';
 import { MissingReferenceError, NotFoundError, type InventoryStore, type MissingReference } from './store';
 
 async function servers(store: InventoryStore, refs: { field: string; name: string }[]): Promise<Server[]> {
@@ -72,6 +73,15 @@ export async function resolveWebGroup(store: InventoryStore, target: Target): Pr
       return group;
     }
   }
+}
+
+/** The transfer options a pack or cluster stores for its deployments; a single server stores none. */
+export async function storedTransferOptions(
+  store: InventoryStore,
+  target: Target,
+): Promise<TransferOptions | undefined> {
+  if (target.kind === 'server') return undefined;
+  return (await store.get(target.kind, target.name))?.transfer;
 }
 
 /** A site with everything an operation on it needs. */

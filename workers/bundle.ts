@@ -1,12 +1,16 @@
 /**
  * The prebuilt workflow bundle: production workers load it instead of running webpack at start.
  *
- * `tsx workers/bundle.ts` (npm run build:bundle) writes, for each data converter a worker may run with:
- * - dist/workflow-bundle.js            plain failures (no key configured)
- * - dist/workflow-bundle.encrypted.js  failures encoded for the payload codec (codec/failure-converter.ts)
- * and next to each a manifest with the SDK version, the converter paths and a hash of every project source file
- * webpack read. A failure converter runs inside the workflow sandbox, so it is part of the bundle: a worker must
- * load the bundle built for its own data converter.
+ * The bundles sit next to the code they were built from, so the sources (tsx) and the compiled code never use or
+ * overwrite each other's:
+ * - `npm run build` (tsc, then node dist/js/workers/bundle.js; what the Docker image runs) writes them to dist/js/;
+ * - `npm run build:bundle` (tsx workers/bundle.ts) writes them to dist/.
+ * For each data converter a worker may run with:
+ * - workflow-bundle.js            plain failures (no key configured)
+ * - workflow-bundle.encrypted.js  failures encoded for the payload codec (codec/failure-converter)
+ * and next to each a manifest with the SDK version, the project-relative workflows and converter paths and a hash
+ * of every project file webpack read. A failure converter runs inside the workflow sandbox, so it is part of the
+ * bundle: a worker must load the bundle built for its own data converter.
  *
  * `loadWorkflowBundle(dataConverter)` returns `{ codePath }` only when a matching bundle exists and none of its
  * sources changed since it was built; otherwise undefined, and the worker bundles at start (~1 s): a stale bundle
@@ -14,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { bundleWorkflowCode, type BundleOptions, type Logger } from '@temporalio/worker';
 import { ENCRYPTED_FAILURE_CONVERTER_PATH } from '../codec/data-converter';
@@ -22,10 +26,24 @@ import { ENCRYPTED_FAILURE_CONVERTER_PATH } from '../codec/data-converter';
 type WebpackConfig = Parameters<NonNullable<BundleOptions['webpackConfigHook']>>[0];
 type WebpackPlugin = NonNullable<WebpackConfig['plugins']>[number];
 
-const PROJECT_ROOT = resolve(__dirname, '..');
+/** The nearest directory at or above `start` with sitefleet's package.json: the same from source and from dist/js. */
+export function findProjectRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'sitefleet')
+      return dir;
+    if (dirname(dir) === dir) throw new Error(`bundle: no package.json named "sitefleet" at or above ${start}`);
+  }
+}
 
-/** @default <project>/dist */
-export const DEFAULT_BUNDLE_DIR = join(PROJECT_ROOT, 'dist');
+export const PROJECT_ROOT = findProjectRoot(__dirname);
+/** The directory holding workers/: the project root from source, the tsc output directory (dist/js) compiled. */
+const CODE_ROOT = resolve(__dirname, '..');
+const COMPILED = CODE_ROOT !== PROJECT_ROOT;
+const BUILD_COMMAND = COMPILED ? 'npm run build' : 'npm run build:bundle';
+
+/** @default <project>/dist from source, the compiled code's directory (dist/js) when compiled */
+export const DEFAULT_BUNDLE_DIR = COMPILED ? CODE_ROOT : join(PROJECT_ROOT, 'dist');
 /** The sitefleet workflows. */
 export const SITEFLEET_WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -186,22 +204,37 @@ export function bundleProblem(codePath: string, converter: ConverterPaths, workf
 
 /**
  * The prebuilt bundle for this data converter, or undefined when there is none or it is stale (the worker then
- * bundles at start). Pass the same data converter the Worker gets.
+ * bundles at start). Pass the same data converter the Worker gets. Says which bundle it uses; when it uses none,
+ * it says why, except for a missing bundle when running from source (the usual case in development).
  */
 export function loadWorkflowBundle(
   dataConverter: DataConverter | undefined,
-  options: { dir?: string; workflowsPath?: string; warn?: (message: string) => void } = {},
+  options: {
+    dir?: string;
+    workflowsPath?: string;
+    /** @default console.warn */
+    warn?: (message: string) => void;
+    /** @default console.log */
+    log?: (message: string) => void;
+  } = {},
 ): { codePath: string } | undefined {
   const codePath = join(options.dir ?? DEFAULT_BUNDLE_DIR, bundleFileName(dataConverter));
-  if (!existsSync(codePath)) return undefined;
+  const shown = relative(process.cwd(), codePath);
+  const warn = options.warn ?? console.warn;
+  if (!existsSync(codePath)) {
+    if (COMPILED)
+      warn(`worker: no prebuilt ${shown}. Bundling workflows at start; run "${BUILD_COMMAND}" to build it.`);
+    return undefined;
+  }
   const problem = bundleProblem(codePath, dataConverter, options.workflowsPath ?? SITEFLEET_WORKFLOWS_PATH);
   if (problem) {
-    (options.warn ?? console.warn)(
-      `worker: not using prebuilt ${relative(process.cwd(), codePath)}: ${problem}. Bundling workflows at start; ` +
-        'run "npm run build:bundle" to refresh it.',
+    warn(
+      `worker: not using prebuilt ${shown}: ${problem}. Bundling workflows at start; ` +
+        `run "${BUILD_COMMAND}" to refresh it.`,
     );
     return undefined;
   }
+  (options.log ?? console.log)(`worker: using prebuilt workflow bundle ${shown}`);
   return { codePath };
 }
 

@@ -20,6 +20,13 @@ export interface SitefleetWorkerOptions {
   dataConverter?: DataConverter;
   /** @default 32 */
   maxConcurrentActivityTaskExecutions?: number;
+  /**
+   * Running workflows kept in memory between their tasks (others are replayed from history when they next run).
+   * Set here rather than derived by the SDK from the heap limit, which under WORKER_NODE_OPTIONS
+   * (workers/node-options.ts) would be 10.
+   * @default 200
+   */
+  maxCachedWorkflows?: number;
 }
 
 export async function createSitefleetWorker(opts: SitefleetWorkerOptions): Promise<Worker> {
@@ -34,5 +41,6 @@ export async function createSitefleetWorker(opts: SitefleetWorkerOptions): Promi
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     shutdownGraceTime: opts.shutdownGraceTime ?? '60s',
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 32,
+    maxCachedWorkflows: opts.maxCachedWorkflows ?? 200,
   });
 }

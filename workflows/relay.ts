@@ -7,37 +7,12 @@ import { isCancellation, log, proxyActivities, workflowInfo } from '@temporalio/
 import type * as activities from '../activities';
 import type { Server } from '../domain/model';
 import type { CreatePlatformInput } from '../domain/operations';
+import type { TransferOptions } from '../domain/transfer';
 import { PERMANENT_FAILURES, quick, undo } from './activity-stubs';
 import { describeFailure } from './failures';
 import { allBounded } from './fan-out';
 import type { Progress } from './progress';
 import type { Saga } from './saga';
-
-export type TransferMode = 'auto' | 'rsync' | 'relay';
-
-/** How a platform's code is sent. Carried as `transfer` beside `platform` and `group` in the workflow's input. */
-export interface TransferOptions {
-  /** `auto`: relay only where the rule below predicts it clearly faster; `rsync` / `relay` force one. @default 'auto' */
-  mode?: TransferMode;
-  /**
-   * The controller's (worker's) upload bandwidth in Mbit/s, configured or measured. Without it `auto` never relays:
-   * nothing says the controller's uplink is the bottleneck (unshaped, CPU is, and parallel rsync wins).
-   */
-  uplinkMbit?: number;
-  /** Each member's own link in Mbit/s. @default uplinkMbit */
-  memberLinkMbit?: number;
-  /** Fewest code receivers for `auto` to relay. @default 3 */
-  minMembers?: number;
-  /** Fewest bytes rsync would send in all for `auto` to relay. @default 16 MiB */
-  minBytes?: number;
-  /**
-   * Compress the relay stream with zstd -1 (when the controller and every member have zstd): on the slow links a
-   * relay is for, it sends a quarter of the bytes of a PHP codebase for little CPU. @default true
-   */
-  compress?: boolean;
-}
-
-export type CreatePlatformWithTransferInput = CreatePlatformInput & { transfer?: TransferOptions };
 
 export const RELAY_RULE = {
   minMembers: 3,
@@ -150,7 +125,7 @@ export interface CodeSyncContext {
  * relay did not complete (so that every member ends complete, or the step fails as an rsync push would).
  */
 export async function syncPlatformCode(
-  input: CreatePlatformWithTransferInput,
+  input: CreatePlatformInput,
   receivers: Server[],
   ctx: CodeSyncContext,
 ): Promise<SyncedMember[]> {

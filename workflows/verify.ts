@@ -38,7 +38,8 @@ function markIdParity(nodes: NodeReport[]): void {
 
 /**
  * Checks every member in parallel — ssh with the pinned key, config test, drift against the source, the share,
- * uid/gid parity, database host resolution, and an HTTP probe of every site — and returns one report per node.
+ * uid/gid parity, database host resolution, and an HTTP check of every site (its full probe on one member, the
+ * cheap health check on the others; see VerifyNodesInput.fullProbes) — and returns one report per node.
  * A node that cannot be reached is reported, not fatal: the workflow itself succeeds with the findings.
  */
 export async function VerifyClusterNodes(input: VerifyNodesInput): Promise<VerifyReport> {
@@ -50,7 +51,13 @@ export async function VerifyClusterNodes(input: VerifyNodesInput): Promise<Verif
     group.members.map((m) => m.name),
   );
   progress.phase('checking every member');
-  const settled = await settleBounded(group.members, parallelism(group), async (server: Server) => {
+  const members = group.members;
+  // Sites are spread over the members for their full probe; the other members run the cheap health check.
+  const fullProbeDomains = (index: number): string[] | undefined =>
+    input.fullProbes === 'every-node'
+      ? undefined
+      : input.sites.filter((_, j) => j % members.length === index).map((s) => s.domain);
+  const settled = await settleBounded(members, parallelism(group), async (server: Server) => {
     progress.node(server.name, 'running', 'checks');
     const report = await probe.verifyNode({
       server,
@@ -58,6 +65,7 @@ export async function VerifyClusterNodes(input: VerifyNodesInput): Promise<Verif
       platforms: input.platforms,
       sites: input.sites,
       dbServers: input.dbServers,
+      fullProbeDomains: fullProbeDomains(members.indexOf(server)),
     });
     progress.node(server.name, report.ok ? 'done' : 'failed', report.ok ? 'all checks pass' : 'problems found');
     return report;

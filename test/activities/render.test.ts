@@ -12,6 +12,7 @@ import {
   renderSiteSettings,
   renderVhost,
   renderWordpressDispatcher,
+  renderWordpressHealth,
 } from '../../activities/render';
 import { platformSchema, serverSchema, siteSchema, type Server } from '../../domain/model';
 import { assertGolden } from './golden';
@@ -167,6 +168,7 @@ describe('site settings', () => {
       renderSiteSettings({ server: nginx, site, platform: platform('wordpress'), db: credentials, salts: wpSalts }),
     );
     assertGolden('render/wordpress-dispatcher.php', renderWordpressDispatcher(platform('wordpress')));
+    assertGolden('render/wordpress-health.php', renderWordpressHealth(platform('wordpress')));
   });
 
   test('plain php settings', () => {

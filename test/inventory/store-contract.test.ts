@@ -13,7 +13,7 @@ import { Client } from 'pg';
 import { MIGRATIONS } from '../../inventory/migrations';
 import { openInventoryStore, type InventorySettings } from '../../inventory/open-store';
 import { POSTGRES_MIGRATIONS } from '../../inventory/postgres-store';
-import { resolveGroupState, resolveWebGroup } from '../../inventory/resolve';
+import { resolveGroupState, resolveWebGroup, storedTransferOptions } from '../../inventory/resolve';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -380,6 +380,51 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         [state.platforms.map((p) => p.name), state.sites.map((s) => s.domain), state.dbServers.map((s) => s.name)],
         [['wp'], ['a.example.com'], ['db1']],
       );
+    });
+
+    void test('keeps the transfer options of packs and clusters, and refuses bad ones naming the field', async () => {
+      await fresh();
+      await seedPackAndCluster();
+      const clusterTransfer = { mode: 'auto', uplinkMbit: 200, memberLinkMbit: 1000.5, minMembers: 3, compress: false };
+      const packTransfer = { mode: 'relay', minBytes: 0 };
+      const cluster = { name: 'c1', members: ['s1', 's2'], loadBalancer: 'lb1', transfer: clusterTransfer };
+      assert.equal((await store.put('cluster', 'c1', cluster)).change, 'updated');
+      const pack = { ...(await store.get('pack', 'p1'))!, transfer: packTransfer };
+      assert.equal((await store.put('pack', 'p1', pack)).change, 'updated');
+      await store.create('cluster', { name: 'c2', members: ['s1'], transfer: { uplinkMbit: 50 } });
+
+      // Read back from the database by another connection, exactly as written.
+      await store.close();
+      const again = await open();
+      assert.deepEqual((await again.get('cluster', 'c1'))?.transfer, clusterTransfer);
+      assert.deepEqual((await again.get('pack', 'p1'))?.transfer, packTransfer);
+      assert.deepEqual((await again.get('cluster', 'c2'))?.transfer, { uplinkMbit: 50 });
+      assert.deepEqual(await storedTransferOptions(again, { kind: 'cluster', name: 'c1' }), clusterTransfer);
+      assert.equal(await storedTransferOptions(again, { kind: 'server', name: 's1' }), undefined);
+      assert.equal((await again.put('cluster', 'c1', cluster)).change, 'unchanged');
+
+      const before = await again.dump();
+      for (const [transfer, field] of [
+        [{ uplinkMbit: -5 }, 'transfer.uplinkMbit'],
+        [{ mode: 'fast' }, 'transfer.mode'],
+        [{ minMembers: 1 }, 'transfer.minMembers'],
+        [{ uplink: 200 }, 'transfer'],
+      ] as const) {
+        await assert.rejects(
+          again.put('cluster', 'c1', { ...cluster, transfer }),
+          (err: unknown) => err instanceof InvalidResourceError && err.fields.some((f) => f.field === field),
+        );
+        await assert.rejects(
+          again.create('cluster', { name: 'c3', members: ['s1'], transfer }),
+          (err: unknown) => err instanceof InvalidResourceError && err.fields.some((f) => f.field === field),
+        );
+      }
+      assert.deepEqual(await again.dump(), before);
+
+      // Leaving `transfer` out of a replacement forgets the options.
+      const { transfer: _dropped, ...plain } = cluster;
+      assert.equal((await again.put('cluster', 'c1', plain)).change, 'updated');
+      assert.equal((await again.get('cluster', 'c1'))?.transfer, undefined);
     });
 
     void test('records operations, finds the latest run, lists them newest first with filters', async () => {

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse } from 'yaml';
 import { ensureTemporalCli } from '../../devserver/temporal-cli';
+import { WORKER_NODE_OPTIONS } from '../../workers/node-options';
 import { ALL_SEARCH_ATTRIBUTES } from '../../domain/search-attributes';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -61,9 +62,11 @@ void describe('docker-compose.yml', () => {
       'worker',
     ]);
     assert.deepEqual(sitefleetServices.map(([name]) => name).sort(), ['api', 'codec', 'worker']);
-    assert.deepEqual(services.worker!.command, ['node', '--import', 'tsx', 'workers/main.ts']);
-    assert.deepEqual(services.api!.command, ['node', '--import', 'tsx', 'api/main.ts']);
-    assert.deepEqual(services.codec!.command, ['node', '--import', 'tsx', 'codec/main.ts', 'serve']);
+    // The compiled code of `npm run build` (dist/js, built in the image), not TypeScript through the tsx loader.
+    // The worker with production's node options (workers/node-options.ts: a heap limit that keeps garbage collected).
+    assert.deepEqual(services.worker!.command, ['node', ...WORKER_NODE_OPTIONS, 'dist/js/workers/main.js']);
+    assert.deepEqual(services.api!.command, ['node', 'dist/js/api/main.js']);
+    assert.deepEqual(services.codec!.command, ['node', 'dist/js/codec/main.js', 'serve']);
     for (const script of ['workers/main.ts', 'api/main.ts', 'codec/main.ts']) assert.ok(existsSync(join(ROOT, script)));
   });
 
@@ -226,9 +229,20 @@ void describe('Dockerfile', () => {
     assert.ok(froms.length >= 2 && froms.every((f) => f === '${NODE_IMAGE}'), `every stage uses NODE_IMAGE: ${froms}`);
   });
 
-  void test('installs ssh and rsync, builds the workflow bundles and runs as a non-root user', () => {
-    assert.match(dockerfile, /apt-get install[^\n]*openssh-client[^\n]*rsync/);
-    assert.match(dockerfile, /RUN node --import tsx workers\/bundle\.ts/);
+  void test('installs ssh, rsync and zstd, runs the compiled code and its bundles as a non-root user', () => {
+    const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    const buildStage = dockerfile.slice(0, dockerfile.lastIndexOf('\nFROM '));
+    assert.match(finalStage, /apt-get install[^\n]*openssh-client[^\n]*rsync[^\n]*zstd/);
+    assert.match(finalStage, /^ENV (?:[^\n]*\\\n)*[^\n]*\bMALLOC_ARENA_MAX=2\b/m);
+    const cmd = JSON.stringify(['node', ...WORKER_NODE_OPTIONS, 'dist/js/workers/main.js']).replace(/","/g, '", "');
+    assert.ok(finalStage.split('\n').includes(`CMD ${cmd}`), `the final stage runs ${cmd}`);
+    assert.match(buildStage, /^RUN npm run build$/m);
+    assert.equal(
+      (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.build,
+      'tsc -p tsconfig.build.json && node dist/js/workers/bundle.js',
+    );
+    const instructions = dockerfile.split('\n').filter((line) => !line.startsWith('#'));
+    assert.doesNotMatch(instructions.join('\n'), /tsx/, 'nothing in the image runs through the tsx loader');
     assert.match(dockerfile, /^RUN npm ci/m);
     const users = [...dockerfile.matchAll(/^USER (\S+)/gm)].map((m) => m[1]);
     assert.deepEqual(users, ['node']);

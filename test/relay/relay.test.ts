@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Platform, Server } from '../../domain/model';
 import { workflowIds } from '../../domain/operations';
+import type { TransferOptions } from '../../domain/transfer';
 import { syncPlatform } from '../../activities/platform';
 import { relayKeyMarker, relayStagingDir } from '../../activities/relay';
 import type { PlatformResult } from '../../workflows/platform';
-import type { SyncedMember, TransferOptions } from '../../workflows/relay';
+import type { SyncedMember } from '../../workflows/relay';
 import { clusterGroup, useFleet } from '../support/fleet';
 
 const HOSTS = ['h1', 'h2', 'h3', 'h4'];

@@ -23,14 +23,14 @@ import { startDevServer } from '../../devserver/dev-server';
 import { ensureTemporalCli } from '../../devserver/temporal-cli';
 import { serverInventorySchema, type Server } from '../../domain/model';
 import type { Bed } from '../../testbed';
-import type { WorkerChildMessage } from '../reliability/worker-child';
+import type { ChildWorkerMessage } from '../../workers/child';
 import { startTestBed, stopTestBed, type TestBedOptions } from './testbed';
 import { startTestTemporal } from './temporal';
 import { workflowBundle } from './worker';
 
 const run = promisify(execFile);
 const REPO_ROOT = resolve(__dirname, '..', '..');
-const WORKER_CHILD = join(REPO_ROOT, 'test', 'reliability', 'worker-child.ts');
+const WORKER_CHILD = join(REPO_ROOT, 'workers', 'child.ts');
 const READY_TIMEOUT_MS = 90_000;
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -82,7 +82,7 @@ export interface WorkerProcessOptions {
   secretFile: string;
 }
 
-/** Starts test/reliability/worker-child.ts in its own process group and resolves once it polls its task queue. */
+/** Starts workers/child.ts in its own process group and resolves once it polls its task queue. */
 export async function startWorkerProcess(opts: WorkerProcessOptions): Promise<WorkerProcess> {
   installExitHook();
   const child = spawn(
@@ -143,10 +143,10 @@ export async function startWorkerProcess(opts: WorkerProcessOptions): Promise<Wo
         () => reject(new Error(`the worker did not poll within ${READY_TIMEOUT_MS / 1000} s:\n${output.slice(-2000)}`)),
         READY_TIMEOUT_MS,
       );
-      child.on('message', (message: WorkerChildMessage) => {
+      child.on('message', (message: ChildWorkerMessage) => {
         clearTimeout(timer);
         if (message.type === 'ready') resolveReady();
-        else reject(new Error(message.message));
+        else if (message.type === 'error') reject(new Error(message.message));
       });
       void exited.then(() => {
         clearTimeout(timer);

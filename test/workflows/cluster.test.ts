@@ -105,6 +105,48 @@ describe('cluster of three nginx members with WordPress', () => {
     assert.equal(report.nodes.length, 3);
   });
 
+  test('the health check on the members without the full probe catches wrong site settings', async () => {
+    // One site on three members: its full probe (WordPress's REST index) runs on h1, the cheap health script on h2
+    // and h3. A wrong database password on h2 must fail h2's check, and only that one.
+    const settings = '/var/aegir/platforms/wp/sites/blog.example.com/wp-config.php';
+    const original = (await fleet().bed.exec('h2', ['cat', settings])).stdout;
+    const broken = original.replace(/define\('DB_PASSWORD', '[^']*'\);/, "define('DB_PASSWORD', 'wrong');");
+    assert.notEqual(broken, original, 'the settings file holds the password');
+    // Rewritten in place (owner and mode stay).
+    await fleet().bed.exec('h2', ['sh', '-c', 'cat > "$1"', 'rewrite', settings], { input: broken });
+    // PHP's opcache looks at a file's timestamp at most every 2 s (opcache.revalidate_freq).
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    try {
+      const report = await fleet().run<VerifyReport>('VerifyClusterNodes', workflowIds.verify('cluster', 'c1'), {
+        group: group(),
+        platforms: [platform],
+        sites: [site('blog.example.com')],
+        dbServers: [fleet().server('h4')],
+      });
+      const probes = report.nodes.map((n) => ({
+        server: n.server,
+        check: n.checks.find((c) => c.name === 'probe:blog.example.com'),
+      }));
+      const failing = report.nodes.flatMap((n) => n.checks.filter((c) => !c.ok).map((c) => `${n.server}:${c.name}`));
+      assert.deepEqual(failing, ['h2:probe:blog.example.com']);
+      const h2 = probes.find((p) => p.server === 'h2')?.check;
+      assert.match(h2?.detail ?? '', /health check: .*status 503.*database: Access denied/);
+      assert.doesNotMatch(
+        probes.find((p) => p.server === 'h1')?.check?.detail ?? '',
+        /health check/,
+        'h1 ran the full probe',
+      );
+      assert.match(
+        probes.find((p) => p.server === 'h3')?.check?.detail ?? '',
+        /^health check: /,
+        'h3 ran the health check',
+      );
+    } finally {
+      await fleet().bed.exec('h2', ['sh', '-c', 'cat > "$1"', 'rewrite', settings], { input: original });
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+    }
+  });
+
   test("the worker's metrics endpoint shows the bytes synced per host and the check results", async () => {
     const server = await startMetricsServer('127.0.0.1:0');
     try {
