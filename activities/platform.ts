@@ -91,6 +91,8 @@ export async function syncPlatform(input: SyncPlatformInput): Promise<SyncPlatfo
   return { ...summary, server: server.name, platform: platform.name };
 }
 
+export type SyncPlatformHostResult = RsyncHostResult;
+
 export interface SyncPlatformToServersInput {
   servers: Server[];
   platform: Platform;
@@ -100,36 +102,19 @@ export interface SyncPlatformToServersInput {
 }
 
 /**
- * The same push to many servers at once (bounded). Never fails as a whole: each server has its own result, so the
- * workflow sees which members are done and which to retry.
+ * The same push to many servers at once (bounded), each exactly as {@link syncPlatform} does it: one activity for
+ * a whole group, so that a resync of many members costs one activity task, not one per member. Never fails as a
+ * whole: each server has its own result, so the workflow sees which members are done and which to retry.
  */
 export async function syncPlatformToServers(
   input: SyncPlatformToServersInput,
-): Promise<{ platform: string; results: RsyncHostResult[] }> {
+): Promise<{ platform: string; results: SyncPlatformHostResult[] }> {
   const signal = activityCancellationSignal();
   const servers = parseInput(z.array(serverSchema).min(1), input.servers, 'servers');
   const platform = parseInput(platformSchema, input.platform, 'platform');
   const maxParallel = parseInput(z.number().int().min(1).max(64).default(8), input.maxParallel, 'maxParallel');
-  const source = await platformSourceDir(platform, signal);
   const dryRun = input.dryRun ?? false;
-  const results = await rsyncToServers(
-    servers,
-    (server) => ({
-      source,
-      destination: platformRoot(server, platform.name),
-      filters: platformSyncFilters(platform.profile),
-      dryRun,
-      chown: `${server.aegirUser}:${server.aegirUser}`,
-      chmod: PLATFORM_CHMOD,
-      signal,
-    }),
-    maxParallel,
-  );
-  if (!dryRun) {
-    await Promise.all(
-      results.map((r, i) => (r.ok ? ensureWordpressDispatcher(servers[i] as Server, platform, signal) : undefined)),
-    );
-  }
+  const results = await rsyncToServers(servers, (server) => syncOne(server, platform, dryRun, signal), maxParallel);
   return { platform: platform.name, results };
 }
 

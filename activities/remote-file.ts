@@ -243,3 +243,63 @@ export async function editRemoteFile(
     }
   });
 }
+
+export interface RemoteFileSpec {
+  path: string;
+  content: string | Buffer;
+  /** As in {@link RemoteFileOptions}. */
+  owner?: string;
+  group?: string;
+  mode?: string;
+}
+
+/** Per path: `sitefleet:file MODE OWNER GROUP` and the sha256 line, or `sitefleet:none` (absent, a link, not a file). */
+const INSPECT_SCRIPT = `for f in "$@"; do
+  if [ -f "$f" ] && [ ! -L "$f" ]; then stat -c 'sitefleet:file %a %U %G' -- "$f"; sha256sum < "$f"; else echo sitefleet:none; fi
+done
+`;
+
+/**
+ * Makes files that sitefleet owns on a server have exactly this content, owner and mode, checking all of them in
+ * one round trip first: in the usual case (nothing changed) that is all it costs. Only files that differ go
+ * through {@link writeRemoteFile} (atomic, previous content kept). Returns, per file, whether it was changed.
+ */
+export async function ensureRemoteFiles(
+  server: Server,
+  files: readonly RemoteFileSpec[],
+  opts: Pick<RemoteFileOptions, 'timeoutMs' | 'signal'> = {},
+): Promise<boolean[]> {
+  const paths = files.map((f) => checkPath(f.path));
+  const result = await runRemote(server, ['sh', '-c', INSPECT_SCRIPT, 'sitefleet-inspect', ...paths], {
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    signal: opts.signal,
+    describe: `inspect ${paths.join(', ')}`,
+  });
+  const lines = result.stdout.split('\n').filter((l) => l !== '');
+  const inSync = files.map((file) => {
+    const line = lines.shift();
+    if (line === 'sitefleet:none') return false;
+    const [marker, mode, owner, group] = (line ?? '').split(' ');
+    const digest = (lines.shift() ?? '').split(' ')[0];
+    if (marker !== 'sitefleet:file') {
+      throw transientFailure(
+        FailureType.RemoteCommandFailed,
+        `server ${server.name}: unexpected output inspecting ${file.path}`,
+      );
+    }
+    return (
+      digest === contentDigest(Buffer.from(file.content)) &&
+      (file.mode === undefined || mode === normalizedMode(file.mode)) &&
+      (file.owner === undefined || owner === checkAccount(file.owner, 'file owner')) &&
+      (file.group === undefined || group === checkAccount(file.group, 'file group'))
+    );
+  });
+  return Promise.all(
+    files.map(async (file, i) => {
+      if (inSync[i]) return false;
+      const { owner, group, mode, content } = file;
+      const write = await writeRemoteFile(server, file.path, content, { owner, group, mode, ...opts });
+      return write.changed;
+    }),
+  );
+}

@@ -379,15 +379,15 @@ export type RsyncHostResult =
   | { server: string; ok: false; error: string; type: string | null; retryable: boolean };
 
 /**
- * The same rsync to many servers in parallel, at most `maxParallel` at once. Every server gets its own result:
- * one that fails neither stops nor hides the others.
+ * One push per server, at most `maxParallel` at once (`push` is typically {@link rsyncToServer} plus whatever
+ * belongs with it). Every server gets its own result: one that fails neither stops nor hides the others.
  */
 export async function rsyncToServers(
   servers: readonly Server[],
-  spec: (server: Server) => RsyncSpec,
+  push: (server: Server) => Promise<RsyncSummary>,
   maxParallel: number,
 ): Promise<RsyncHostResult[]> {
-  const settled = await settleBounded(servers, maxParallel, (server) => rsyncToServer(server, spec(server)));
+  const settled = await settleBounded(servers, maxParallel, push);
   return settled.map((s, i): RsyncHostResult => {
     const server = (servers[i] as Server).name;
     if (s.ok) return { server, ok: true, summary: s.value };

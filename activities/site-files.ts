@@ -9,7 +9,7 @@ import { activityCancellationSignal } from './activity-context';
 import { siteDatabaseName, siteDatabaseUser } from './database';
 import { parseInput } from './activity-input';
 import { badInput, FailureType, permanentFailure } from './failures';
-import { writeRemoteFile } from './remote-file';
+import { ensureRemoteFiles, writeRemoteFile } from './remote-file';
 import { renderSiteSettings, renderWordpressDispatcher, renderWordpressHealth, siteSettingsFileName } from './render';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { dbPasswordFor, siteSaltsFor } from './site-secrets';
@@ -93,17 +93,16 @@ export async function ensureWordpressDispatcher(
 ): Promise<boolean> {
   if (platform.profile !== 'wordpress') return false;
   const root = platformRoot(server, platform.name);
-  const options = { owner: server.aegirUser, mode: '0644', signal };
-  const writes = await Promise.allSettled([
-    writeRemoteFile(server, `${root}/wp-config.php`, renderWordpressDispatcher(platform), options),
-    writeRemoteFile(server, `${root}${WORDPRESS_HEALTH_PATH}`, renderWordpressHealth(platform), options),
-  ]);
-  let changed = false;
-  for (const w of writes) {
-    if (w.status === 'rejected') throw w.reason;
-    changed ||= w.value.changed;
-  }
-  return changed;
+  const owner = server.aegirUser;
+  const changed = await ensureRemoteFiles(
+    server,
+    [
+      { path: `${root}/wp-config.php`, content: renderWordpressDispatcher(platform), owner, mode: '0644' },
+      { path: `${root}${WORDPRESS_HEALTH_PATH}`, content: renderWordpressHealth(platform), owner, mode: '0644' },
+    ],
+    { signal },
+  );
+  return changed.some(Boolean);
 }
 
 export interface EnsureSiteDirInput {

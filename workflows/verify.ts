@@ -8,7 +8,7 @@ import type { NodeReport } from '../activities/verify-node';
 import { probe, quick, transfer } from './activity-stubs';
 import { settleBounded } from './fan-out';
 import { describeFailure } from './failures';
-import { expectGroup, parallelism, shareReaders } from './group';
+import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { tagRun } from './search';
 
@@ -94,53 +94,104 @@ export interface ResyncReport {
 }
 
 /**
- * Repairs drift on every member: platform code re-synced to the code receivers, share mounts on slaves, site
+ * Repairs drift on every member: share mounts on slaves, platform code re-synced to the code receivers, site
  * directories and vhosts (config tested, reloaded only when changed). Members are repaired independently: one
  * member that is down does not stop the others, and is reported.
+ *
+ * The code goes to all receivers in one activity per platform (one activity task instead of one per member: most
+ * of the cost of a resync that finds nothing to do); a member whose push failed there gets its own push, with
+ * the activity's retries, before it is reported.
  */
 export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
   const { group, platforms, sites } = input;
   expectGroup(group, group.kind);
   tagRun({ group });
+  const members = group.members;
   const progress = new Progress(
     'ResyncCluster',
-    group.members.map((m) => m.name),
+    members.map((m) => m.name),
   );
-  const readers = new Set(shareReaders(group).map((s) => s.name));
-  const settled = await settleBounded(group.members, parallelism(group), async (server: Server) => {
-    const repaired: string[] = [];
+  const repaired = new Map<string, string[]>(members.map((m) => [m.name, []]));
+  const failed = new Map<string, string>();
+  const noteFailure = (server: string, error: string): void => {
+    failed.set(server, error);
+    progress.node(server, 'failed', 'not repaired', error);
+  };
+  const healthy = (servers: Server[]): Server[] => servers.filter((m) => !failed.has(m.name));
+
+  // Share mounts of a pack's slaves.
+  const share = group.share;
+  const readers = share ? shareReaders(group) : [];
+  const mounts = await settleBounded(readers, parallelism(group), async (server: Server) => {
+    progress.node(server.name, 'running', 'share mount');
+    const m = await quick.ensureShareMount({ slave: server, share: share!, packName: group.name });
+    if (m.changed) repaired.get(server.name)?.push('share mount');
+  });
+  mounts.forEach((s, i) => {
+    if (!s.ok) noteFailure((readers[i] as Server).name, describeFailure(s.error));
+  });
+
+  // Platform code on the code receivers: all at once, then a push of its own for each member that failed there
+  // for a reason worth retrying.
+  for (const platform of platforms) {
+    const receivers = healthy(codeReceivers(group));
+    if (receivers.length === 0) break;
+    for (const r of receivers) progress.node(r.name, 'running', `sync ${platform.name}`);
+    const { results } = await transfer.syncPlatformToServers({
+      servers: receivers,
+      platform,
+      dryRun: false,
+      maxParallel: parallelism(group),
+    });
+    const outcome = new Map<string, { filesChanged: number } | { error: string }>();
+    for (const r of results) {
+      if (r.ok) outcome.set(r.server, { filesChanged: r.summary.filesChanged });
+      else if (!r.retryable) outcome.set(r.server, { error: r.error });
+    }
+    const missed = receivers.filter((r) => !outcome.has(r.name));
+    const retried = await settleBounded(missed, parallelism(group), (server: Server) =>
+      transfer.syncPlatform({ server, platform, dryRun: false }),
+    );
+    retried.forEach((s, i) =>
+      outcome.set(
+        (missed[i] as Server).name,
+        s.ok ? { filesChanged: s.value.filesChanged } : { error: describeFailure(s.error) },
+      ),
+    );
+    for (const [server, o] of outcome) {
+      if ('error' in o) noteFailure(server, o.error);
+      else if (o.filesChanged > 0) repaired.get(server)?.push(`${platform.name}: ${o.filesChanged} file(s)`);
+    }
+  }
+
+  // Site directories (code receivers) and vhosts (every member).
+  const siteMembers = healthy(members);
+  const siteResults = await settleBounded(siteMembers, parallelism(group), async (server: Server) => {
     const receivesCode = group.codeReceivers.includes(server.name);
-    if (readers.has(server.name) && group.share) {
-      progress.node(server.name, 'running', 'share mount');
-      const m = await quick.ensureShareMount({ slave: server, share: group.share, packName: group.name });
-      if (m.changed) repaired.push('share mount');
-    }
-    if (receivesCode) {
-      for (const platform of platforms) {
-        progress.node(server.name, 'running', `sync ${platform.name}`);
-        const s = await transfer.syncPlatform({ server, platform, dryRun: false });
-        if (s.filesChanged > 0) repaired.push(`${platform.name}: ${s.filesChanged} file(s)`);
-      }
-    }
+    const done = repaired.get(server.name) ?? [];
     for (const site of sites) {
       const platform = platforms.find((p) => p.name === site.platform);
       if (!platform) continue;
+      progress.node(server.name, 'running', `site ${site.domain}`);
       if (receivesCode) {
         const dbServer = input.dbServers.find((d) => d.name === site.dbServer);
         const d = await quick.ensureSiteDir({ server, site, platform, dbServer });
-        if (d.changed) repaired.push(`site dir ${site.domain}`);
+        if (d.changed) done.push(`site dir ${site.domain}`);
       }
       const v = await quick.installVhost({ server, site, platform });
-      if (v.changed) repaired.push(`vhost ${site.domain}`);
+      if (v.changed) done.push(`vhost ${site.domain}`);
     }
-    progress.node(server.name, 'done', repaired.length > 0 ? `repaired ${repaired.length}` : 'in line');
-    return repaired;
+    progress.node(server.name, 'done', done.length > 0 ? `repaired ${done.length}` : 'in line');
   });
-  const nodes = settled.map((s, i) => {
-    const server = (group.members[i] as Server).name;
-    return s.ok
-      ? { server, ok: true, repaired: s.value }
-      : { server, ok: false, repaired: [], error: describeFailure(s.error) };
+  siteResults.forEach((s, i) => {
+    if (!s.ok) noteFailure((siteMembers[i] as Server).name, describeFailure(s.error));
+  });
+
+  const nodes = members.map((m) => {
+    const error = failed.get(m.name);
+    return error === undefined
+      ? { server: m.name, ok: true, repaired: repaired.get(m.name) ?? [] }
+      : { server: m.name, ok: false, repaired: repaired.get(m.name) ?? [], error };
   });
   return { group: group.name, ok: nodes.every((n) => n.ok), nodes };
 }

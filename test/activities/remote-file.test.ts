@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ensureManagedBlock } from '../../activities/managed-block';
-import { editRemoteFile, readRemoteFile, removeRemoteFile, writeRemoteFile } from '../../activities/remote-file';
+import {
+  editRemoteFile,
+  ensureRemoteFiles,
+  readRemoteFile,
+  removeRemoteFile,
+  writeRemoteFile,
+} from '../../activities/remote-file';
 import { useTestBed } from '../support/testbed';
 import { serverOf, useWorkerEnvironment } from './bed-servers';
 
@@ -37,6 +43,32 @@ describe('remote files', () => {
     );
     assert.deepEqual(await writeRemoteFile(h1, path, 'v2\n'), { previous: 'v1\n', changed: true });
     assert.equal(await bed().readFile('h1', path), 'v2\n');
+  });
+
+  test('ensureRemoteFiles checks several files in one go and rewrites only those whose content, owner or mode differ', async () => {
+    const h1 = serverOf(bed(), 'h1');
+    const a = '/var/aegir/test/ensure/a.php';
+    const b = '/var/aegir/test/ensure/b.php';
+    const files = [
+      { path: a, content: '<?php // a\n', owner: 'aegir', mode: '0644' },
+      { path: b, content: '<?php // b\n', owner: 'aegir', mode: '0644' },
+    ];
+    assert.deepEqual(await ensureRemoteFiles(h1, files), [true, true], 'both created');
+    const before = await bed().exec('h1', ['stat', '-c', '%i %Y', a, b]);
+    assert.deepEqual(await ensureRemoteFiles(h1, files), [false, false], 'nothing to do');
+    assert.equal((await bed().exec('h1', ['stat', '-c', '%i %Y', a, b])).stdout, before.stdout, 'untouched');
+
+    await bed().exec('h1', ['chmod', '0666', a]);
+    await bed().exec('h1', ['sh', '-c', 'echo tampered >> "$1"', 'x', b]);
+    assert.deepEqual(await ensureRemoteFiles(h1, files), [true, true], 'the mode of a, the content of b');
+    assert.equal(await stat(a), 'aegir:root:644');
+    assert.equal(await bed().readFile('h1', b), '<?php // b\n');
+
+    await bed().exec('h1', ['chown', 'root', b]);
+    await bed().exec('h1', ['sh', '-c', 'rm "$1" && ln -s /etc/passwd "$1"', 'x', a]);
+    assert.deepEqual(await ensureRemoteFiles(h1, files), [true, true], 'a link in place of a, the owner of b');
+    assert.equal((await bed().exec('h1', ['stat', '-c', '%F', a])).stdout.trim(), 'regular file');
+    assert.equal(await stat(b), 'aegir:root:644');
   });
 
   test('keeps the owner and mode of the file it replaces unless told otherwise', async () => {

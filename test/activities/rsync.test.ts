@@ -64,8 +64,14 @@ describe('platform code by rsync', () => {
       encoding: 'utf8',
     }).trim();
     assert.equal(
-      (await sh('h1', 'cd /var/aegir/platforms/wp && find . ! -name wp-config.php | wc -l')).trim(),
+      (
+        await sh(
+          'h1',
+          'cd /var/aegir/platforms/wp && find . ! -name wp-config.php ! -name sitefleet-health.php | wc -l',
+        )
+      ).trim(),
       expected,
+      "the source's tree, and beside it only sitefleet's own two files",
     );
     assert.equal((await sh('h1', 'stat -c %U:%G /var/aegir/platforms/wp/index.php')).trim(), 'aegir:aegir');
     assert.match(

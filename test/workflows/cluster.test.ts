@@ -219,6 +219,33 @@ describe('cluster of three nginx members with WordPress', () => {
     }
   });
 
+  test('ResyncCluster repairs the members it reaches and reports the one it cannot', async () => {
+    // The code goes to all members in one activity; h3 fails there and again in the push of its own (retried).
+    await fleet().bed.exec('h1', ['rm', '-f', '/var/aegir/platforms/wp/wp-login.php']);
+    // sshd down, and its sessions with it (the worker's pooled connections and ssh masters close at once).
+    await fleet().bed.stopService('h3', 'ssh');
+    await fleet().bed.exec('h3', ['pkill', '-x', 'sshd'], { check: false });
+    try {
+      const resync = await fleet().run<ResyncReport>('ResyncCluster', workflowIds.resync('cluster', 'c1'), {
+        group: group(),
+        platforms: [platform],
+        sites: [site('blog.example.com')],
+        dbServers: [fleet().server('h4')],
+      });
+      assert.equal(resync.ok, false);
+      const byServer = new Map(resync.nodes.map((n) => [n.server, n]));
+      assert.deepEqual(byServer.get('h1')?.repaired, ['wp: 1 file(s)']);
+      assert.equal(byServer.get('h1')?.ok, true);
+      assert.deepEqual(byServer.get('h2'), { server: 'h2', ok: true, repaired: [] });
+      assert.equal(byServer.get('h3')?.ok, false);
+      assert.match(byServer.get('h3')?.error ?? '', /h3/);
+      const login = await fleet().bed.httpGet('h1', '/wp-login.php', { headers: { Host: 'blog.example.com' } });
+      assert.equal(login.status, 200, 'h1 serves the repaired file');
+    } finally {
+      await fleet().bed.startService('h3', 'ssh');
+    }
+  });
+
   test('a second concurrent install of the same site is refused', async () => {
     const id = workflowIds.site('two.example.com');
     const first = await fleet().start('InstallSiteOnCluster', id, installInput('two.example.com'));
