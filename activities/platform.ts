@@ -36,8 +36,11 @@ export function platformSyncFilters(profile: Platform['profile']): string[] {
   ];
 }
 
-/** Platform code is the aegir user's: readable by the web server, writable by nobody else. */
-const PLATFORM_CHMOD = 'u+rwX,go+rX,go-w';
+/**
+ * Platform code is the aegir user's: readable and traversable by the web server, writable by nobody else (rsync
+ * `--chmod` syntax; the relay applies the same, activities/relay-manifest.ts).
+ */
+export const PLATFORM_CHMOD = 'u+rwX,go+rX,go-w';
 
 export interface SyncPlatformInput {
   server: Server;

@@ -16,14 +16,11 @@ import type { Platform } from '../domain/model';
 import { abortReason } from './activity-context';
 import { settleBounded } from './concurrency-limits';
 import { FailureType, permanentFailure, transientFailure } from './failures';
-import { platformSyncFilters } from './platform';
+import { PLATFORM_CHMOD, platformSyncFilters } from './platform';
 import { VCS_EXCLUDES } from './rsync';
 
-/**
- * The permission change every platform push applies (`--chmod` of syncPlatform, activities/platform.ts): the aegir
- * user may write, the web server may read and traverse, nobody else may write.
- */
-export const RELAY_CHMOD = 'u+rwX,go+rX,go-w';
+/** The permission change every platform push applies: the relay gives files the modes rsync's --chmod gives. */
+export const RELAY_CHMOD = PLATFORM_CHMOD;
 
 /** Reads of source files at once while hashing. */
 const HASH_PARALLEL = 16;

@@ -2,6 +2,7 @@
  * The bench's results: one JSON document (bench-results/DATE.json) and the tables printed at the end — medians of
  * every scenario side by side, the ratio sitefleet / baseline, and PASS/MISS for each target.
  */
+import type { RelayRow } from './relay';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { BASELINES, type BaselineName } from './baselines';
@@ -88,6 +89,8 @@ export interface BenchResults {
   tools: Record<string, string>;
   sitefleet: { available: boolean; error?: string; worker?: WorkerMemory };
   cells: Cell[];
+  /** The relay scenario (bench/relay.ts) on shaped links, when it ran: its rows and its link rate. */
+  relay?: { rate: string; sizes: number[]; rows: RelayRow[] };
   targets: TargetResult[];
   problems: string[];
 }

@@ -23,6 +23,7 @@ import type { Platform, Server, Site } from '../domain/model';
 import { platformRoot } from '../domain/paths';
 import { startTestTemporal } from '../test/support/temporal';
 import { assertBedSupported, type Bed } from '../testbed';
+import { applyLinkShaping, clearLinkShaping } from '../testbed/shaping';
 import {
   type AnsibleSetup,
   type BaselineContext,
@@ -63,13 +64,15 @@ import {
   verifyClusterNodes,
   wordpressSite,
 } from './scenarios';
+import { relayScenario, renderRelayTable } from './relay';
 import { summarize } from './stats';
 import { BenchWorker } from './worker';
 
 const execFileAsync = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, '..');
 
-const SCENARIOS = ['fanout', 'noop', 'install', 'verify'] as const;
+/** `relay` runs last: it shapes the bed's links (200 Mbit/s by default) and removes the shaping afterwards. */
+const SCENARIOS = ['fanout', 'noop', 'install', 'verify', 'relay'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 interface Plan {
@@ -82,6 +85,10 @@ interface Plan {
   verifySites: number[];
   installMembers: number;
   inARow: number;
+  relaySizes: number[];
+  relayRuns: number;
+  /** tc rate of every host link and of the controller's egress in the relay scenario. */
+  relayRate: string;
   sitefleet: boolean;
   baselines: BaselineName[];
   /** Undefined: {@link defaultBenchBaseDir}. */
@@ -136,6 +143,9 @@ function parsePlan(argv: string[]): Plan {
       countsOf('site count', 500),
     )
     .option('--in-a-row <n>', 'sites installed in a row for throughput (default 50)', wholeNumber('--in-a-row'))
+    .option('--relay-sizes <list>', 'cluster sizes for the shaped relay scenario (default 4,8)', countsOf('size', 32))
+    .option('--relay-runs <n>', 'measured runs of the relay scenario (default 3)', wholeNumber('--relay-runs', 1))
+    .option('--relay-rate <rate>', 'link rate of the relay scenario, tc syntax (default 200mbit)', '200mbit')
     .option('--baselines <list>', `baselines to run: ${BASELINES.join(',')}`, listOf(BASELINES, 'baseline'))
     .option('--no-baselines', 'run sitefleet only')
     .option('--no-sitefleet', 'run the baselines only')
@@ -161,6 +171,9 @@ function parsePlan(argv: string[]): Plan {
     sizes?: number[];
     verifySites?: number[];
     inARow?: number;
+    relaySizes?: number[];
+    relayRuns?: number;
+    relayRate: string;
     baselines?: BaselineName[] | false;
     sitefleet: boolean;
     baseDir?: string;
@@ -180,6 +193,9 @@ function parsePlan(argv: string[]): Plan {
     verifySites: o.verifySites ?? (quick ? [1, 10] : [1, 10, 50]),
     installMembers: 3,
     inARow: o.inARow ?? (quick ? 10 : 50),
+    relaySizes: o.relaySizes ?? (quick ? [4] : [4, 8]),
+    relayRuns: o.relayRuns ?? (quick ? 1 : 3),
+    relayRate: o.relayRate,
     sitefleet: o.sitefleet,
     baselines: o.baselines === false ? [] : (o.baselines ?? [...BASELINES]),
     ...(o.baseDir !== undefined ? { baseDir: path.resolve(o.baseDir) } : {}),
@@ -627,6 +643,52 @@ async function verifyScenario(rt: Runtime): Promise<Cell[]> {
   return cells;
 }
 
+/**
+ * Issue 10's scenario in the same run: the bed's links shaped (each host both ways, and the controller's egress),
+ * a new platform to 4 and 8 members by sitefleet's relay and by the baselines (bench/relay.ts), then the shaping
+ * removed again.
+ */
+async function relayOnShapedLinks(rt: Runtime): Promise<NonNullable<BenchResults['relay']>> {
+  const { plan, bed } = rt;
+  const mbit = /^(\d+(?:\.\d+)?)(k|m|g)bit$/i.exec(plan.relayRate);
+  if (!mbit) throw new Error(`--relay-rate ${plan.relayRate}: give it in kbit, mbit or gbit`);
+  const unit = (mbit[2] as string).toLowerCase();
+  const uplinkMbit = Number(mbit[1]) * (unit === 'k' ? 0.001 : unit === 'g' ? 1000 : 1);
+  rt.sf?.worker.enterSection('relay');
+  await applyLinkShaping(bed.plan, { rate: plan.relayRate, controllerRate: plan.relayRate });
+  try {
+    const contenders = [
+      ...(plan.sitefleet ? (['sitefleet-relay', 'sitefleet-relay-plain'] as const) : []),
+      ...(['rsync-seq', 'rsync-par', 'ansible'] as const).filter((b) => plan.baselines.includes(b)),
+    ];
+    const rows = await relayScenario(
+      {
+        bed,
+        servers: rt.sf?.servers ?? (await readServers(bed.paths.inventoryFile)),
+        ...(rt.sf ? { sitefleet: rt.sf.ctx } : {}),
+        baseline: rt.baseline,
+        masters: rt.masters,
+        ...(rt.ansible ? { ansible: rt.ansible } : {}),
+        log,
+      },
+      {
+        runs: plan.relayRuns,
+        warmup: plan.warmup,
+        sizes: plan.relaySizes,
+        rate: plan.relayRate,
+        uplinkMbit,
+        contenders: [...contenders],
+        source: plan.source,
+        baseDir: '',
+        outDir: plan.outDir,
+      },
+    );
+    return { rate: plan.relayRate, sizes: plan.relaySizes, rows };
+  } finally {
+    await clearLinkShaping(bed.plan);
+  }
+}
+
 async function checkTools(plan: Plan): Promise<void> {
   await fs.access(plan.source).catch(() => {
     throw new Error(
@@ -663,7 +725,9 @@ function downOnExit(bed: Bed, baseDir: string): () => void {
 async function main(): Promise<number> {
   const plan = parsePlan(process.argv);
   if (plan.show !== undefined) {
-    log(renderReport(JSON.parse(await fs.readFile(plan.show, 'utf8')) as BenchResults));
+    const saved = JSON.parse(await fs.readFile(plan.show, 'utf8')) as BenchResults;
+    log(renderReport(saved));
+    if (saved.relay) log(`\n${renderRelayTable(saved.relay.rows, saved.relay)}`);
     return 0;
   }
   assertBedSupported();
@@ -691,6 +755,7 @@ async function main(): Promise<number> {
       ...(plan.scenarios.some((s) => s === 'fanout' || s === 'noop') ? plan.fanoutSizes : [1]),
       needsSites ? plan.verifyMembers : 1,
       plan.scenarios.includes('install') ? plan.installMembers : 1,
+      plan.scenarios.includes('relay') ? Math.max(...plan.relaySizes) : 1,
     );
     const baseDir = plan.baseDir ?? (await defaultBenchBaseDir());
     await reclaimStaleBeds(baseDir, log);
@@ -741,11 +806,16 @@ async function main(): Promise<number> {
     }
 
     const cells: Cell[] = [];
+    let relay: BenchResults['relay'];
     const steps: Record<ScenarioName, (rt: Runtime) => Promise<Cell[]>> = {
       fanout: fanoutScenario,
       noop: noopScenario,
       install: installScenario,
       verify: verifyScenario,
+      relay: async (r) => {
+        relay = await relayOnShapedLinks(r);
+        return [];
+      },
     };
     for (const scenario of SCENARIOS) {
       if (!plan.scenarios.includes(scenario)) continue;
@@ -792,10 +862,12 @@ async function main(): Promise<number> {
         ...(workerMemory ? { worker: workerMemory } : {}),
       },
       cells,
+      ...(relay ? { relay } : {}),
       targets: evaluateTargets(cells, workerMemory),
       problems,
     };
     log(renderReport(results));
+    if (relay) log(`\n${renderRelayTable(relay.rows, relay)}`);
     log(`results: ${await writeResults(plan.outDir, results)}`);
     return 0;
   } finally {
