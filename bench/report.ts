@@ -346,7 +346,7 @@ export function renderReport(results: BenchResults): string {
         (mem.nodeAtEnd
           ? `; at the end: JS heap ${(mem.nodeAtEnd.heapUsed / MB).toFixed(0)} of ${(mem.nodeAtEnd.heapTotal / MB).toFixed(0)} MB, ` +
             `external ${(mem.nodeAtEnd.external / MB).toFixed(0)} MB (array buffers ${(mem.nodeAtEnd.arrayBuffers / MB).toFixed(0)} MB), ` +
-            `the rest native (Temporal core, V8 code, tsx loader)`
+            `the rest native (Temporal core, V8 code, the workflow thread's heap)`
           : '')
       : `worker memory: not measured (${results.sitefleet.error ?? 'sitefleet did not run'})`,
     '',

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { WORKER_NODE_OPTIONS } from '../workers/node-options';
+import { WORKER_ENV, WORKER_NODE_OPTIONS } from '../workers/node-options';
 import type { ChildWorkerMessage as WorkerMessage, ChildWorkerRequest as ParentMessage } from '../workers/child';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
@@ -114,6 +114,7 @@ export class BenchWorker {
       cwd: REPO_ROOT,
       env: {
         ...process.env,
+        ...WORKER_ENV,
         ...options.env,
       },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

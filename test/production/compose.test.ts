@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse } from 'yaml';
 import { ensureTemporalCli } from '../../devserver/temporal-cli';
-import { WORKER_NODE_OPTIONS } from '../../workers/node-options';
+import { WORKER_ENV, WORKER_NODE_OPTIONS } from '../../workers/node-options';
 import { ALL_SEARCH_ATTRIBUTES } from '../../domain/search-attributes';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -233,7 +233,9 @@ void describe('Dockerfile', () => {
     const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
     const buildStage = dockerfile.slice(0, dockerfile.lastIndexOf('\nFROM '));
     assert.match(finalStage, /apt-get install[^\n]*openssh-client[^\n]*rsync[^\n]*zstd/);
-    assert.match(finalStage, /^ENV (?:[^\n]*\\\n)*[^\n]*\bMALLOC_ARENA_MAX=2\b/m);
+    for (const [name, value] of Object.entries(WORKER_ENV)) {
+      assert.match(finalStage, new RegExp(`^ENV (?:[^\\n]*\\\\\\n)*[^\\n]*\\b${name}=${value}\\b`, 'm'));
+    }
     const cmd = JSON.stringify(['node', ...WORKER_NODE_OPTIONS, 'dist/js/workers/main.js']).replace(/","/g, '", "');
     assert.ok(finalStage.split('\n').includes(`CMD ${cmd}`), `the final stage runs ${cmd}`);
     assert.match(buildStage, /^RUN npm run build$/m);
