@@ -132,8 +132,10 @@ export async function MigrateSite(
     progress.phase(step);
     const oldFirst = firstReceiver(group);
     await allBounded(codeReceivers(to.group), parallelism(to.group), async (server) => {
-      saga.add(`remove the new copy on ${server.name}`, () =>
-        undo.removeSiteDir({ server, site: moved, platform: to.platform, backup: false }),
+      saga.add(
+        `remove the new copy on ${server.name}`,
+        () => undo.removeSiteDir({ server, site: moved, platform: to.platform, backup: false }),
+        { on: server.name },
       );
       if (server.name !== oldFirst.name)
         await transfer.copyBackup({ from: oldFirst, to: server, domain: site.domain, backup: backup.backup });
@@ -152,7 +154,9 @@ export async function MigrateSite(
     progress.phase(step);
     await allBounded(to.group.members, parallelism(to.group), async (server) => {
       const previous = before[to.group.members.indexOf(server)]?.vhost ?? null;
-      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site: moved, previous }));
+      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site: moved, previous }), {
+        on: server.name,
+      });
       await quick.installVhost({ server, site: moved, platform: to.platform });
     });
     step = 'probe the site on the new platform';

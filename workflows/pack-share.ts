@@ -60,7 +60,9 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
     progress.phase(step);
     progress.node(share.server.name, 'running', step);
     const exported = await quick.inspectExport({ share, packName: group.name });
-    if (!exported.present) saga.add('remove export', () => undo.removeExport({ share, packName: group.name }));
+    if (!exported.present) {
+      saga.add('remove export', () => undo.removeExport({ share, packName: group.name }), { on: share.server.name });
+    }
     await quick.ensureExport({ share, packName: group.name });
     progress.node(share.server.name, 'done', 'exporting');
 
@@ -70,7 +72,9 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
       progress.node(slave.name, 'running', step);
       const state = await quick.inspectShareMount({ slave, share, packName: group.name });
       if (!state.mounted || !state.fstab) {
-        saga.add(`unmount on ${slave.name}`, () => undo.removeShareMount({ slave, share, packName: group.name }));
+        saga.add(`unmount on ${slave.name}`, () => undo.removeShareMount({ slave, share, packName: group.name }), {
+          on: slave.name,
+        });
       }
       await quick.ensureShareMount({ slave, share, packName: group.name });
     });

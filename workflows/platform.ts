@@ -60,7 +60,11 @@ async function createPlatformOnGroup(
       rsyncOne: async (server) => {
         progress.node(server.name, 'running', step);
         const existed = await quick.platformExists({ server, platform });
-        if (!existed) saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }));
+        if (!existed) {
+          saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }), {
+            on: server.name,
+          });
+        }
         const summary = await transfer.syncPlatform({ server, platform, dryRun: false });
         progress.node(server.name, 'done', `synced ${summary.filesChanged} file(s)`);
         return { server: server.name, filesChanged: summary.filesChanged, bytesSent: summary.bytesSent };

@@ -149,7 +149,9 @@ export async function syncPlatformCode(
   exists ??= await allBounded(receivers, ctx.limit, (server) => quick.platformExists({ server, platform }));
   receivers.forEach((server, i) => {
     if (exists?.[i] === false) {
-      ctx.saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }));
+      ctx.saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }), {
+        on: server.name,
+      });
     }
   });
 

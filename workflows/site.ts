@@ -97,8 +97,10 @@ async function installSiteOnGroup(
       step = 'create database';
       progress.phase(step);
       const db = await quick.inspectDatabase({ dbServer, site });
-      saga.add('drop database', () =>
-        undo.dropDatabase({ dbServer, site, dropDatabase: !db.databaseExists, dropUser: !db.userExists }),
+      saga.add(
+        'drop database',
+        () => undo.dropDatabase({ dbServer, site, dropDatabase: !db.databaseExists, dropUser: !db.userExists }),
+        { on: dbServer.name },
       );
       await quick.ensureDatabase({ dbServer, site, clients: group.members.map((m) => m.address ?? m.host) });
     }
@@ -109,7 +111,9 @@ async function installSiteOnGroup(
       progress.node(server.name, 'running', step);
       const existed = before[group.members.indexOf(server)]?.siteDirExists ?? false;
       if (!existed)
-        saga.add(`remove site directory on ${server.name}`, () => undo.removeSiteDir({ server, site, platform }));
+        saga.add(`remove site directory on ${server.name}`, () => undo.removeSiteDir({ server, site, platform }), {
+          on: server.name,
+        });
       await quick.ensureSiteDir({ server, site, platform, dbServer });
     });
 
@@ -118,7 +122,9 @@ async function installSiteOnGroup(
     await allBounded(group.members, limit, async (server) => {
       progress.node(server.name, 'running', step);
       const previous = before[group.members.indexOf(server)]?.vhost ?? null;
-      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site, previous }));
+      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site, previous }), {
+        on: server.name,
+      });
       await quick.installVhost({ server, site, platform });
     });
 
@@ -221,7 +227,9 @@ async function setSiteStatus(
     await allBounded(group.members, parallelism(group), async (server) => {
       progress.node(server.name, 'running', `vhost ${status}`);
       const previous = before[group.members.indexOf(server)]?.vhost ?? null;
-      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site, previous }));
+      saga.add(`restore vhost on ${server.name}`, () => undo.restoreVhost({ server, site, previous }), {
+        on: server.name,
+      });
       await quick.installVhost({ server, site, platform });
       progress.node(server.name, 'done', status);
     });
