@@ -560,8 +560,11 @@ export function secretLeaks(
 
 // ---------------------------------------------------------------- state of nodes and the database server
 
-/** Every entry of a platform tree (`f path size`, `l path target`, `d path`), without sites/ and wp-config.php. */
-const MANIFEST_SCRIPT = `cd "$1" && find . -mindepth 1 \\( -path ./sites -o -path ./wp-config.php \\) -prune -o \\( -type f -printf 'f %P %s\\n' \\) -o \\( -type l -printf 'l %P %l\\n' \\) -o \\( -type d -printf 'd %P\\n' \\) | LC_ALL=C sort`;
+/**
+ * Every entry of a platform tree (`f path size`, `l path target`, `d path`), without sites/ and sitefleet's own
+ * files beside the code (wp-config.php, the dispatcher; sitefleet-health.php, the health script).
+ */
+const MANIFEST_SCRIPT = `cd "$1" && find . -mindepth 1 \\( -path ./sites -o -path ./wp-config.php -o -path ./sitefleet-health.php \\) -prune -o \\( -type f -printf 'f %P %s\\n' \\) -o \\( -type l -printf 'l %P %l\\n' \\) -o \\( -type d -printf 'd %P\\n' \\) | LC_ALL=C sort`;
 
 /** The platform tree on a host, as MANIFEST_SCRIPT lists it. */
 export async function platformManifest(bed: Bed, host: string, root: string): Promise<string> {
