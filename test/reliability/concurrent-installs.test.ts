@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import type { Platform, Site } from '../../domain/model';
 import { workflowIds } from '../../domain/operations';
 import type { InstallSiteResult } from '../../workflows/site';
 import type { VerifyReport } from '../../workflows/verify';
 import { clusterGroup, useFleet } from '../support/fleet';
 import { siteOnDatabase, siteOnNode } from '../support/reliability';
+import { wordpressPlatform, wordpressSite } from '../support/wordpress';
 
 const fleet = useFleet({
   hosts: [{ roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['db'] }],
@@ -19,20 +19,8 @@ const fleet = useFleet({
 
 const MEMBERS = ['h1', 'h2', 'h3'];
 const INSTALLS = 20;
-const platform: Platform = {
-  name: 'wp',
-  target: { kind: 'cluster', name: 'c1' },
-  source: { type: 'path', path: '/usr/share/wordpress' },
-  profile: 'wordpress',
-};
-const site = (domain: string): Site => ({
-  domain,
-  aliases: [],
-  platform: 'wp',
-  dbServer: 'h4',
-  https: false,
-  status: 'enabled',
-});
+const platform = wordpressPlatform;
+const site = wordpressSite;
 const BLOG = 'blog.example.com';
 const DOMAINS = Array.from({ length: INSTALLS }, (_, i) => `site${String(i + 1).padStart(2, '0')}.example.com`);
 

@@ -6,30 +6,18 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { Platform, Site } from '../../domain/model';
 import { workflowIds } from '../../domain/operations';
 import { clusterGroup, useFleet } from '../support/fleet';
 import { activityRuns, groupSnapshot, nginxState, sleep, waitFor, waitForPending } from '../support/reliability';
+import { wordpressPlatform, wordpressSite } from '../support/wordpress';
 
 const fleet = useFleet({
   hosts: [{ roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['db'] }],
 });
 
 const MEMBERS = ['h1', 'h2', 'h3'];
-const platform: Platform = {
-  name: 'wp',
-  target: { kind: 'cluster', name: 'c1' },
-  source: { type: 'path', path: '/usr/share/wordpress' },
-  profile: 'wordpress',
-};
-const site = (domain: string): Site => ({
-  domain,
-  aliases: [],
-  platform: 'wp',
-  dbServer: 'h4',
-  https: false,
-  status: 'enabled',
-});
+const platform = wordpressPlatform;
+const site = wordpressSite;
 const BLOG = 'blog.example.com';
 
 describe('a cluster member fails during an operation', () => {

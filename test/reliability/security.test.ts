@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { Platform, Site } from '../../domain/model';
+import type { Platform } from '../../domain/model';
 import { workflowIds } from '../../domain/operations';
 import { startHarness } from '../api/harness';
 import { clusterGroup } from '../support/fleet';
@@ -21,6 +21,7 @@ import {
   secretsOf,
   useCrashableFleet,
 } from '../support/reliability';
+import { wordpressPlatform, wordpressSite } from '../support/wordpress';
 
 const fleet = useCrashableFleet({
   hosts: [{ roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['db'] }],
@@ -30,20 +31,8 @@ const HOSTS = ['h1', 'h2', 'h3', 'h4'];
 const MARKER = '/tmp/reliability-marker';
 /** Where an escaping site name could change something on a host. */
 const WATCHED = ['/etc', '/var/aegir', '/var/www', '/root'];
-const platform: Platform = {
-  name: 'wp',
-  target: { kind: 'cluster', name: 'c1' },
-  source: { type: 'path', path: '/usr/share/wordpress' },
-  profile: 'wordpress',
-};
-const site = (domain: string): Site => ({
-  domain,
-  aliases: [],
-  platform: 'wp',
-  dbServer: 'h4',
-  https: false,
-  status: 'enabled',
-});
+const platform = wordpressPlatform;
+const site = wordpressSite;
 const SECURE = 'secure.example.com';
 const HOSTILE = ['../../etc', 'a.com;id'];
 
