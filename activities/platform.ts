@@ -13,7 +13,8 @@ import { FailureType, permanentFailure } from './failures';
 import { platformSourceDir } from './platform-source';
 import { rsyncToServer, rsyncToServers, type RsyncHostResult } from './rsync';
 import type { RsyncSummary } from './rsync-output';
-import { ensureWordpressDispatcher } from './site-files';
+import { inspectRemoteFiles, writeDifferingFiles } from './remote-file';
+import { platformOwnFiles } from './site-files';
 import { runRemote } from './ssh';
 
 /**
@@ -71,12 +72,15 @@ async function syncOne(
     signal,
   });
   if (dryRun) return push;
-  // The dispatcher is outside the push (its filter keeps rsync from touching it), so both go at once: one round
-  // trip less per member, which is most of a no-op resync.
-  // Both are awaited before anything is thrown: a failed write never leaves the rsync running unwatched.
-  const [pushed, dispatcher] = await Promise.allSettled([push, ensureWordpressDispatcher(server, platform, signal)]);
+  // sitefleet's own files (outside the push: its filters keep rsync from touching them) are checked while rsync
+  // runs — one round trip that is most of a no-op resync — but written only after it: rsync --delete would remove
+  // a writer's temp file from under it.
+  const files = platformOwnFiles(server, platform);
+  const inspect = files.length > 0 ? inspectRemoteFiles(server, files, { signal }) : Promise.resolve([]);
+  const [pushed, inspected] = await Promise.allSettled([push, inspect]);
   if (pushed.status === 'rejected') throw pushed.reason;
-  if (dispatcher.status === 'rejected') throw dispatcher.reason;
+  const inSync = inspected.status === 'fulfilled' ? inspected.value : files.map(() => false);
+  await writeDifferingFiles(server, files, inSync, { signal });
   const summary = pushed.value;
   recordSync(server.name, summary.filesChanged, summary.bytesSent);
   return summary;

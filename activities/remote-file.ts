@@ -260,11 +260,9 @@ done
 `;
 
 /**
- * Makes files that sitefleet owns on a server have exactly this content, owner and mode, checking all of them in
- * one round trip first: in the usual case (nothing changed) that is all it costs. Only files that differ go
- * through {@link writeRemoteFile} (atomic, previous content kept). Returns, per file, whether it was changed.
+ * Whether each file on the server already has exactly this content, owner and mode: one round trip for all.
  */
-export async function ensureRemoteFiles(
+export async function inspectRemoteFiles(
   server: Server,
   files: readonly RemoteFileSpec[],
   opts: Pick<RemoteFileOptions, 'timeoutMs' | 'signal'> = {},
@@ -276,7 +274,7 @@ export async function ensureRemoteFiles(
     describe: `inspect ${paths.join(', ')}`,
   });
   const lines = result.stdout.split('\n').filter((l) => l !== '');
-  const inSync = files.map((file) => {
+  return files.map((file) => {
     const line = lines.shift();
     if (line === 'sitefleet:none') return false;
     const [marker, mode, owner, group] = (line ?? '').split(' ');
@@ -294,6 +292,18 @@ export async function ensureRemoteFiles(
       (file.group === undefined || group === checkAccount(file.group, 'file group'))
     );
   });
+}
+
+/**
+ * Writes (atomically, through {@link writeRemoteFile}) the files that `inSync` (from {@link inspectRemoteFiles})
+ * says differ; returns, per file, whether it was changed.
+ */
+export async function writeDifferingFiles(
+  server: Server,
+  files: readonly RemoteFileSpec[],
+  inSync: readonly boolean[],
+  opts: Pick<RemoteFileOptions, 'timeoutMs' | 'signal'> = {},
+): Promise<boolean[]> {
   return Promise.all(
     files.map(async (file, i) => {
       if (inSync[i]) return false;
@@ -302,4 +312,17 @@ export async function ensureRemoteFiles(
       return write.changed;
     }),
   );
+}
+
+/**
+ * Makes files that sitefleet owns on a server have exactly this content, owner and mode, checking all of them in
+ * one round trip first: in the usual case (nothing changed) that is all it costs. Only files that differ go
+ * through {@link writeRemoteFile} (atomic, previous content kept). Returns, per file, whether it was changed.
+ */
+export async function ensureRemoteFiles(
+  server: Server,
+  files: readonly RemoteFileSpec[],
+  opts: Pick<RemoteFileOptions, 'timeoutMs' | 'signal'> = {},
+): Promise<boolean[]> {
+  return writeDifferingFiles(server, files, await inspectRemoteFiles(server, files, opts), opts);
 }

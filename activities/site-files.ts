@@ -9,7 +9,7 @@ import { activityCancellationSignal } from './activity-context';
 import { siteDatabaseName, siteDatabaseUser } from './database';
 import { parseInput } from './activity-input';
 import { badInput, FailureType, permanentFailure } from './failures';
-import { ensureRemoteFiles, writeRemoteFile } from './remote-file';
+import { ensureRemoteFiles, type RemoteFileSpec, writeRemoteFile } from './remote-file';
 import { renderSiteSettings, renderWordpressDispatcher, renderWordpressHealth, siteSettingsFileName } from './render';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { dbPasswordFor, siteSaltsFor } from './site-secrets';
@@ -91,18 +91,20 @@ export async function ensureWordpressDispatcher(
   platform: Platform,
   signal?: AbortSignal,
 ): Promise<boolean> {
-  if (platform.profile !== 'wordpress') return false;
+  const files = platformOwnFiles(server, platform);
+  if (files.length === 0) return false;
+  return (await ensureRemoteFiles(server, files, { signal })).some(Boolean);
+}
+
+/** sitefleet's own files at the root of a platform on a server (WordPress: dispatcher and health script). */
+export function platformOwnFiles(server: Server, platform: Platform): RemoteFileSpec[] {
+  if (platform.profile !== 'wordpress') return [];
   const root = platformRoot(server, platform.name);
   const owner = server.aegirUser;
-  const changed = await ensureRemoteFiles(
-    server,
-    [
-      { path: `${root}/wp-config.php`, content: renderWordpressDispatcher(platform), owner, mode: '0644' },
-      { path: `${root}${WORDPRESS_HEALTH_PATH}`, content: renderWordpressHealth(platform), owner, mode: '0644' },
-    ],
-    { signal },
-  );
-  return changed.some(Boolean);
+  return [
+    { path: `${root}/wp-config.php`, content: renderWordpressDispatcher(platform), owner, mode: '0644' },
+    { path: `${root}${WORDPRESS_HEALTH_PATH}`, content: renderWordpressHealth(platform), owner, mode: '0644' },
+  ];
 }
 
 export interface EnsureSiteDirInput {
