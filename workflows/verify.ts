@@ -7,7 +7,7 @@ import type { Server } from '../domain/model';
 import type { NodeReport } from '../activities/verify-node';
 import { probe, quick, transfer } from './activity-stubs';
 import { settleBounded } from './fan-out';
-import { describeFailure } from './failures';
+import { badInput, describeFailure } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { tagRun } from './search';
@@ -45,6 +45,9 @@ function markIdParity(nodes: NodeReport[]): void {
 export async function VerifyClusterNodes(input: VerifyNodesInput): Promise<VerifyReport> {
   const { group } = input;
   expectGroup(group, group.kind);
+  if (input.fullProbes !== undefined && input.fullProbes !== 'one-node' && input.fullProbes !== 'every-node') {
+    throw badInput(`fullProbes: must be "one-node" or "every-node", got ${JSON.stringify(input.fullProbes)}`);
+  }
   tagRun({ group });
   const progress = new Progress(
     'VerifyClusterNodes',

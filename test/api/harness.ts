@@ -4,6 +4,8 @@
  * The inventory is the SQLite file unless SITEFLEET_TEST_INVENTORY=postgres (or `inventory: 'postgres'`): then it
  * is a fresh database on a real PostgreSQL server (test/support/postgres.ts), opened as the API opens it.
  */
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -164,5 +166,26 @@ export async function startStubWorker(h: Harness): Promise<{ stop(): Promise<voi
       worker.shutdown();
       await running;
     },
+  };
+}
+
+/**
+ * The usual set-up of a suite: a harness started before its tests with `names` registered as servers, closed
+ * after them. Returns a getter (the harness exists only once `before` has run).
+ */
+export function useHarnessWithServers(names: readonly string[]): () => Harness {
+  let h: Harness | undefined;
+  before(async () => {
+    h = await startHarness();
+    for (const name of names) {
+      assert.equal((await h.request('POST', '/v1/servers', server(name))).status, 201, `server ${name} registered`);
+    }
+  });
+  after(async () => {
+    await h?.close();
+  });
+  return () => {
+    if (!h) throw new Error('the harness is not started yet (use it inside a test)');
+    return h;
   };
 }

@@ -136,6 +136,21 @@ describe('cluster of three nginx members with WordPress', () => {
     }
   });
 
+  test('VerifyClusterNodes refuses an unknown fullProbes value, naming the field and the values it takes', async () => {
+    await assert.rejects(
+      fleet().run('VerifyClusterNodes', `${workflowIds.verify('cluster', 'c1')}-bad`, {
+        group: group(),
+        platforms: [platform],
+        sites: [site('blog.example.com')],
+        dbServers: [fleet().server('h4')],
+        fullProbes: 'sometimes',
+      }),
+      (err: unknown) =>
+        err instanceof WorkflowFailedError &&
+        /fullProbes: must be "one-node" or "every-node", got "sometimes"/.test(String(err.cause?.message)),
+    );
+  });
+
   test("the worker's metrics endpoint shows the bytes synced per host and the check results", async () => {
     const server = await startMetricsServer('127.0.0.1:0');
     try {
