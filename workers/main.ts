@@ -2,7 +2,7 @@
  * Worker process: `npm run worker`. Stops on SIGINT/SIGTERM after in-flight activities finish (shutdown grace time).
  */
 import { NativeConnection } from '@temporalio/worker';
-import { closeAllConnections } from '../activities/ssh';
+import { closeAllConnections } from '../activities/transport/ssh';
 import { loadSettings } from '../config/settings';
 import { checkNamespaceAt, NamespaceNotReadyError } from '../devserver/namespace-setup';
 import { sitefleetDataConverter } from '../codec/data-converter';
