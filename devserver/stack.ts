@@ -368,12 +368,11 @@ function logTail(s: StackState, name: string): { toString(): string; lastAt: num
 export function startTemporalProcess(s: StackState, server: string, name: string): ChildProcess {
   const proc = TEMPORAL_PROCESSES.find((p) => p.name === name);
   if (!proc) throw new Error(`unknown Temporal process ${name}`);
-  const configDir = join(s.dir, 'temporal-config');
   const args = [
     '--root',
     s.dir,
     '--config',
-    configDir,
+    'temporal-config',
     '--env',
     'stack',
     '--allow-no-auth',

@@ -23,8 +23,10 @@ async function main(): Promise<void> {
   if (!command || rest.length > 0 || !['up', 'down', 'status'].includes(command)) throw new Error(USAGE);
   const dir = values.dir ?? join(loadSettings().dataDir, 'stack');
   const basePort = values['base-port'] === undefined ? undefined : Number(values['base-port']);
-  if (basePort !== undefined && (!Number.isInteger(basePort) || basePort < 1024 || basePort > 65500)) {
-    throw new Error(`--base-port "${values['base-port']}": a port from 1024 to 65500 (the stack uses the next 14)`);
+  if (basePort !== undefined && (!Number.isInteger(basePort) || basePort < 1024 || basePort > 32750)) {
+    throw new Error(
+      `--base-port "${values['base-port']}": a port from 1024 to 32750 (the stack uses the next 14; Temporal stores membership ports as a smallint)`,
+    );
   }
   const workers = values.workers === undefined ? undefined : Number(values.workers);
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 2)) {
