@@ -16,6 +16,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   chownSync,
   closeSync,
   existsSync,
@@ -445,6 +446,8 @@ export async function stackUp(opts: UpOptions): Promise<StackState> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
+  // PostgreSQL runs as its own user and must reach <dir>/postgres (secrets/ stays 0700).
+  chmodSync(dir, 0o755);
   const pw = () => randomBytes(18).toString('base64url');
   const s: StackState = readStackState(dir) ?? {
     dir,
