@@ -294,6 +294,29 @@ export function createApi(deps: AppDeps): Api {
     });
   }
 
+  /** The key the server offers now beside the pinned one, for `sitefleet server repin` (reads only). */
+  app.get('/v1/servers/:name/host-key', async (req, res) => {
+    const key = parseParams(nameParam, req.params, 'path').name;
+    const current = await store.get('server', key);
+    if (!current) throw new HttpError(404, `no server named "${key}"`);
+    let offered: Awaited<ReturnType<typeof fetchHostKey>>;
+    try {
+      offered = await fetchHostKey(current.host, current.ssh.port);
+    } catch (err) {
+      if (!(err instanceof HostKeyFetchError)) throw err;
+      throw new HttpError(502, `${err.message}. Check that ${current.host} runs sshd on port ${current.ssh.port}`);
+    }
+    res.json({
+      server: key,
+      host: current.host,
+      port: current.ssh.port,
+      pinned: current.ssh.hostKey,
+      offered: offered.fingerprint,
+      type: offered.type,
+      changed: offered.fingerprint !== current.ssh.hostKey,
+    });
+  });
+
   // ---- operations ----
 
   const op = (path: string, plan: (req: Request) => Promise<plans.OperationPlan>) => {

@@ -14,6 +14,8 @@ import { effectiveTransferOptions, TRANSFER_MODES, type TransferOptions } from '
 import type { OperationRecord } from '../inventory/store';
 import { ApiClient, ApiError, resolveConnection, seg } from './api-client';
 import { ApplyFileError, executePlan, formatPlan, planApply, planIsEmpty, readApplyFile } from './apply';
+import { FLEET_EXAMPLE } from './fleet-doc';
+import { repinServer, RepinRefused } from './repin';
 import { describeStart, operationPath, watchOperation } from './watch';
 
 export interface CliIo {
@@ -278,6 +280,21 @@ export function buildProgram(io: CliIo): Command {
   });
   remove(serverCmd, 'servers', 'server');
   operation(serverCmd, 'verify', 'verify a server (VerifyServer)', (n) => `/v1/servers/${seg(n)}/verify`);
+  serverCmd
+    .command('repin <name>')
+    .description('show the ssh host key the server offers now beside the pinned one, and pin the new one')
+    .option('-y, --yes', 'pin the offered key without asking (needed without a terminal)')
+    .action(async (name: string, o: { yes?: boolean }) => {
+      try {
+        await repinServer(client(), name, Boolean(o.yes), {
+          out: io.out,
+          ...(io.isTTY && io.confirm ? { confirm: io.confirm } : {}),
+        });
+      } catch (err) {
+        if (err instanceof RepinRefused) throw new UsageError(err.message);
+        throw err;
+      }
+    });
 
   // pack
   const packCmd = resource(
@@ -663,33 +680,41 @@ export function buildProgram(io: CliIo): Command {
   // ---- apply ----
 
   program
-    .command('apply <file>')
+    .command('apply [file]')
     .description(
-      'make the inventory and the servers match a YAML description (servers, packs, clusters, platforms, sites, schedules)',
+      'make the inventory and the servers match a YAML description (servers, packs, clusters, platforms, sites, schedules); fields: docs/fleet-file.md',
     )
+    .option('--example', 'print a complete example description (WordPress on a 3-node cluster and a 1+2 pack) and exit')
     .option('-y, --yes', 'do not ask for confirmation (needed without a terminal)')
     .option('--plan', 'print the plan and change nothing')
     .option('--no-operations', 'write the inventory only; start no operation')
     .option('--poll-interval <ms>', 'how often to poll progress', int('--poll-interval'), 1000)
-    .action(async (file: string, o: { yes?: boolean; plan?: boolean; operations: boolean; pollInterval: number }) => {
-      const description = readApplyFile(file);
-      const api = client();
-      const plan = await planApply(api, description);
-      for (const line of formatPlan(plan)) io.out(line);
-      if (o.plan) return;
-      if (planIsEmpty(plan)) return io.out('nothing to change');
-      if (!o.yes) {
-        if (!io.isTTY || !io.confirm) throw new UsageError('no terminal to confirm the plan; rerun with --yes');
-        if (!(await io.confirm('Apply this plan?'))) return io.out('not applied');
-      }
-      const ok = await executePlan(api, plan, {
-        print: io.out,
-        pollMs: o.pollInterval,
-        runOperations: o.operations,
-      });
-      if (!ok) throw new OperationFailed();
-      io.out('applied');
-    });
+    .action(
+      async (
+        file: string | undefined,
+        o: { example?: boolean; yes?: boolean; plan?: boolean; operations: boolean; pollInterval: number },
+      ) => {
+        if (o.example) return io.out(FLEET_EXAMPLE.trimEnd());
+        if (!file) throw new UsageError('apply needs FILE (or --example to print one to start from)');
+        const description = readApplyFile(file);
+        const api = client();
+        const plan = await planApply(api, description);
+        for (const line of formatPlan(plan, { color: io.isTTY && !io.env.NO_COLOR })) io.out(line);
+        if (o.plan) return;
+        if (planIsEmpty(plan)) return io.out('nothing to change');
+        if (!o.yes) {
+          if (!io.isTTY || !io.confirm) throw new UsageError('no terminal to confirm the plan; rerun with --yes');
+          if (!(await io.confirm('Apply this plan?'))) return io.out('not applied');
+        }
+        const ok = await executePlan(api, plan, {
+          print: io.out,
+          pollMs: o.pollInterval,
+          runOperations: o.operations,
+        });
+        if (!ok) throw new OperationFailed();
+        io.out('applied');
+      },
+    );
 
   return program;
 }
