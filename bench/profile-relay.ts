@@ -4,13 +4,13 @@
  * activity's own timings and each member's timeline.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { relayPlatform } from '../activities/relay';
+import { relayPlatform } from '../activities/relay/relay';
 import { removePlatform } from '../activities/platform';
-import { closeAllConnections } from '../activities/ssh';
+import { closeAllConnections } from '../activities/transport/ssh';
 import type { Platform } from '../domain/model';
 import { applyLinkShaping } from '../testbed/shaping';
 import { defaultBenchBaseDir, startBenchBed, webHostName } from './bed';
-import { readServers } from './scenarios';
+import { readServers } from './sitefleet';
 
 /** CPU time (user + nice + system + irq + softirq) the whole machine has spent since boot, in seconds. */
 async function busyCpuSeconds(): Promise<number> {
