@@ -108,7 +108,7 @@ export const HELP_EXAMPLES: Record<string, string[]> = {
     'sitefleet apply --example > fleet.yaml',
     'sitefleet apply fleet.yaml --plan',
     'sitefleet apply fleet.yaml --yes',
-    'sitefleet apply /tmp/sitefleet-testbed/demo/inventory.json --yes',
+    'sitefleet apply /tmp/sitefleet-testbed/qs/inventory.json --yes',
   ],
 };
 

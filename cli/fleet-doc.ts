@@ -22,55 +22,54 @@ import {
 import { applyFileSchema } from './apply';
 
 /** A complete description: WordPress on a 3-node cluster and on a pack of one master and two slaves. */
-export const FLEET_EXAMPLE = `# A sitefleet description: \`sitefleet apply fleet.yaml\` (fields: docs/fleet-file.md).
+export const FLEET_EXAMPLE = `# A sitefleet description: \`sitefleet apply fleet.yaml\` (every field: docs/fleet-file.md).
 # WordPress on a cluster of three web servers and on a pack (one master, two slaves), one database server.
-# The hosts are the demo's test hosts (npm run testbed); put your own addresses, or give \`servers\` from
-# the bed's inventory.json (it lists every test host with its key path and pinned host key).
+# The hosts are the README quick-start's test hosts (bed on 10.77.0.0/24); put your own names and addresses.
 servers:
-  - name: cweb1
+  # No ssh.keyPath: the worker's key (SITEFLEET_SSH_KEY); a key of its own must lie in SITEFLEET_SSH_KEY_DIRS.
+  # No ssh.hostKey: the API reads the key each server offers and pins it (\`sitefleet server repin\` changes it).
+  - name: h1
     host: 10.77.0.11
-    ssh:
-      keyPath: /root/.ssh/id_ed25519      # inside SITEFLEET_SSH_KEY_DIRS; leave out for the worker's key
-      # hostKey: SHA256:...               # left out: the API reads and pins the key the server offers
+    ssh: { user: root, port: 22 }
     http: { type: nginx }
-  - { name: cweb2, host: 10.77.0.12, ssh: { keyPath: /root/.ssh/id_ed25519 }, http: { type: nginx } }
-  - { name: cweb3, host: 10.77.0.13, ssh: { keyPath: /root/.ssh/id_ed25519 }, http: { type: nginx } }
-  - { name: pweb1, host: 10.77.0.14, ssh: { keyPath: /root/.ssh/id_ed25519 }, http: { type: nginx }, nfs: { flavour: kernel } }
-  - { name: pweb2, host: 10.77.0.15, ssh: { keyPath: /root/.ssh/id_ed25519 }, http: { type: nginx } }
-  - { name: pweb3, host: 10.77.0.16, ssh: { keyPath: /root/.ssh/id_ed25519 }, http: { type: nginx } }
-  - { name: db1, host: 10.77.0.17, ssh: { keyPath: /root/.ssh/id_ed25519 }, db: { type: mariadb } }
+  - { name: h2, host: 10.77.0.12, ssh: {}, http: { type: nginx } }
+  - { name: h3, host: 10.77.0.13, ssh: {}, http: { type: nginx } }
+  - { name: h4, host: 10.77.0.14, ssh: {}, http: { type: nginx }, nfs: { flavour: ganesha } }
+  - { name: h5, host: 10.77.0.15, ssh: {}, http: { type: nginx } }
+  - { name: h6, host: 10.77.0.16, ssh: {}, http: { type: nginx } }
+  - { name: h7, host: 10.77.0.17, ssh: {}, db: { type: mariadb } }
 
 clusters:
-  - name: demo-cluster
-    members: [cweb1, cweb2, cweb3]
+  - name: web
+    members: [h1, h2, h3]
     files: none
 
 packs:
-  - name: demo-pack
-    master: pweb1
-    slaves: [pweb2, pweb3]
+  - name: shop
+    master: h4
+    slaves: [h5, h6]
     share:
-      server: pweb1                        # exports /var/aegir/platforms to the slaves
+      server: h4                     # exports /var/aegir/platforms to the slaves
       exportPath: /var/aegir/platforms
-      clients: 10.77.0.0/24                # the slaves' subnet (network address, no host bits)
-      clientFlavour: sshfs                 # kernel where the slaves can mount NFS
+      clients: 10.77.0.0/24          # the slaves' subnet: its network address, no host bits
+      clientFlavour: sshfs           # or kernel, where the slaves can mount NFS
 
 platforms:
-  - name: wp-cluster
-    target: { kind: cluster, name: demo-cluster }
+  - name: wp-web
+    target: { kind: cluster, name: web }
     source: { type: path, path: /usr/share/wordpress }
     profile: wordpress
-  - name: wp-pack
-    target: { kind: pack, name: demo-pack }
+  - name: wp-shop
+    target: { kind: pack, name: shop }
     source: { type: path, path: /usr/share/wordpress }
     profile: wordpress
 
 sites:
-  - { domain: cluster-blog.example.com, platform: wp-cluster, dbServer: db1 }
-  - { domain: pack-blog.example.com, platform: wp-pack, dbServer: db1 }
+  - { domain: blog.example.com, platform: wp-web, dbServer: h7 }
+  - { domain: shop.example.com, platform: wp-shop, dbServer: h7 }
 
 schedules:
-  - { action: verify, target: { kind: cluster, name: demo-cluster }, every: 1h, note: hourly check }
+  - { action: verify, target: { kind: cluster, name: web }, every: 1h, note: hourly check }
 `;
 
 /** What each field is for, by its path in the file. The test checks that this list and the schemas agree. */
