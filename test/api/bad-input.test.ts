@@ -3,7 +3,7 @@ import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { domainName, hostAddress } from '../../domain/fields';
+import { displayDomain, domainName, hostAddress } from '../../domain/fields';
 import { packSchema } from '../../domain/model';
 import { FAKE_KEY, server, startHarness, type Harness } from './harness';
 
@@ -439,6 +439,9 @@ void describe('bad input', () => {
     for (const ok of ['xn--bcher-kva.example', 'xn--ls8h.la', 'a-b.example.com', 'new.example.com']) {
       assert.ok(domainName.safeParse(ok).success, ok);
     }
+    // The CLI's site list and the fleet page show the Unicode form beside the punycode.
+    assert.equal(displayDomain('xn--bcher-kva.example'), 'bücher.example (xn--bcher-kva.example)');
+    assert.equal(displayDomain('blog.example.com'), 'blog.example.com');
   });
 
   void test('case 2: numeric host names that are not a dotted-quad IPv4 address are refused', async () => {
