@@ -10,6 +10,8 @@ export interface HostRuntime {
   /** The host's PID-namespace init, as seen from the root PID namespace; absent while the host is stopped. */
   initPid?: number;
   launcherPid?: number;
+  /** A VM host's QEMU process. */
+  qemuPid?: number;
 }
 
 export interface BedState {
