@@ -133,7 +133,9 @@ export class Bed implements faults.FaultContext {
     if (host.vm) {
       const qemuPid = (await readState(this.paths))?.hosts[host.name]?.qemuPid;
       if (!(await isQemuOf(qemuPid, host))) {
-        throw new Error(`VM host ${host.name} of bed ${this.name} is not running; start it with startHost("${host.name}")`);
+        throw new Error(
+          `VM host ${host.name} of bed ${this.name} is not running; start it with startHost("${host.name}")`,
+        );
       }
       return qemuPid as number;
     }

@@ -21,7 +21,9 @@ export function parseHostsSpec(spec: string, count: number): { roles: Role[]; vm
     if (entry === 'none') return { roles: [], vm };
     const roles = entry.split('+').map((role) => {
       if (!(ROLES as readonly string[]).includes(role)) {
-        throw new Error(`unknown role "${role}" in --roles (known: ${ROLES.join(', ')}, or none; vm: before an entry for a VM host)`);
+        throw new Error(
+          `unknown role "${role}" in --roles (known: ${ROLES.join(', ')}, or none; vm: before an entry for a VM host)`,
+        );
       }
       return role as Role;
     });
@@ -267,8 +269,10 @@ async function main(argv: string[]): Promise<void> {
   fault('restore-link', "set the host's veth up again", (bed, host) => bed.restoreLink(host));
   fault('stop-service', 'stop a service inside the host', (bed, host, s) => bed.stopService(host, s ?? ''), true);
   fault('start-service', 'start a service inside the host', (bed, host, s) => bed.startService(host, s ?? ''), true);
-  fault('reboot', 'reboot the host: a clean shutdown, then boot again (VM hosts: a new QEMU on the same disk)', (bed, host) =>
-    bed.reboot(host),
+  fault(
+    'reboot',
+    'reboot the host: a clean shutdown, then boot again (VM hosts: a new QEMU on the same disk)',
+    (bed, host) => bed.reboot(host),
   );
   fault('change-host-key', 'regenerate the ed25519 host key and restart sshd', (bed, host) => bed.changeHostKey(host));
 

@@ -73,11 +73,15 @@ export async function createBedNetwork(plan: BedPlan): Promise<void> {
   await runCommand(['ip', 'addr', 'add', `${plan.bridgeIp}/${plan.prefixLength}`, 'dev', plan.bridge]);
   await runCommand(['ip', 'link', 'set', plan.bridge, 'up']);
   await Promise.all(
-    plan.hosts.filter((h) => !h.vm).map((h) =>
-      runCommand(['ip', '-n', h.netns, '-batch', '-'], {
-        input: ['link set lo up', `addr add ${h.ip}/${plan.prefixLength} dev eth0`, 'link set eth0 up', ''].join('\n'),
-      }),
-    ),
+    plan.hosts
+      .filter((h) => !h.vm)
+      .map((h) =>
+        runCommand(['ip', '-n', h.netns, '-batch', '-'], {
+          input: ['link set lo up', `addr add ${h.ip}/${plan.prefixLength} dev eth0`, 'link set eth0 up', ''].join(
+            '\n',
+          ),
+        }),
+      ),
   );
 }
 

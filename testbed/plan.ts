@@ -186,7 +186,9 @@ function assertRoles(hostName: string, roles: readonly Role[], vm: boolean): voi
       throw new Error(`host ${hostName}: a VM host cannot have role "${role}" (VM roles: ${VM_ROLES.join(', ')})`);
     }
     if (!vm && role === 'nfs-kernel') {
-      throw new Error(`host ${hostName}: role nfs-kernel needs a VM host (this machine's kernel has no nfsd): use vm:nfs-kernel`);
+      throw new Error(
+        `host ${hostName}: role nfs-kernel needs a VM host (this machine's kernel has no nfsd): use vm:nfs-kernel`,
+      );
     }
   }
   if (roles.includes('web-nginx') && roles.includes('web-apache')) {

@@ -62,19 +62,28 @@ describe('kernel NFS pack on VM hosts', () => {
       ['h1', 'h2'].map((n) => fleet().server(n)),
       fleet().bed.facts.subnet,
     );
-  const verifyInput = () => ({ group: group(), platforms: [platform], sites: [site], dbServers: [fleet().server('h3')] });
+  const verifyInput = () => ({
+    group: group(),
+    platforms: [platform],
+    sites: [site],
+    dbServers: [fleet().server('h3')],
+  });
   const verify = () => fleet().run<VerifyReport>('VerifyClusterNodes', workflowIds.verify('pack', 'pk'), verifyInput());
   const mountType = async (host: string): Promise<string> =>
-    (await fleet().bed.exec(host, ['findmnt', '-n', '-o', 'FSTYPE', '--mountpoint', PLATFORMS], { check: false }))
-      .stdout.trim();
+    (
+      await fleet().bed.exec(host, ['findmnt', '-n', '-o', 'FSTYPE', '--mountpoint', PLATFORMS], { check: false })
+    ).stdout.trim();
 
-  test('the bed runs VM hosts: the kernel is the guest\'s own, sshd with its pinned key, aegir with its ids', async () => {
+  test("the bed runs VM hosts: the kernel is the guest's own, sshd with its pinned key, aegir with its ids", async () => {
     const bed = fleet().bed;
     const host = (await bed.exec('h1', ['uname', '-r'])).stdout.trim();
     assert.match(host, /-amd64$/, 'a Debian kernel runs in the guest');
     assert.match((await bed.exec('h1', ['cat', '/proc/filesystems'])).stdout, /\bnfsd\b/, 'the guest has nfsd');
     assert.equal((await bed.exec('h2', ['id', '-u', 'aegir'])).stdout.trim(), '1500');
-    assert.ok(bed.facts.hosts.find((h) => h.name === 'h1'), 'h1 is in the facts');
+    assert.ok(
+      bed.facts.hosts.find((h) => h.name === 'h1'),
+      'h1 is in the facts',
+    );
   });
 
   test('SetupPackShare (kernel flavour): a managed /etc/exports block, exportfs, an fstab line and an NFS mount', async () => {
@@ -84,7 +93,7 @@ describe('kernel NFS pack on VM hosts', () => {
     const exports = await fleet().bed.readFile('h1', '/etc/exports');
     const lines = exports.split('\n').filter((l) => l.startsWith(`${PLATFORMS} `));
     assert.equal(lines.length, 1, `one export line after two runs:\n${exports}`);
-    assert.match(exports, /sitefleet:pack:pk/, 'the line sits in the pack\'s managed block');
+    assert.match(exports, /sitefleet:pack:pk/, "the line sits in the pack's managed block");
     const live = (await fleet().bed.exec('h1', ['exportfs', '-v'])).stdout;
     assert.match(live, new RegExp(`${PLATFORMS}\\s+${fleet().bed.facts.subnet.replace(/\./g, '\\.')}`), live);
     const fstab = await fleet().bed.readFile('h2', '/etc/fstab');
@@ -137,13 +146,16 @@ describe('kernel NFS pack on VM hosts', () => {
     assert.deepEqual(failingChecks(green), [], 'verify is green after the reboot');
   });
 
-  test('nfsd stopped on the master: verify names exactly the slave\'s share checks', async () => {
+  test("nfsd stopped on the master: verify names exactly the slave's share checks", async () => {
     await fleet().bed.stopService('h1', 'nfs-kernel-server');
     try {
       const red = await verify();
       const failing = failingChecks(red);
       assert.ok(failing.length > 0, 'something fails');
-      assert.ok(failing.every((f) => f.startsWith('h2:')), `only the slave fails: ${failing.join(', ')}`);
+      assert.ok(
+        failing.every((f) => f.startsWith('h2:')),
+        `only the slave fails: ${failing.join(', ')}`,
+      );
       assert.ok(
         failing.every((f) => /^h2:(share-mount|nfs-export|visible:wpk|drift:wpk|probe:|health)/.test(f)),
         `only share checks fail: ${failing.join(', ')}`,

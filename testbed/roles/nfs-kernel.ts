@@ -14,7 +14,10 @@ export const KERNEL_EXPORTS_FILE = '/etc/exports';
 export const nfsdService: ServiceSpec = {
   name: 'nfs-kernel-server',
   start: [['exportfs', '-ra'], ['rpc.mountd'], ['rpc.nfsd', '4']],
-  stop: [['rpc.nfsd', '0'], ['exportfs', '-f']],
+  stop: [
+    ['rpc.nfsd', '0'],
+    ['exportfs', '-f'],
+  ],
   port: NFS_PORT,
 };
 

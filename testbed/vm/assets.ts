@@ -172,7 +172,10 @@ async function buildVmAssets(): Promise<VmAssets> {
   await extractPackage(dir, BUSYBOX_PACKAGE, bbversion, busyboxRoot);
   await extractPackage(dir, NFSD_PACKAGE, nfsversion, nfsdLayer);
 
-  const initHash = createHash("sha256").update(await fs.readFile(INITRAMFS_INIT)).digest("hex").slice(0, 12);
+  const initHash = createHash('sha256')
+    .update(await fs.readFile(INITRAMFS_INIT))
+    .digest('hex')
+    .slice(0, 12);
   const initramfs = path.join(dir, `initramfs-${kver}-${kversion}-${bbversion.replace(/:/g, '_')}-${initHash}.cpio.gz`);
   if (!(await exists(initramfs))) {
     await buildInitramfs(dir, kernelRoot, path.join(busyboxRoot, 'bin', 'busybox'), kver, initramfs);

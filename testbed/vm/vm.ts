@@ -47,7 +47,19 @@ export async function buildDisk(host: HostPlan): Promise<void> {
   }
   await fs.copyFile(GUEST_INIT, path.join(host.dir, 'guest-init.sh'));
   await fs.rm(diskOf(host), { force: true });
-  await runCommand(['mkfs.ext4', '-q', '-F', '-L', host.name, '-E', 'root_owner=0:0', '-d', staging, diskOf(host), DISK_SIZE]);
+  await runCommand([
+    'mkfs.ext4',
+    '-q',
+    '-F',
+    '-L',
+    host.name,
+    '-E',
+    'root_owner=0:0',
+    '-d',
+    staging,
+    diskOf(host),
+    DISK_SIZE,
+  ]);
   await fs.rm(staging, { recursive: true, force: true });
 }
 
@@ -109,7 +121,8 @@ export async function startQemu(bed: BedPlan, host: HostPlan): Promise<VmProcess
   closeSync(log);
   const pid = child.pid;
   child.unref();
-  if (pid === undefined) throw new Error(`host ${host.name}: qemu-system-x86_64 did not start (is qemu-system-x86 installed?)`);
+  if (pid === undefined)
+    throw new Error(`host ${host.name}: qemu-system-x86_64 did not start (is qemu-system-x86 installed?)`);
   return { qemuPid: pid };
 }
 
