@@ -41,7 +41,8 @@ export async function bringUpHost(
   if (host.vm) {
     // A VM host boots its own sshd (guest-init.sh); the controller then works over ssh.
     if (firstBoot) await buildDisk(host);
-    await bootVm(ctx.plan, host, (qemuPid) => ctx.recordHost(host, { qemuPid }));
+    const boot = await bootVm(ctx.plan, host, (qemuPid) => ctx.recordHost(host, { qemuPid }));
+    await ctx.recordHost(host, { qemuPid: boot.qemuPid, bootMs: boot.bootMs, bootAttempts: boot.attempts });
     exec = (argv, options) => execInVm(ctx.plan, host, argv, options);
   } else {
     const logFile = path.join(ctx.plan.paths.logsDir, `${host.name}.init.log`);

@@ -12,6 +12,9 @@ export interface HostRuntime {
   launcherPid?: number;
   /** A VM host's QEMU process. */
   qemuPid?: number;
+  /** A VM host's last boot: QEMU start to sshd answering, in ms, and how many tries it took (1 or 2). */
+  bootMs?: number;
+  bootAttempts?: number;
 }
 
 export interface BedState {

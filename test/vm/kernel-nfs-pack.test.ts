@@ -6,13 +6,17 @@
  * Software emulation (TCG) makes these hosts slow to boot: two guests, one bed, every step reused.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { release } from 'node:os';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { Platform, Server, Site } from '../../domain/model';
 import { workflowIds, type WebGroup } from '../../domain/operations';
 import type { InstallSiteResult } from '../../workflows/site';
 import type { PackShareResult } from '../../workflows/pack-share';
 import type { VerifyReport } from '../../workflows/verify';
+import { readState } from '../../testbed/state';
 import { useFleet } from '../support/fleet';
 
 const fleet = useFleet({
@@ -40,6 +44,7 @@ const site: Site = {
   status: 'enabled',
 };
 const PLATFORMS = '/var/aegir/platforms';
+const execFileAsync = promisify(execFile);
 
 function packGroup(name: string, members: Server[], subnet: string): WebGroup {
   const master = members[0] as Server;
@@ -74,16 +79,23 @@ describe('kernel NFS pack on VM hosts', () => {
       await fleet().bed.exec(host, ['findmnt', '-n', '-o', 'FSTYPE', '--mountpoint', PLATFORMS], { check: false })
     ).stdout.trim();
 
-  test("the bed runs VM hosts: the kernel is the guest's own, sshd with its pinned key, aegir with its ids", async () => {
+  test("the bed runs VM hosts: the guest's own kernel, sshd with its pinned key, aegir with its ids", async (t) => {
     const bed = fleet().bed;
-    const host = (await bed.exec('h1', ['uname', '-r'])).stdout.trim();
-    assert.match(host, /-amd64$/, 'a Debian kernel runs in the guest');
+    const guestKernel = (await bed.exec('h1', ['uname', '-r'])).stdout.trim();
+    assert.match(guestKernel, /-amd64$/, 'a Debian kernel runs in the guest');
+    assert.notEqual(guestKernel, release(), "not this machine's kernel");
     assert.match((await bed.exec('h1', ['cat', '/proc/filesystems'])).stdout, /\bnfsd\b/, 'the guest has nfsd');
     assert.equal((await bed.exec('h2', ['id', '-u', 'aegir'])).stdout.trim(), '1500');
-    assert.ok(
-      bed.facts.hosts.find((h) => h.name === 'h1'),
-      'h1 is in the facts',
-    );
+    // The real ssh client with the bed's known_hosts (StrictHostKeyChecking=yes) reaches the guest's sshd.
+    const ssh = await execFileAsync('ssh', [...bed.sshArgs('h2', { user: 'aegir' }), 'id', '-u']);
+    assert.equal(ssh.stdout.trim(), '1500');
+    const state = await readState(bed.paths);
+    const memory = await bed.memoryUsage();
+    for (const host of ['h1', 'h2']) {
+      const runtime = state?.hosts[host];
+      t.diagnostic(`${host} boot ${runtime?.bootMs ?? '?'} ms in ${runtime?.bootAttempts ?? '?'} attempt(s)`);
+    }
+    t.diagnostic(`bed memory: PSS ${Math.round(memory.pssBytes / 2 ** 20)} MB in ${memory.processes} processes`);
   });
 
   test('SetupPackShare (kernel flavour): a managed /etc/exports block, exportfs, an fstab line and an NFS mount', async () => {
@@ -136,8 +148,10 @@ describe('kernel NFS pack on VM hosts', () => {
     assert.deepEqual(failingChecks(green), [], 'verify is green');
   });
 
-  test('a rebooted slave mounts the share again from fstab; verify is green with no action by sitefleet', async () => {
+  test('a rebooted slave mounts the share again from fstab; verify is green with no action by sitefleet', async (t) => {
+    const started = performance.now();
     await fleet().bed.reboot('h2');
+    t.diagnostic(`h2 reboot (shutdown, new QEMU, sshd, services) ${Math.round(performance.now() - started)} ms`);
     for (let i = 0; i < 60 && !/^nfs4?$/.test(await mountType('h2')); i++) {
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -146,11 +160,12 @@ describe('kernel NFS pack on VM hosts', () => {
     assert.deepEqual(failingChecks(green), [], 'verify is green after the reboot');
   });
 
-  test("nfsd stopped on the master: verify names exactly the slave's share checks", async () => {
+  test("nfsd stopped on the master: verify names exactly the slave's share checks", async (t) => {
     await fleet().bed.stopService('h1', 'nfs-kernel-server');
     try {
       const red = await verify();
       const failing = failingChecks(red);
+      t.diagnostic(`failing with nfsd stopped: ${failing.join(', ')}`);
       assert.ok(failing.length > 0, 'something fails');
       assert.ok(
         failing.every((f) => f.startsWith('h2:')),

@@ -135,11 +135,10 @@ async function buildInitramfs(dir: string, kernelRoot: string, busybox: string, 
   await fs.copyFile(INITRAMFS_INIT, path.join(root, 'init'));
   await fs.chmod(path.join(root, 'init'), 0o755);
   const { stdout: list } = await runCommand(['find', '.', '-mindepth', '1'], { cwd: root });
-  const cpio = await runCommand(['sh', '-c', `"$1" cpio -o -H newc | gzip -1 > "$2"`, 'sh', busybox, `${out}.tmp`], {
+  await runCommand(['sh', '-c', '"$1" cpio -o -H newc | gzip -1 > "$2"', 'sh', busybox, `${out}.tmp`], {
     cwd: root,
     input: list,
   });
-  void cpio;
   await fs.rename(`${out}.tmp`, out);
   await fs.rm(root, { recursive: true, force: true });
 }
