@@ -131,7 +131,7 @@ describe('kernel NFS pack on VM hosts', () => {
     // the PHP files once first, as a busy server would have, keeps this test about NFS and not about TCG speed.
     await fleet().bed.exec(
       'h2',
-      ['sh', '-c', 'find "$1" -name "*.php" -exec cat {} + >/dev/null', 'sh', `${PLATFORMS}/wpk`],
+      ['sh', '-c', 'find "$1" -type f -name "*.php" -exec cat {} + >/dev/null', 'sh', `${PLATFORMS}/wpk`],
       {
         timeoutMs: 180_000,
       },
