@@ -43,6 +43,7 @@ import {
   writeState,
 } from './state';
 import { applyLinkShaping, isShaped } from './shaping';
+import { execInVm, isQemuOf } from './vm/guest';
 import { downBed, type DownReport } from './teardown';
 
 export interface StartBedOptions extends BedOptions {
@@ -123,11 +124,21 @@ export class Bed implements faults.FaultContext {
   }
 
   async isRunning(host: HostPlan): Promise<boolean> {
+    if (host.vm) return isQemuOf((await readState(this.paths))?.hosts[host.name]?.qemuPid, host);
     const pid = (await readState(this.paths))?.hosts[host.name]?.initPid;
     return pid !== undefined && (await isProcessInNetns(pid, host.netns));
   }
 
   async initPidOf(host: HostPlan): Promise<number> {
+    if (host.vm) {
+      const qemuPid = (await readState(this.paths))?.hosts[host.name]?.qemuPid;
+      if (!(await isQemuOf(qemuPid, host))) {
+        throw new Error(
+          `VM host ${host.name} of bed ${this.name} is not running; start it with startHost("${host.name}")`,
+        );
+      }
+      return qemuPid as number;
+    }
     const pid = (await readState(this.paths))?.hosts[host.name]?.initPid;
     if (pid === undefined || !(await isProcessInNetns(pid, host.netns))) {
       throw new Error(`host ${host.name} of bed ${this.name} is not running; start it with startHost("${host.name}")`);
@@ -143,7 +154,10 @@ export class Bed implements faults.FaultContext {
    */
   async exec(hostName: string, argv: readonly string[], options: HostExecOptions = {}): Promise<CommandResult> {
     const host = this.host(hostName);
-    return execInHost(host, await this.initPidOf(host), argv, options);
+    const pid = await this.initPidOf(host);
+    // A VM host runs its own kernel: commands go over ssh (root, the bed key, the pinned host key).
+    if (host.vm) return execInVm(this.plan, host, argv, options);
+    return execInHost(host, pid, argv, options);
   }
 
   /** Writes a file inside a running host (content goes over stdin). */
@@ -224,8 +238,11 @@ export class Bed implements faults.FaultContext {
   /** Memory used by every process of the bed's hosts. */
   async memoryUsage(): Promise<MemoryUsage> {
     const usage: MemoryUsage = { processes: 0, rssBytes: 0, pssBytes: 0 };
+    const state = await readState(this.paths);
     for (const host of this.plan.hosts) {
-      for (const pid of await netnsPids(host.netns)) {
+      const qemuPid = state?.hosts[host.name]?.qemuPid;
+      const pids = host.vm ? ((await isQemuOf(qemuPid, host)) ? [qemuPid as number] : []) : await netnsPids(host.netns);
+      for (const pid of pids) {
         const rollup = await fs.readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
         const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
         usage.processes++;
@@ -246,6 +263,15 @@ export class Bed implements faults.FaultContext {
   /** Boots a stopped host again, with its files kept and its services started. */
   startHost(hostName: string): Promise<void> {
     return faults.startHost(this, this.host(hostName));
+  }
+
+  /**
+   * Reboots the host cleanly: a VM host's init stops its daemons, unmounts its shares and resets
+   * (QEMU exits), then a new QEMU boots the same disk and the host's services start; /etc/fstab
+   * mounts come back by the guest itself. A namespace host is stopped and started.
+   */
+  reboot(hostName: string): Promise<void> {
+    return faults.rebootHost(this, this.host(hostName));
   }
 
   /** Sets the host's veth down on the bridge side. */

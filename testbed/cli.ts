@@ -11,21 +11,32 @@ import { downBed } from './teardown';
 
 /**
  * `--roles` is one entry per host (comma-separated), each entry roles joined by "+", or "none"
- * for sshd only; a single entry applies to every host.
+ * for sshd only; a single entry applies to every host. An entry starting with `vm:` is a QEMU
+ * guest (`vm:nfs-kernel`, `vm:web-nginx`, `vm:none`).
  */
-export function parseRolesSpec(spec: string, count: number): Role[][] {
-  const entries = spec.split(',').map((entry) => {
-    if (entry === 'none') return [];
-    return entry.split('+').map((role) => {
+export function parseHostsSpec(spec: string, count: number): { roles: Role[]; vm: boolean }[] {
+  const entries = spec.split(',').map((raw) => {
+    const vm = raw.startsWith('vm:');
+    const entry = vm ? raw.slice(3) : raw;
+    if (entry === 'none') return { roles: [], vm };
+    const roles = entry.split('+').map((role) => {
       if (!(ROLES as readonly string[]).includes(role)) {
-        throw new Error(`unknown role "${role}" in --roles (known: ${ROLES.join(', ')}, or none)`);
+        throw new Error(
+          `unknown role "${role}" in --roles (known: ${ROLES.join(', ')}, or none; vm: before an entry for a VM host)`,
+        );
       }
       return role as Role;
     });
+    return { roles, vm };
   });
-  if (entries.length === 1) return Array.from({ length: count }, () => entries[0] ?? []);
+  if (entries.length === 1) return Array.from({ length: count }, () => entries[0] ?? { roles: [], vm: false });
   if (entries.length !== count) throw new Error(`--roles lists ${entries.length} hosts but up was asked for ${count}`);
   return entries;
+}
+
+/** The roles of each host in a `--roles` spec (see {@link parseHostsSpec}). */
+export function parseRolesSpec(spec: string, count: number): Role[][] {
+  return parseHostsSpec(spec, count).map((h) => h.roles);
 }
 
 /** `--aegir-id h2=1600` or `h2=1600:1601` (uid:gid). */
@@ -90,7 +101,11 @@ async function main(argv: string[]): Promise<void> {
   program
     .command('up')
     .argument('<count>', 'number of hosts')
-    .option('--roles <spec>', 'per host, comma-separated; roles joined by "+"; one entry applies to all', 'web-nginx')
+    .option(
+      '--roles <spec>',
+      'per host, comma-separated; roles joined by "+"; vm: first for a QEMU guest; one entry applies to all',
+      'web-nginx',
+    )
     .option('--subnet <cidr>', 'private subnet unused on this machine', DEFAULT_SUBNET)
     .option('--aegir-uid <uid>', 'uid and gid of aegir on every host', '1500')
     .option(
@@ -117,11 +132,15 @@ async function main(argv: string[]): Promise<void> {
       ) => {
         const count = Number(countText);
         if (!Number.isInteger(count) || count < 1) throw new Error(`count "${countText}" must be a positive integer`);
-        const roles = parseRolesSpec(opts.roles, count);
+        const specs = parseHostsSpec(opts.roles, count);
         const ids = parseAegirIds(opts.aegirId);
-        const hosts: HostOptions[] = roles.map((r, i) => {
+        const hosts: HostOptions[] = specs.map((spec, i) => {
           const id = ids.get(`h${i + 1}`);
-          return { roles: r, ...(id ? { aegirUid: id.uid, aegirGid: id.gid } : {}) };
+          return {
+            roles: spec.roles,
+            ...(spec.vm ? { vm: true } : {}),
+            ...(id ? { aegirUid: id.uid, aegirGid: id.gid } : {}),
+          };
         });
         const started = process.hrtime.bigint();
         const bed = await startBed({
@@ -173,7 +192,7 @@ async function main(argv: string[]): Promise<void> {
       if (isShaped(bed.plan.shaping)) console.log(`shaping at start-up: ${describeShaping(bed.plan.shaping)}`);
       for (const host of bed.hosts) {
         console.log(
-          `  ${host.name.padEnd(8)} ${host.ip.padEnd(15)} ${(host.roles.join('+') || '-').padEnd(20)} ${(await bed.isRunning(host)) ? 'running' : 'stopped'}`,
+          `  ${host.name.padEnd(8)} ${host.ip.padEnd(15)} ${((host.vm ? 'vm:' : '') + (host.roles.join('+') || '-')).padEnd(20)} ${(await bed.isRunning(host)) ? 'running' : 'stopped'}`,
         );
       }
     });
@@ -250,6 +269,11 @@ async function main(argv: string[]): Promise<void> {
   fault('restore-link', "set the host's veth up again", (bed, host) => bed.restoreLink(host));
   fault('stop-service', 'stop a service inside the host', (bed, host, s) => bed.stopService(host, s ?? ''), true);
   fault('start-service', 'start a service inside the host', (bed, host, s) => bed.startService(host, s ?? ''), true);
+  fault(
+    'reboot',
+    'reboot the host: a clean shutdown, then boot again (VM hosts: a new QEMU on the same disk)',
+    (bed, host) => bed.reboot(host),
+  );
   fault('change-host-key', 'regenerate the ed25519 host key and restart sshd', (bed, host) => bed.changeHostKey(host));
 
   await program.parseAsync(argv);

@@ -9,7 +9,8 @@ import { assertRouteViaBridge, setLinkUp, waitForTcpPort } from './network';
 import type { HostPlan } from './plan';
 import { hostServices, type ServiceSpec } from './roles';
 import { sshService } from './roles/sshd';
-import { startService, stopService } from './services';
+import { type HostExec, startService, stopService } from './services';
+import { execInVm, killVm, shutdownVm } from './vm/guest';
 
 export interface FaultContext extends BedContext {
   /** The host's init PID; throws if the host is stopped. */
@@ -20,8 +21,27 @@ export interface FaultContext extends BedContext {
 /** Powers the host off: kills its PID-namespace init, and with it every process of the host. */
 export async function stopHost(ctx: FaultContext, host: HostPlan): Promise<void> {
   if (!(await ctx.isRunning(host))) return;
-  await killHost(host, await ctx.initPidOf(host));
+  if (host.vm) await killVm(host, await ctx.initPidOf(host));
+  else await killHost(host, await ctx.initPidOf(host));
   await ctx.recordHost(host, {});
+}
+
+/** A clean reboot (see Bed.reboot). */
+export async function rebootHost(ctx: FaultContext, host: HostPlan): Promise<void> {
+  if (host.vm) {
+    if (await ctx.isRunning(host)) await shutdownVm(ctx.plan, host, await ctx.initPidOf(host));
+    await ctx.recordHost(host, {});
+  } else {
+    await stopHost(ctx, host);
+  }
+  await bringUpHost(ctx, host, { firstBoot: false });
+}
+
+/** How to run a command in the host: nsenter for a namespace host, ssh for a VM host. */
+async function hostExec(ctx: FaultContext, host: HostPlan): Promise<HostExec> {
+  const pid = await ctx.initPidOf(host);
+  if (host.vm) return (argv, options) => execInVm(ctx.plan, host, argv, options);
+  return (argv, options) => execInHost(host, pid, argv, options);
 }
 
 /** Boots a stopped host again: /etc, /var, /var/aegir… keep their content, /run and /tmp start empty. */
@@ -51,13 +71,11 @@ export function serviceOf(host: HostPlan, name: string): ServiceSpec {
 }
 
 export async function stopHostService(ctx: FaultContext, host: HostPlan, name: string): Promise<void> {
-  const initPid = await ctx.initPidOf(host);
-  await stopService(ctx.plan, host, (argv, o) => execInHost(host, initPid, argv, o), serviceOf(host, name));
+  await stopService(ctx.plan, host, await hostExec(ctx, host), serviceOf(host, name));
 }
 
 export async function startHostService(ctx: FaultContext, host: HostPlan, name: string): Promise<void> {
-  const initPid = await ctx.initPidOf(host);
-  await startService(ctx.plan, host, (argv, o) => execInHost(host, initPid, argv, o), serviceOf(host, name));
+  await startService(ctx.plan, host, await hostExec(ctx, host), serviceOf(host, name));
 }
 
 export interface HostKeyChange {
@@ -70,6 +88,7 @@ export interface HostKeyChange {
  * server would. The inventory and known_hosts keep pinning the old key: connections must now fail.
  */
 export async function changeHostKey(ctx: FaultContext, host: HostPlan): Promise<HostKeyChange> {
+  if (host.vm) throw new Error(`host ${host.name}: change-host-key is for namespace hosts only`);
   const initPid = await ctx.initPidOf(host);
   const exec = (argv: readonly string[], options?: HostExecOptions) => execInHost(host, initPid, argv, options);
   const keyFile = '/etc/ssh/ssh_host_ed25519_key';

@@ -7,8 +7,10 @@ import { bootHost, execInHost, type HostExecOptions, prepareHostFiles } from './
 import { assertRouteViaBridge } from './network';
 import type { BedPlan, HostPlan } from './plan';
 import { hostServices, roleDefinition, type RoleContext } from './roles';
-import { startService } from './services';
+import { startService, type HostExec } from './services';
 import type { HostRuntime } from './state';
+import { bootVm, execInVm } from './vm/guest';
+import { buildDisk } from './vm/vm';
 
 export interface BedContext {
   plan: BedPlan;
@@ -35,10 +37,19 @@ export async function bringUpHost(
   host: HostPlan,
   { firstBoot, routeChecked = false }: BringUpOptions,
 ): Promise<void> {
-  const logFile = path.join(ctx.plan.paths.logsDir, `${host.name}.init.log`);
-  const runtime = await bootHost(host, logFile);
-  await ctx.recordHost(host, runtime);
-  const exec = (argv: readonly string[], options?: HostExecOptions) => execInHost(host, runtime.initPid, argv, options);
+  let exec: HostExec;
+  if (host.vm) {
+    // A VM host boots its own sshd (guest-init.sh); the controller then works over ssh.
+    if (firstBoot) await buildDisk(host);
+    const boot = await bootVm(ctx.plan, host, (qemuPid) => ctx.recordHost(host, { qemuPid }));
+    await ctx.recordHost(host, { qemuPid: boot.qemuPid, bootMs: boot.bootMs, bootAttempts: boot.attempts });
+    exec = (argv, options) => execInVm(ctx.plan, host, argv, options);
+  } else {
+    const logFile = path.join(ctx.plan.paths.logsDir, `${host.name}.init.log`);
+    const runtime = await bootHost(host, logFile);
+    await ctx.recordHost(host, runtime);
+    exec = (argv: readonly string[], options?: HostExecOptions) => execInHost(host, runtime.initPid, argv, options);
+  }
   const roleCtx: RoleContext = {
     bed: ctx.plan,
     host,
@@ -50,6 +61,7 @@ export async function bringUpHost(
   }
   if (!routeChecked) await assertRouteViaBridge(host.ip, ctx.plan.bridge);
   for (const service of hostServices(host.roles)) {
+    if (host.vm && service.name === 'ssh') continue; // the guest's init started it
     await startService(ctx.plan, host, exec, service, { routeChecked: true });
   }
   if (firstBoot) {

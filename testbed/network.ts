@@ -46,15 +46,22 @@ async function writeSysctl(key: string, value: string): Promise<void> {
   await fs.writeFile(`/proc/sys/${key}`, value);
 }
 
-/** Creates the bridge, every host's netns and veth, and the hosts' addresses. */
+/**
+ * Creates the bridge, every host's netns and veth, and the hosts' addresses. A VM host gets a tap
+ * on the bridge instead (under the same name); its guest sets its own address at boot.
+ */
 export async function createBedNetwork(plan: BedPlan): Promise<void> {
   const root = [
     `link add ${plan.bridge} type bridge forward_delay 0 stp_state 0`,
-    ...plan.hosts.flatMap((h) => [
-      `netns add ${h.netns}`,
-      `link add ${h.veth} type veth peer name eth0 netns ${h.netns}`,
-      `link set ${h.veth} master ${plan.bridge} up`,
-    ]),
+    ...plan.hosts.flatMap((h) =>
+      h.vm
+        ? [`tuntap add dev ${h.veth} mode tap`, `link set ${h.veth} master ${plan.bridge} up`]
+        : [
+            `netns add ${h.netns}`,
+            `link add ${h.veth} type veth peer name eth0 netns ${h.netns}`,
+            `link set ${h.veth} master ${plan.bridge} up`,
+          ],
+    ),
   ];
   // Names and addresses in these batch lines come from planBed, which allows only [a-z0-9.-/].
   await runCommand(['ip', '-batch', '-'], { input: root.join('\n') + '\n' });
@@ -66,11 +73,15 @@ export async function createBedNetwork(plan: BedPlan): Promise<void> {
   await runCommand(['ip', 'addr', 'add', `${plan.bridgeIp}/${plan.prefixLength}`, 'dev', plan.bridge]);
   await runCommand(['ip', 'link', 'set', plan.bridge, 'up']);
   await Promise.all(
-    plan.hosts.map((h) =>
-      runCommand(['ip', '-n', h.netns, '-batch', '-'], {
-        input: ['link set lo up', `addr add ${h.ip}/${plan.prefixLength} dev eth0`, 'link set eth0 up', ''].join('\n'),
-      }),
-    ),
+    plan.hosts
+      .filter((h) => !h.vm)
+      .map((h) =>
+        runCommand(['ip', '-n', h.netns, '-batch', '-'], {
+          input: ['link set lo up', `addr add ${h.ip}/${plan.prefixLength} dev eth0`, 'link set eth0 up', ''].join(
+            '\n',
+          ),
+        }),
+      ),
   );
 }
 

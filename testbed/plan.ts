@@ -6,7 +6,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkLinkShaping, type LinkShaping } from './shaping';
 
-export const ROLES = ['web-nginx', 'web-apache', 'db', 'nfs', 'lb'] as const;
+export const ROLES = ['web-nginx', 'web-apache', 'db', 'nfs', 'lb', 'nfs-kernel'] as const;
+/** Roles a VM host (a QEMU guest, `vm: true`) can have; `nfs-kernel` (the kernel's nfsd) needs one. */
+export const VM_ROLES: readonly Role[] = ['web-nginx', 'nfs-kernel'];
 export type Role = (typeof ROLES)[number];
 
 /** A bed name: a prefix of interface names (15 characters at most in Linux), hence short. */
@@ -30,6 +32,8 @@ export interface HostOptions {
   aegirUid?: number;
   /** gid of the `aegir` group on this host. @default this host's aegirUid */
   aegirGid?: number;
+  /** A QEMU guest with its own Debian kernel (nfsd, the NFS client) instead of a network namespace. @default false */
+  vm?: boolean;
 }
 
 export interface BedOptions {
@@ -67,6 +71,8 @@ export interface HostPlan {
   veth: string;
   /** Controller-side directory with the host's overlay upper dirs and bind-mount sources. */
   dir: string;
+  /** A QEMU guest (testbed/vm): no netns; `veth` names its tap on the bridge. */
+  vm?: boolean;
 }
 
 export interface BedPaths {
@@ -173,9 +179,17 @@ function isPrivate(subnet: Ipv4Subnet): boolean {
   return ranges.some((r) => subnet.network >= r.network && subnet.network + subnet.size <= r.network + r.size);
 }
 
-function assertRoles(hostName: string, roles: readonly Role[]): void {
+function assertRoles(hostName: string, roles: readonly Role[], vm: boolean): void {
   for (const role of roles) {
     if (!ROLES.includes(role)) throw new Error(`host ${hostName}: unknown role "${role}" (known: ${ROLES.join(', ')})`);
+    if (vm && !VM_ROLES.includes(role)) {
+      throw new Error(`host ${hostName}: a VM host cannot have role "${role}" (VM roles: ${VM_ROLES.join(', ')})`);
+    }
+    if (!vm && role === 'nfs-kernel') {
+      throw new Error(
+        `host ${hostName}: role nfs-kernel needs a VM host (this machine's kernel has no nfsd): use vm:nfs-kernel`,
+      );
+    }
   }
   if (roles.includes('web-nginx') && roles.includes('web-apache')) {
     throw new Error(`host ${hostName}: web-nginx and web-apache both want port 80; give them separate hosts`);
@@ -218,7 +232,7 @@ export function planBed(options: BedOptions): BedPlan {
       throw new Error(`host name "${hostName}" is invalid: use a-z first, then a-z, 0-9 or "-" (31 at most)`);
     }
     const roles: Role[] = [...new Set<Role>(h.roles ?? options.roles ?? ['web-nginx'])];
-    assertRoles(hostName, roles);
+    assertRoles(hostName, roles, h.vm === true);
     const aegirUid = h.aegirUid ?? defaultUid;
     const aegirGid = h.aegirGid ?? aegirUid;
     assertId(`host ${hostName}: aegirUid`, aegirUid);
@@ -233,6 +247,7 @@ export function planBed(options: BedOptions): BedPlan {
       netns: `${netnsPrefix(name)}${hostName}`,
       veth: `sf-${name}-${index}`,
       dir: path.join(paths.hostsDir, hostName),
+      ...(h.vm ? { vm: true } : {}),
     };
   });
   const names = hosts.map((h) => h.name);

@@ -10,6 +10,11 @@ export interface HostRuntime {
   /** The host's PID-namespace init, as seen from the root PID namespace; absent while the host is stopped. */
   initPid?: number;
   launcherPid?: number;
+  /** A VM host's QEMU process. */
+  qemuPid?: number;
+  /** A VM host's last boot: QEMU start to sshd answering, in ms, and how many tries it took (1 or 2). */
+  bootMs?: number;
+  bootAttempts?: number;
 }
 
 export interface BedState {

@@ -11,6 +11,7 @@ import { bedPaths, bridgeName, defaultBaseDir } from './plan';
 import { clearLinkShaping } from './shaping';
 import { readState } from './state';
 import { releaseSubnet } from './claims';
+import { findBedQemuPids, killVm } from './vm/guest';
 
 export interface DownReport {
   name: string;
@@ -59,9 +60,23 @@ export async function downBed(name: string, baseDir: string = defaultBaseDir()):
   // 1. Processes: each recorded init (which takes its whole PID namespace with it), then anything left.
   await Promise.all(
     (state?.plan.hosts ?? []).map((host) =>
-      attempt(`stopping host ${host.name}`, () => killHost(host, state?.hosts[host.name]?.initPid)),
+      attempt(`stopping host ${host.name}`, () =>
+        host.vm ? killVm(host, state?.hosts[host.name]?.qemuPid) : killHost(host, state?.hosts[host.name]?.initPid),
+      ),
     ),
   );
+  // VM hosts whose QEMU PID was never recorded (a killed `up`): found by their disk under this bed's dir.
+  await attempt('stopping leftover QEMU processes', async () => {
+    for (const pid of await findBedQemuPids(paths.hostsDir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        report.killedProcesses++;
+      } catch {
+        /* already gone */
+      }
+      if (!(await waitForProcessExit(pid, 10_000))) throw new Error(`QEMU ${pid} survived SIGKILL`);
+    }
+  });
   const netnsNames = new Set([...(state?.plan.hosts.map((h) => h.netns) ?? []), ...(await listBedNetns(name))]);
   await Promise.all(
     [...netnsNames].map((netns) =>

@@ -3,7 +3,8 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { parseRolesSpec } from '../../testbed/cli';
+import { parseHostsSpec, parseRolesSpec } from '../../testbed/cli';
+import { planBed } from '../../testbed/plan';
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -19,6 +20,26 @@ void describe('testbed CLI', () => {
     assert.deepEqual(parseRolesSpec('web-nginx', 2), [['web-nginx'], ['web-nginx']]);
     assert.throws(() => parseRolesSpec('web-nginx,db', 3), /lists 2 hosts but up was asked for 3/);
     assert.throws(() => parseRolesSpec('mail', 1), /unknown role "mail"/);
+  });
+
+  void test('--roles: vm: makes a QEMU guest; nfs-kernel only on VM hosts, VM hosts only with VM roles', () => {
+    assert.deepEqual(parseHostsSpec('vm:web-nginx+nfs-kernel,vm:none,db', 3), [
+      { roles: ['web-nginx', 'nfs-kernel'], vm: true },
+      { roles: [], vm: true },
+      { roles: ['db'], vm: false },
+    ]);
+    const plan = planBed({ name: 'vmplan', hosts: [{ roles: ['nfs-kernel'], vm: true }, { roles: ['db'] }] });
+    assert.equal(plan.hosts[0]?.vm, true);
+    assert.equal(plan.hosts[0]?.veth, 'sf-vmplan-1', "a VM host's tap has the name a veth would have");
+    assert.equal(plan.hosts[1]?.vm, undefined);
+    assert.throws(
+      () => planBed({ name: 'vmplan', hosts: [{ roles: ['nfs-kernel'] }] }),
+      /host h1: role nfs-kernel needs a VM host/,
+    );
+    assert.throws(
+      () => planBed({ name: 'vmplan', hosts: [{ roles: ['db'], vm: true }] }),
+      /host h1: a VM host cannot have role "db"/,
+    );
   });
 
   void test('without root, up stops with a clear message before touching anything', async () => {

@@ -6,6 +6,7 @@ import { apacheRole } from './apache';
 import { ganeshaRole } from './ganesha';
 import { haproxyRole } from './haproxy';
 import { mariadbRole } from './mariadb';
+import { nfsKernelRole } from './nfs-kernel';
 import { nginxRole } from './nginx';
 import type { RoleDefinition, ServiceSpec } from './role';
 import { sshService } from './sshd';
@@ -16,6 +17,7 @@ const definitions: Record<Role, RoleDefinition> = {
   db: mariadbRole,
   nfs: ganeshaRole,
   lb: haproxyRole,
+  'nfs-kernel': nfsKernelRole,
 };
 
 export function roleDefinition(role: Role): RoleDefinition {
