@@ -4,6 +4,7 @@
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
+import { removeStaleControlDirs } from '../activities/rsync';
 
 export interface SitefleetWorkerOptions {
   connection: NativeConnection;
@@ -30,6 +31,8 @@ export interface SitefleetWorkerOptions {
 }
 
 export async function createSitefleetWorker(opts: SitefleetWorkerOptions): Promise<Worker> {
+  // A worker killed with SIGKILL left its OpenSSH control directory behind: remove those of dead processes.
+  removeStaleControlDirs();
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
