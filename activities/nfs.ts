@@ -631,11 +631,11 @@ export async function checkShareRead(input: ShareMountInput): Promise<ShareReadR
   // to tell an empty mount from a stale one.
   const script = `dir=$1 name=$2 prefix=$3 secs=$4
 out=$(timeout -k 1 "$secs" cat -- "$dir/$name" 2>&1); rc=$?
-echo "read $rc"; printf '%s\\n' "$out" | head -c 400; echo
+echo "read $rc $(printf '%s' "$out" | tr '\\n' ' ' | head -c 400)"
 [ "$rc" = 0 ] && exit 0
 ls=$(timeout -k 1 "$secs" ls -A -- "$dir" 2>&1); lrc=$?
 echo "list $lrc $(printf '%s\\n' "$ls" | grep -c .) $(printf '%s\\n' "$ls" | grep -c "^$prefix")"
-printf '%s\\n' "$ls" | grep -v "^\\." | head -c 300
+printf '%s\\n' "$ls" | grep -v "^\\." | tr '\\n' ' ' | head -c 300; echo
 `;
   const deadline = Date.now() + SHARE_SEE_MS;
   for (;;) {
@@ -662,13 +662,13 @@ function judgeShareRead(
   stdout: string,
 ): ShareReadResult {
   const lines = stdout.split('\n');
-  const read = /^read (\d+)$/.exec(lines[0] ?? '');
+  const read = /^read (\d+) ?(.*)$/.exec(lines[0] ?? '');
   const readCode = read ? Number(read[1]) : -1;
-  const readOut = (lines[1] ?? '').trim();
+  const readOut = (read?.[2] ?? stdout).trim();
   const notFresh = (what: string): string =>
     writeError === null
       ? what
-      : `cannot confirm the share: no fresh marker could be written on ${master} (${writeError.slice(0, 300)}); through the mount ${what}`;
+      : `cannot confirm the share: no fresh marker could be written on ${master} (${writeError.slice(0, 300)}); through the mount: ${what}`;
   const finding = (state: ShareReadState, detail: string): ShareReadResult => ({
     server: slave,
     ok: false,
@@ -686,13 +686,16 @@ function judgeShareRead(
   }
   const missing = /No such file or directory/.test(readOut);
   if (!missing) return finding('error', `reading fails: ${readOut.slice(0, 200) || `exit ${readCode}`}`);
-  const list = /^list (\d+) (\d+) (\d+)$/.exec(lines[2] ?? '');
+  const list = /^list (\d+) (\d+) (\d+)$/.exec(lines[1] ?? '');
   if (!list) return finding('error', `reading fails: ${readOut.slice(0, 200)}`);
   const [listCode, entries, markers] = [Number(list[1]), Number(list[2]), Number(list[3])];
   if (listCode === 124 || listCode === 137) {
     return finding('hung', `hung: listing the directory did not return within ${SHARE_READ_SECONDS} s`);
   }
-  if (listCode !== 0) return finding('error', `listing fails: ${(lines[3] ?? '').trim().slice(0, 200)}`);
+  if (listCode !== 0) return finding('error', `listing fails: ${(lines[2] ?? '').trim().slice(0, 200)}`);
+  if (writeError !== null && entries > 0) {
+    return finding('unconfirmed', `it still lists ${entries} entries, from an open session or a cache`);
+  }
   if (entries === 0) return finding('empty', 'is empty: nothing of the share is served (an empty cache or no mount)');
   if (markers > 0)
     return finding('stale', `shows an older marker but not the one ${master} just wrote: served from a cache`);
