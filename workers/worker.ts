@@ -4,7 +4,7 @@
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
-import { removeStaleControlDirs } from '../activities/rsync';
+import { removeStaleControlDirs } from '../activities/transport/rsync';
 
 export interface SitefleetWorkerOptions {
   connection: NativeConnection;

@@ -12,10 +12,10 @@ import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { NodeSSH } from 'node-ssh';
 import { Context } from '@temporalio/activity';
-import type { Server } from '../domain/model';
-import { abortReason } from './activity-context';
-import { Semaphore } from './concurrency-limits';
-import { FailureType, permanentFailure, transientFailure } from './failures';
+import type { Server } from '../../domain/model';
+import { abortReason } from '../support/activity-context';
+import { Semaphore } from '../support/concurrency-limits';
+import { FailureType, permanentFailure, transientFailure } from '../support/failures';
 import { quoteArgs } from './shell-quote';
 
 /** How long a connection attempt may take before the host counts as unreachable. @default 10 s */
