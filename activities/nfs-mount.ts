@@ -17,7 +17,7 @@ import { activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
-import { editRemoteFile, readRemoteFile } from './transport/remote-file';
+import { editRemoteFile, readRemoteFile, removeRemoteFile } from './transport/remote-file';
 import { renderFstabNfs, renderFstabSshfs } from './render';
 import { runRemote, verifiedHostKey } from './transport/ssh';
 import {
@@ -333,9 +333,14 @@ export async function removeShareMount(input: ShareMountInput): Promise<{ server
     (await editRemoteFile(slave, FSTAB_FILE, (text) => removeManagedBlock(text ?? '', marker), { signal })).changed ||
     changed;
   if (share.clientFlavour === 'sshfs') {
-    const known = await editRemoteFile(slave, SSHFS_KNOWN_HOSTS, (text) => removeManagedBlock(text ?? '', marker), {
-      signal,
-    });
+    // The file is sitefleet's own: with no pack's key left in it, it goes, as it was before the first setup.
+    const known =
+      (await readRemoteFile(slave, SSHFS_KNOWN_HOSTS, { signal })) === null
+        ? { changed: false }
+        : await editRemoteFile(slave, SSHFS_KNOWN_HOSTS, (text) => removeManagedBlock(text ?? '', marker), { signal });
+    if ('content' in known && known.content.trim() === '') {
+      await removeRemoteFile(slave, SSHFS_KNOWN_HOSTS, { signal });
+    }
     const key = sshfsKeyPath(input.packName);
     const rm = await runRemote(
       slave,
