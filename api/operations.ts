@@ -163,7 +163,11 @@ export class OperationService {
           handle.query<OperationProgress>(progressQuery),
         );
       } catch (err) {
-        view.progressError = `no progress ${status === 'RUNNING' ? 'yet' : 'recorded'}: ${errorMessage(err)}`;
+        const message = errorMessage(err);
+        // A workflow without a progress query (one recorded before it had one): say so, not the SDK's words.
+        view.progressError = /did not register a handler for progress/i.test(message)
+          ? `${d.type} reports no per-node progress; see its result`
+          : `no progress ${status === 'RUNNING' ? 'yet' : 'recorded'}: ${message}`;
       }
     }
     if (status !== 'RUNNING') {

@@ -18,7 +18,7 @@ import { scheduleCommands } from './commands/schedule';
 import { serverCommands } from './commands/server';
 import { siteCommands } from './commands/site';
 import { verbCommands } from './commands/verbs';
-import { CliContext, type CliIo, OperationFailed, UsageError } from './context';
+import { CliContext, type CliIo, OperationFailed, ProblemsFound, UsageError } from './context';
 
 export type { CliIo } from './context';
 
@@ -33,7 +33,13 @@ export function buildProgram(io: CliIo): Command {
       writeOut: (s) => io.out(s.replace(/\n$/, '')),
       writeErr: (s) => io.err(s.replace(/\n$/, '')),
     })
-    .showHelpAfterError('(add --help for usage)');
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 done (a verification or resync: every check passed); 1 the operation failed, was cancelled ' +
+        'or the API refused the request; 2 bad usage; 3 the operation completed but reports problems (verify, ' +
+        'resync: every failed check is printed as NODE CHECK: DETAIL).',
+    );
   const cli = new CliContext(program, io);
   serverCommands(cli);
   packCommands(cli);
@@ -62,6 +68,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return err.exitCode === 0 ? 0 : 2;
     }
     if (err instanceof OperationFailed) return 1;
+    if (err instanceof ProblemsFound) return 3;
     if (err instanceof UsageError) {
       io.err(`error: ${err.message}`);
       return 2;

@@ -1,5 +1,5 @@
 /** `sitefleet pack ...`: one master, slaves reading its platforms over NFS. */
-import { Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { Pack } from '../../domain/model';
 import { seg } from '../api-client';
 import {
@@ -13,6 +13,8 @@ import {
   remove,
   resource,
   UsageError,
+  type WaitOpts,
+  withWait,
 } from '../context';
 import { setTransfer, type TransferFlags, transferFromFlags, withTransferFlags } from '../transfer-flags';
 
@@ -84,6 +86,7 @@ export function packCommands(cli: CliContext): void {
     'set up the NFS share (SetupPackShare)',
     (n) => `/v1/packs/${seg(n)}/setup-share`,
   );
+  teardownShareCommand(cli, packCmd);
   operation(cli, packCmd, 'verify', 'verify every member (VerifyClusterNodes)', (n) => `/v1/packs/${seg(n)}/verify`);
   operation(
     cli,
@@ -91,5 +94,20 @@ export function packCommands(cli: CliContext): void {
     'resync',
     'repair drift on every member (ResyncCluster)',
     (n) => `/v1/packs/${seg(n)}/resync`,
+  );
+}
+
+/** `teardown-share PACK [--force]`: TeardownPackShare, refused while platforms are on the pack unless --force. */
+export function teardownShareCommand(cli: CliContext, parent: Command): void {
+  withWait(
+    parent
+      .command('teardown-share <pack>')
+      .description(
+        "take a pack's share down: slaves' mounts, fstab lines and keys, the export (TeardownPackShare); " +
+          'refused while platforms are on the pack',
+      )
+      .option('--force', 'take it down although platforms are on the pack (its slaves stop serving them)'),
+  ).action(async (pack: string, o: WaitOpts & { force?: boolean }) =>
+    cli.runOperation('POST', `/v1/packs/${seg(pack)}/teardown-share`, o.force ? { force: true } : {}, o),
   );
 }

@@ -13,12 +13,13 @@ set -euo pipefail
 : "${NAMESPACE_RETENTION:=30d}"
 export TEMPORAL_ADDRESS
 
-# name=type, as in domain/search-attributes.ts (KEYWORD -> Keyword, KEYWORD_LIST -> KeywordList).
+# name=type, as in domain/search-attributes.ts (KEYWORD -> Keyword, KEYWORD_LIST -> KeywordList, BOOL -> Bool).
 SEARCH_ATTRIBUTES=(
   SitefleetSite=Keyword
   SitefleetPlatform=Keyword
   SitefleetCluster=Keyword
   SitefleetServer=KeywordList
+  SitefleetHealthy=Bool
 )
 
 wait_for() {
