@@ -6,9 +6,22 @@
  *    verification's ssh check reports it.
  * 2. A pack slave whose share is dead is flagged by its share check, within one verification: the master's sshd
  *    stopped, then its sshfs sessions ended too, then (separately) nfs-ganesha stopped.
+ * 3. A verification that finds problems does not look like success: through the real API, `sitefleet verify` prints
+ *    every failed check and exits 3, and the run carries SitefleetHealthy = false and a findings memo.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { createApi } from '../../api/app';
+import { loadOrCreateToken } from '../../api/auth';
+import { runCli } from '../../cli/program';
+import { loadSettings } from '../../config/settings';
+import { HEALTHY } from '../../domain/search-attributes';
+import { openInventoryStore } from '../../inventory/open-store';
 import type { Server } from '../../domain/model';
 import { workflowIds, type WebGroup } from '../../domain/operations';
 import type { PackShareResult } from '../../workflows/pack-share';
@@ -151,6 +164,90 @@ describe('verification tells the truth', () => {
       assert.ok(noNfs.ms < 60_000, `one verification, no 60-second timeout (took ${noNfs.ms} ms)`);
     } finally {
       await fleet().bed.startService('h1', 'nfs-ganesha');
+    }
+  });
+
+  test('case 3: a verification with problems exits 3 and prints every failed check; the run is marked unhealthy', async () => {
+    // The real API in front of the fleet's Temporal and worker, with the bed's servers and the pack registered.
+    const dataDir = mkdtempSync(join(tmpdir(), 'sitefleet-verify-truth-'));
+    const settings = loadSettings({
+      SITEFLEET_DATA_DIR: dataDir,
+      TEMPORAL_NAMESPACE: fleet().env.namespace ?? 'default',
+      SITEFLEET_TASK_QUEUE: fleet().worker.taskQueue,
+      SITEFLEET_UI_URL: 'http://127.0.0.1:8233',
+    });
+    const store = await openInventoryStore(settings);
+    const { token } = loadOrCreateToken(settings.tokenFile);
+    const api = createApi({ store, client: fleet().env.client, settings, token });
+    const http = await new Promise<HttpServer>((resolve) => {
+      const srv = api.app.listen(0, '127.0.0.1', () => resolve(srv));
+    });
+    const env = {
+      SITEFLEET_API_URL: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+      SITEFLEET_TOKEN: token,
+      SITEFLEET_DATA_DIR: dataDir,
+    };
+    const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
+      const lines: string[] = [];
+      const code = await runCli(args, {
+        out: (l) => lines.push(l),
+        err: (l) => lines.push(l),
+        env,
+        isTTY: false,
+        confirm: () => Promise.resolve(true),
+      });
+      return { code, out: lines.join('\n') };
+    };
+    try {
+      for (const name of ['h1', 'h2', 'h3']) {
+        const r = await fetch(`${env.SITEFLEET_API_URL}/v1/servers`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(fleet().server(name)),
+        });
+        assert.equal(r.status, 201, `server ${name}: ${await r.text()}`);
+      }
+      const share = group().share!;
+      const added = await cli(
+        'pack',
+        'add',
+        'vt',
+        '--master',
+        'h1',
+        '--slaves',
+        'h2,h3',
+        '--clients',
+        share.clients,
+        '--client-flavour',
+        'sshfs',
+      );
+      assert.equal(added.code, 0, added.out);
+
+      const healthy = await cli('verify', 'pack', 'vt', '--poll-interval', '200');
+      assert.equal(healthy.code, 0, healthy.out);
+      assert.doesNotMatch(healthy.out, /PROBLEMS FOUND|\.\.\.$/m);
+
+      await fleet().bed.stopService('h1', 'nfs-ganesha');
+      try {
+        const broken = await cli('verify', 'pack', 'vt', '--poll-interval', '200');
+        assert.equal(broken.code, 3, broken.out);
+        assert.match(broken.out, /COMPLETED/);
+        assert.match(broken.out, /PROBLEMS FOUND \(2\):/);
+        assert.match(broken.out, /^ {4}h2 nfs-export: nfs:\/\/.+/m);
+        assert.match(broken.out, /^ {4}h3 nfs-export: nfs:\/\/.+/m);
+
+        const run = await fleet().env.client.workflow.getHandle('verify/pack/vt').describe();
+        assert.equal(run.typedSearchAttributes.get(HEALTHY), false, 'SitefleetHealthy = false on the run');
+        const memo = (run.memo ?? {}) as { findings?: string };
+        assert.match(String(memo.findings), /h2 nfs-export: /);
+      } finally {
+        await fleet().bed.startService('h1', 'nfs-ganesha');
+      }
+    } finally {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections();
+      await store.close();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
