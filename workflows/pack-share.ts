@@ -1,12 +1,12 @@
 /**
  * SetupPackShare and TeardownPackShare: the NFS share through which a pack's slaves read the master's platforms.
  */
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { SetupPackShareInput, TeardownPackShareInput } from '../domain/operations';
 import type { Server } from '../domain/model';
 import { quick, probe, undo } from './activity-stubs';
 import { allBounded, settleBounded } from './fan-out';
-import { badInput, describeFailure, failedAfterCompensation } from './failures';
+import { badInput, compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
 import { expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';
@@ -115,8 +115,10 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
       nfsReadable,
     };
   } catch (err) {
-    progress.phase(`failed at "${step}", compensating`);
-    throw failedAfterCompensation(step, err, await saga.compensate());
+    progress.phase(`${isCancellation(err) ? 'cancelled' : 'failed'} at "${step}", compensating`);
+    const failures = await saga.compensate();
+    progress.phase(compensatedPhase(step, err, failures));
+    throw failedAfterCompensation(step, err, failures);
   }
 }
 

@@ -2,10 +2,13 @@
  * End to end on test hosts (issue 14, case 4): TeardownPackShare undoes SetupPackShare. After it, every slave's
  * fstab, mounts, ssh keys and known_hosts, the master's authorized_keys, its nfs-ganesha config and the export
  * directory are as they were before the setup. Refused while platforms are on the pack, unless forced.
+ * Also (issue 14, 5): a SetupPackShare cancelled half-way ends CANCELLED, after undoing what it made.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { progressQuery, type OperationProgress } from '../../domain/progress';
 import type { Server } from '../../domain/model';
 import { workflowIds, type WebGroup } from '../../domain/operations';
 import type { PackShareResult, PackShareTeardownResult } from '../../workflows/pack-share';
@@ -90,5 +93,27 @@ describe('TeardownPackShare', () => {
     });
     assert.equal(again.changed, false);
     assert.deepEqual(await snapshot(), before);
+  });
+
+  test('a cancelled SetupPackShare ends CANCELLED, says so, and leaves everything as before', async () => {
+    const before = await snapshot();
+    const handle = await fleet().start('SetupPackShare', 'pack/td-cancel', { pack: { ...group(), name: 'tdc' } });
+    // Cancel once the export is made (the mounts are being made): there is something to undo.
+    for (let i = 0; i < 300; i++) {
+      const p = await handle.query<OperationProgress>(progressQuery).catch(() => undefined);
+      if (p && p.phase === 'mount on every slave') break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await handle.cancel();
+    await assert.rejects(handle.result(), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError, String(err));
+      assert.ok(err.cause instanceof CancelledFailure, `cancelled, not failed: ${String(err.cause)}`);
+      return true;
+    });
+    assert.equal((await handle.describe()).status.name, 'CANCELLED');
+    // And it says so, where the CLI and the API show it: the final phase of its progress.
+    const final = await handle.query<OperationProgress>(progressQuery);
+    assert.match(final.phase, /^cancelled during "[^"]+"; every completed step was undone$/, final.phase);
+    assert.deepEqual(await snapshot(), before, 'the undo removed what the cancelled setup made');
   });
 });
