@@ -10,7 +10,6 @@ import {
   type ListColumns,
   operation,
   readResourceFile,
-  remove,
   resource,
   UsageError,
   type WaitOpts,
@@ -77,7 +76,14 @@ export function packCommands(cli: CliContext): void {
       }),
     );
   });
-  remove(cli, packCmd, 'packs', 'pack');
+  packCmd
+    .command('remove <name>')
+    .description('remove a pack from the inventory (refused while platforms use it or its share is set up)')
+    .option('--forget', 'remove the record although its share is set up (nothing on the servers is touched)')
+    .action(async (key: string, o: { forget?: boolean }) => {
+      await cli.client().request('DELETE', `/v1/packs/${seg(key)}${o.forget ? '?forget=true' : ''}`);
+      cli.io.out(`removed pack ${key}`);
+    });
   setTransfer(cli, packCmd, 'packs', 'pack');
   operation(
     cli,

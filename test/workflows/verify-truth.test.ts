@@ -243,6 +243,16 @@ describe('verification tells the truth', () => {
       } finally {
         await fleet().bed.startService('h1', 'nfs-ganesha');
       }
+
+      // Case 4's guard: the pack's share is set up (its latest SetupPackShare completed), so removing the pack's
+      // record is refused; --forget removes the record only.
+      const refused = await cli('pack', 'remove', 'vt');
+      assert.equal(refused.code, 1, refused.out);
+      assert.match(refused.out, /pack vt has its share set up .*teardown-share vt/);
+      assert.ok(await store.get('pack', 'vt'), 'the record stays');
+      const forgot = await cli('pack', 'remove', 'vt', '--forget');
+      assert.equal(forgot.code, 0, forgot.out);
+      assert.equal(await store.get('pack', 'vt'), undefined);
     } finally {
       await new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
