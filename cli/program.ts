@@ -3,7 +3,8 @@
  * every operation (deploy, install, verify, resync, delete, enable, disable, backup, restore, migrate, setup-share,
  * member changes), schedules, operations, and `apply FILE`. Each resource's commands are in cli/commands/.
  *
- * Exit codes: 0 success; 1 refused by the API, failed operation or unreachable API; 2 usage error.
+ * Exit codes: 0 success; 1 refused by the API, failed operation or unreachable API; 2 usage error; 3 the operation
+ * completed but reports problems (verify, resync).
  */
 import { Command, CommanderError } from 'commander';
 import { createInterface } from 'node:readline/promises';
@@ -19,6 +20,7 @@ import { serverCommands } from './commands/server';
 import { siteCommands } from './commands/site';
 import { verbCommands } from './commands/verbs';
 import { CliContext, type CliIo, OperationFailed, ProblemsFound, UsageError } from './context';
+import { addHelpExamples } from './examples';
 
 export type { CliIo } from './context';
 
@@ -50,6 +52,7 @@ export function buildProgram(io: CliIo): Command {
   operationCommands(cli);
   scheduleCommands(cli);
   applyCommand(cli);
+  addHelpExamples(program);
   return program;
 }
 

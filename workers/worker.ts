@@ -5,6 +5,7 @@ import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
 import { removeStaleControlDirs } from '../activities/transport/rsync';
+import { sitefleetWebpackConfig } from './bundler-options';
 
 export interface SitefleetWorkerOptions {
   connection: NativeConnection;
@@ -39,7 +40,10 @@ export async function createSitefleetWorker(opts: SitefleetWorkerOptions): Promi
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
-      : { workflowsPath: require.resolve('../workflows') }),
+      : {
+          workflowsPath: require.resolve('../workflows'),
+          bundlerOptions: { webpackConfigHook: sitefleetWebpackConfig() },
+        }),
     activities,
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     shutdownGraceTime: opts.shutdownGraceTime ?? '60s',

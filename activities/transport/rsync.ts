@@ -240,7 +240,7 @@ function classifySshError(server: Server, stderr: string, what: string): Error {
       `server ${server.name} (${server.host}:${server.ssh.port}): host key mismatch during ${what}: expected ` +
         `${server.ssh.hostKey} (pinned), but the server presented another key. Nothing more was sent to it. ` +
         `Compare with the key on its console (\`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`); if the new key ` +
-        `is the right one, re-pin it: set ssh.hostKey of server ${server.name} (sitefleet apply, or PUT /v1/servers/NAME).`,
+        `is the right one, re-pin it: \`sitefleet server repin ${server.name}\`.`,
       { server: server.name, host: server.host, pinned: server.ssh.hostKey },
     );
   }

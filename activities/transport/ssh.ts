@@ -177,8 +177,7 @@ export function hostKeyMismatch(server: Server, presented: string): Error {
     `server ${server.name} (${server.host}:${server.ssh.port}): host key mismatch: expected ${server.ssh.hostKey} (pinned), ` +
       `got ${presented}. Nothing was changed on it. Either the server was reinstalled or someone is in between: ` +
       'compare with the key on its console (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`); if the new key is ' +
-      `the right one, re-pin it: set ssh.hostKey of server ${server.name} to ${presented} (sitefleet apply with the ` +
-      'fleet file, or PUT /v1/servers/NAME).',
+      `the right one, re-pin it: \`sitefleet server repin ${server.name}\` (shows the key the server offers; --yes pins it).`,
     { server: server.name, host: server.host, pinned: server.ssh.hostKey, presented },
   );
 }
