@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createApi } from '../../api/app';
 import { loadOrCreateToken } from '../../api/auth';
@@ -175,6 +175,10 @@ describe('verification tells the truth', () => {
       TEMPORAL_NAMESPACE: fleet().env.namespace ?? 'default',
       SITEFLEET_TASK_QUEUE: fleet().worker.taskQueue,
       SITEFLEET_UI_URL: 'http://127.0.0.1:8233',
+      // The bed's servers use the bed's client key: the API accepts key paths in its directory.
+      ...(fleet().server('h1').ssh.keyPath
+        ? { SITEFLEET_SSH_KEY_DIRS: dirname(fleet().server('h1').ssh.keyPath as string) }
+        : {}),
     });
     const store = await openInventoryStore(settings);
     const { token } = loadOrCreateToken(settings.tokenFile);
