@@ -15,6 +15,7 @@ import { writeRemoteFile } from './transport/remote-file';
 import { verifiedHostKey } from './transport/ssh';
 import { runRemote } from './transport/ssh-command';
 import { runConfigTest } from './web-server';
+import { SHARE_SENTINEL } from './nfs-share';
 
 // ---------------------------------------------------------------- aegir uid/gid
 
@@ -250,7 +251,7 @@ export async function probeSite(input: ProbeSiteInput): Promise<ProbeSiteResult>
 
 // ---------------------------------------------------------------- sentinel through a share
 
-const SENTINEL = '.sitefleet-sentinel';
+const SENTINEL = SHARE_SENTINEL;
 
 /** Writes a sentinel file with `token` into `dir` on the share server. */
 export async function writeSentinel(input: {

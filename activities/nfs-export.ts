@@ -20,6 +20,8 @@ import {
   NFS_TIMEOUT_MS,
   packMarker,
   parseShare,
+  SHARE_MARKER_PREFIX,
+  SHARE_SENTINEL,
   shareHost,
 } from './nfs-share';
 
@@ -157,12 +159,29 @@ export async function ensureExport(input: PackShareInput): Promise<ExportState &
   return { server: share.server.name, flavour, present: true, changed: edit.changed };
 }
 
-/** Compensation of ensureExport: removes the pack's block and reloads. Idempotent. */
+/**
+ * Compensation of ensureExport, and the master's side of TeardownPackShare: removes the pack's block and reloads,
+ * and removes the files sitefleet wrote into the export (the setup sentinel, the share check's markers).
+ * Idempotent.
+ */
 export async function removeExport(input: PackShareInput): Promise<ExportState & { changed: boolean }> {
   const signal = activityCancellationSignal();
   const share = parseShare(input.share);
   const marker = packMarker(input.packName);
   const flavour = serverFlavour(share);
+  await runRemote(
+    share.server,
+    [
+      'sh',
+      '-c',
+      'cd -- "$1" 2>/dev/null || exit 0; rm -f -- "$2" "$3"* ."$3"*.tmp',
+      'sitefleet-share-files',
+      share.exportPath,
+      SHARE_SENTINEL,
+      SHARE_MARKER_PREFIX,
+    ],
+    { timeoutMs: 30_000, signal },
+  );
   if (flavour === 'none') return { server: share.server.name, flavour, present: false, changed: false };
   const file = flavour === 'kernel' ? EXPORTS_FILE : GANESHA_CONFIG_FILE;
   const edit = await editRemoteFile(share.server, file, (text) => removeManagedBlock(text ?? '', marker), { signal });

@@ -9,6 +9,7 @@
  * server's host key — the one pinned in the inventory, taken from the verified connection — is pinned in the
  * slave's `/root/.ssh/sitefleet-known_hosts` (StrictHostKeyChecking=yes). Compensation removes all of it.
  */
+import { randomBytes } from 'node:crypto';
 import { serverSchema, type Server } from '../domain/model';
 import type { PackShare } from '../domain/operations';
 import { platformsDir } from '../domain/paths';
@@ -16,11 +17,19 @@ import { activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
-import { editRemoteFile, readRemoteFile } from './transport/remote-file';
+import { editRemoteFile, readRemoteFile, removeRemoteFile } from './transport/remote-file';
 import { renderFstabNfs, renderFstabSshfs } from './render';
 import { verifiedHostKey } from './transport/ssh';
 import { runRemote } from './transport/ssh-command';
-import { FSTAB_FILE, NFS_TIMEOUT_MS, packMarker, parseShare, shareHost, SSHFS_KNOWN_HOSTS } from './nfs-share';
+import {
+  FSTAB_FILE,
+  NFS_TIMEOUT_MS,
+  packMarker,
+  parseShare,
+  SHARE_MARKER_PREFIX,
+  shareHost,
+  SSHFS_KNOWN_HOSTS,
+} from './nfs-share';
 
 interface MountState {
   mounted: boolean;
@@ -325,9 +334,14 @@ export async function removeShareMount(input: ShareMountInput): Promise<{ server
     (await editRemoteFile(slave, FSTAB_FILE, (text) => removeManagedBlock(text ?? '', marker), { signal })).changed ||
     changed;
   if (share.clientFlavour === 'sshfs') {
-    const known = await editRemoteFile(slave, SSHFS_KNOWN_HOSTS, (text) => removeManagedBlock(text ?? '', marker), {
-      signal,
-    });
+    // The file is sitefleet's own: with no pack's key left in it, it goes, as it was before the first setup.
+    const known =
+      (await readRemoteFile(slave, SSHFS_KNOWN_HOSTS, { signal })) === null
+        ? { changed: false }
+        : await editRemoteFile(slave, SSHFS_KNOWN_HOSTS, (text) => removeManagedBlock(text ?? '', marker), { signal });
+    if ('content' in known && known.content.trim() === '') {
+      await removeRemoteFile(slave, SSHFS_KNOWN_HOSTS, { signal });
+    }
     const key = sshfsKeyPath(input.packName);
     const rm = await runRemote(
       slave,
@@ -347,4 +361,130 @@ export async function removeShareMount(input: ShareMountInput): Promise<{ server
     changed = changed || known.changed || auth.changed || rm.stdout.includes('removed');
   }
   return { server: slave.name, changed };
+}
+
+// ---------------------------------------------------------------- reading through the mount
+
+/** How long one read through a slave's mount may take before the mount counts as hung. */
+const SHARE_READ_SECONDS = 4;
+/** How long a slave may take to see a marker the master has just written (client caches), in all. */
+const SHARE_SEE_MS = 4_000;
+
+export type ShareReadState = 'ok' | 'hung' | 'error' | 'empty' | 'stale' | 'missing' | 'unconfirmed';
+
+export interface ShareReadResult {
+  server: string;
+  ok: boolean;
+  state: ShareReadState;
+  detail: string;
+}
+
+/**
+ * Reads the share through a slave's mount, as its web server would: the master (the share server) writes a marker
+ * file with a fresh token into the export, under a name never used before (so no client cache can hold it), then
+ * the slave reads it through its mount with a short timeout. Named findings: `hung` (the read did not return within
+ * a few seconds), `error` (Input/output error, transport not connected...), `empty` (the mount point lists nothing:
+ * a cache or an unmounted directory), `stale` (the slave sees an older marker but not this one), `missing` (no
+ * marker at all), `unconfirmed` (no fresh marker could be written: the master is unreachable; what the slave still
+ * serves comes from a session or cache that will not survive a reconnect). Never throws for a finding.
+ */
+export async function checkShareRead(input: ShareMountInput): Promise<ShareReadResult> {
+  const signal = activityCancellationSignal();
+  const { slave, share, mountPoint } = parseMountInput(input);
+  const token = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+  const prefix = `${SHARE_MARKER_PREFIX}${slave.name}-`;
+  const name = `${prefix}${token}`;
+  let written: string | null = null;
+  try {
+    await runRemote(
+      share.server,
+      [
+        'sh',
+        '-c',
+        'set -eu; dir=$1 prefix=$2 name=$3 token=$4; rm -f -- "$dir/$prefix"*; ' +
+          'printf "%s\\n" "$token" > "$dir/.$name.tmp"; chmod 0644 -- "$dir/.$name.tmp"; mv -f -- "$dir/.$name.tmp" "$dir/$name"',
+        'sitefleet-share-marker',
+        share.exportPath,
+        prefix,
+        name,
+        token,
+      ],
+      { timeoutMs: 15_000, signal },
+    );
+  } catch (err) {
+    written = (err as Error).message;
+  }
+  // On the slave: read the marker with a timeout; when it is not there, list the directory (also with a timeout)
+  // to tell an empty mount from a stale one.
+  const script = `dir=$1 name=$2 prefix=$3 secs=$4
+out=$(timeout -k 1 "$secs" cat -- "$dir/$name" 2>&1); rc=$?
+echo "read $rc $(printf '%s' "$out" | tr '\\n' ' ' | head -c 400)"
+[ "$rc" = 0 ] && exit 0
+ls=$(timeout -k 1 "$secs" ls -A -- "$dir" 2>&1); lrc=$?
+echo "list $lrc $(printf '%s\\n' "$ls" | grep -c .) $(printf '%s\\n' "$ls" | grep -c "^$prefix")"
+printf '%s\\n' "$ls" | grep -v "^\\." | tr '\\n' ' ' | head -c 300; echo
+`;
+  const deadline = Date.now() + SHARE_SEE_MS;
+  for (;;) {
+    const r = await runRemote(
+      slave,
+      ['sh', '-c', script, 'sitefleet-share-read', mountPoint, name, prefix, String(SHARE_READ_SECONDS)],
+      { timeoutMs: (SHARE_READ_SECONDS + 2) * 2 * 1000, signal, allowExitCodes: 'any' },
+    );
+    const result = judgeShareRead(slave.name, mountPoint, share.server.name, token, written, r.stdout);
+    // A client cache may hide a file written a moment ago: ask again for a few seconds, not for a dead mount.
+    if (result.ok || !['stale', 'missing'].includes(result.state) || written !== null || Date.now() > deadline) {
+      return result;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function judgeShareRead(
+  slave: string,
+  mountPoint: string,
+  master: string,
+  token: string,
+  writeError: string | null,
+  stdout: string,
+): ShareReadResult {
+  const lines = stdout.split('\n');
+  const read = /^read (\d+) ?(.*)$/.exec(lines[0] ?? '');
+  const readCode = read ? Number(read[1]) : -1;
+  const readOut = (read?.[2] ?? stdout).trim();
+  const notFresh = (what: string): string =>
+    writeError === null
+      ? what
+      : `cannot confirm the share: no fresh marker could be written on ${master} (${writeError.slice(0, 300)}); through the mount: ${what}`;
+  const finding = (state: ShareReadState, detail: string): ShareReadResult => ({
+    server: slave,
+    ok: false,
+    state: writeError === null ? state : state === 'hung' || state === 'error' ? state : 'unconfirmed',
+    detail: `${mountPoint} on ${slave}: ${notFresh(detail)}`,
+  });
+  if (readCode === 0) {
+    if (writeError === null && readOut === token) {
+      return { server: slave, ok: true, state: 'ok', detail: `reads the marker ${master} just wrote (${token})` };
+    }
+    return finding('stale', `the marker reads "${readOut.slice(0, 60)}", not ${token}`);
+  }
+  if (readCode === 124 || readCode === 137) {
+    return finding('hung', `hung: reading a file did not return within ${SHARE_READ_SECONDS} s`);
+  }
+  const missing = /No such file or directory/.test(readOut);
+  if (!missing) return finding('error', `reading fails: ${readOut.slice(0, 200) || `exit ${readCode}`}`);
+  const list = /^list (\d+) (\d+) (\d+)$/.exec(lines[1] ?? '');
+  if (!list) return finding('error', `reading fails: ${readOut.slice(0, 200)}`);
+  const [listCode, entries, markers] = [Number(list[1]), Number(list[2]), Number(list[3])];
+  if (listCode === 124 || listCode === 137) {
+    return finding('hung', `hung: listing the directory did not return within ${SHARE_READ_SECONDS} s`);
+  }
+  if (listCode !== 0) return finding('error', `listing fails: ${(lines[2] ?? '').trim().slice(0, 200)}`);
+  if (writeError !== null && entries > 0) {
+    return finding('unconfirmed', `it still lists ${entries} entries, from an open session or a cache`);
+  }
+  if (entries === 0) return finding('empty', 'is empty: nothing of the share is served (an empty cache or no mount)');
+  if (markers > 0)
+    return finding('stale', `shows an older marker but not the one ${master} just wrote: served from a cache`);
+  return finding('missing', `has no marker from ${master}: it is not the master's export`);
 }

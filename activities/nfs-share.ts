@@ -22,6 +22,10 @@ export const FSTAB_FILE = '/etc/fstab';
 export const SSHFS_KNOWN_HOSTS = '/root/.ssh/sitefleet-known_hosts';
 
 export const NFS_TIMEOUT_MS = 60_000;
+/** The share check's marker files in the export (activities/nfs-mount.ts checkShareRead). */
+export const SHARE_MARKER_PREFIX = '.sitefleet-share-check-';
+/** The sentinel SetupPackShare writes into the export (activities/checks.ts). */
+export const SHARE_SENTINEL = '.sitefleet-sentinel';
 
 const shareSchema = z
   .object({

@@ -12,7 +12,7 @@ import { parseInput } from './support/activity-input';
 import { aegirIdsOf, probeSite, resolveOn } from './checks';
 import { messageOf } from './support/failures';
 import { checkNfsExport } from './nfs-export';
-import { inspectShareMount } from './nfs-mount';
+import { checkShareRead, inspectShareMount } from './nfs-mount';
 import { checkPlatformVisible, syncPlatform } from './platform';
 import { verifiedHostKey } from './transport/ssh';
 import { runConfigTest } from './web-server';
@@ -61,8 +61,10 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
   const checks: NodeCheck[] = [];
   const report: NodeReport = { server: server.name, ok: true, checks };
 
+  // Inside the activity this asks the server for its key on a new connection (activities/ssh.ts): a pooled
+  // connection would report a key the server may no longer have, and reachability it may no longer offer.
   const key = await verifiedHostKey(server);
-  checks.push({ name: 'ssh', ok: true, detail: `reachable, host key ${key.fingerprint}` });
+  checks.push({ name: 'ssh', ok: true, detail: `new connection accepted, host key ${key.fingerprint} as pinned` });
 
   const check = async (name: string, fn: () => Promise<{ ok: boolean; detail: string }>): Promise<void> => {
     heartbeatProgress({ server: server.name, check: name });
@@ -98,14 +100,19 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
     }
   } else if (group.share) {
     const share = group.share;
+    let shareReadable = true;
     await check('share-mount', async () => {
       const m = await inspectShareMount({ slave: server, share, packName: group.name });
-      const ok = m.mounted && m.fstab;
+      if (!m.mounted || !m.fstab) {
+        shareReadable = false;
+        return { ok: false, detail: `mounted: ${m.mounted} (${m.source ?? 'nothing'}), fstab line: ${m.fstab}` };
+      }
+      // Mounted is not readable: read a marker the master writes now, through the mount, with a timeout.
+      const r = await checkShareRead({ slave: server, share, packName: group.name });
+      shareReadable = r.ok;
       return {
-        ok,
-        detail: ok
-          ? `${m.source} on ${m.mountPoint} (${m.fstype})`
-          : `mounted: ${m.mounted} (${m.source ?? 'nothing'}), fstab line: ${m.fstab}`,
+        ok: r.ok,
+        detail: r.ok ? `${m.source} on ${m.mountPoint} (${m.fstype}), ${r.detail}` : `${r.state}: ${r.detail}`,
       };
     });
     if (share.server.nfs) {
@@ -118,6 +125,7 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
     }
     for (const platform of platforms) {
       await check(`visible:${platform.name}`, async () => {
+        if (!shareReadable) return { ok: false, detail: 'not looked at: the share is not readable (see share-mount)' };
         const v = await checkPlatformVisible({ server, platform });
         return { ok: v.visible, detail: v.detail };
       });

@@ -26,6 +26,7 @@ import {
   domainParam,
   emptyBodySchema,
   forgetQuery,
+  teardownShareBodySchema,
   memberBodySchema,
   migrateBodySchema,
   nameParam,
@@ -286,6 +287,16 @@ export function createApi(deps: AppDeps): Api {
         res.status(202).json(await operations.start(plan));
         return;
       }
+      if (kind === 'pack' && !forget) {
+        const setUp = await operations.packShareSetUp(key);
+        if (setUp !== undefined) {
+          throw new HttpError(
+            409,
+            `pack ${key} has its share set up (${setUp}): take it down first (sitefleet teardown-share ${key}; ` +
+              `POST /v1/packs/${key}/teardown-share), or forget=true to remove the record only`,
+          );
+        }
+      }
       const before = await store.get(kind, key);
       if (before) await refuseWhileRunning(`${kind}/${key}`, forget ? 'forgotten' : 'removed');
       await store.remove(kind, key);
@@ -331,6 +342,9 @@ export function createApi(deps: AppDeps): Api {
 
   op('/v1/servers/:name/verify', (req) => (noBody(req), plans.planVerifyServer(store, name(req))));
   op('/v1/packs/:name/setup-share', (req) => (noBody(req), plans.planSetupPackShare(store, name(req))));
+  op('/v1/packs/:name/teardown-share', (req) =>
+    plans.planTeardownPackShare(store, name(req), parse(teardownShareBodySchema, bodyOf(req)).force === true),
+  );
   for (const kind of ['pack', 'cluster'] as const) {
     op(`/v1/${kind}s/:name/verify`, (req) => (noBody(req), plans.planVerifyGroup(store, { kind, name: name(req) })));
     op(`/v1/${kind}s/:name/resync`, (req) => (noBody(req), plans.planResyncGroup(store, { kind, name: name(req) })));

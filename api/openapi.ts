@@ -7,6 +7,7 @@ import { clusterSchema, packSchema, platformSchema, serverSchema, siteSchema } f
 import { WORKFLOW_TYPES } from '../domain/operations';
 import {
   deployBodySchema,
+  teardownShareBodySchema,
   errorSchema,
   memberBodySchema,
   migrateBodySchema,
@@ -49,6 +50,7 @@ const componentSchemas: Record<string, JsonSchema> = {
   RestoreRequest: jsonSchema(restoreBodySchema, 'input'),
   MemberRequest: jsonSchema(memberBodySchema, 'input'),
   DeployRequest: jsonSchema(deployBodySchema, 'input'),
+  TeardownShareRequest: jsonSchema(teardownShareBodySchema, 'input'),
   Error: jsonSchema(errorSchema, 'output'),
 };
 
@@ -178,8 +180,11 @@ const OPS: Op[] = [
   {
     method: 'delete',
     path: '/v1/packs/{name}',
-    summary: 'Remove a pack no platform uses',
+    summary:
+      'Remove a pack no platform uses; refused (409) while its share is set up (teardown-share first), ' +
+      'unless forget=true',
     tag: 'Pack',
+    query: [forgetParam],
     ok: { '204': { description: 'Removed' } },
   },
   {
@@ -188,6 +193,17 @@ const OPS: Op[] = [
     summary: `Set up the NFS share (${WORKFLOW_TYPES.setupPackShare})`,
     tag: 'Pack',
     ok: started('SetupPackShare'),
+  },
+  {
+    method: 'post',
+    path: '/v1/packs/{name}/teardown-share',
+    summary:
+      `Take the share down: mounts, fstab lines, slave keys and the export (${WORKFLOW_TYPES.teardownPackShare}); ` +
+      'refused while platforms are on the pack unless the body says force: true',
+    tag: 'Pack',
+    body: 'TeardownShareRequest',
+    bodyOptional: true,
+    ok: started('TeardownPackShare'),
   },
   {
     method: 'post',

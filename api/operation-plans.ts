@@ -17,6 +17,7 @@ import {
   type InstallSiteInput,
   type ResyncInput,
   type SetupPackShareInput,
+  type TeardownPackShareInput,
   type VerifyNodesInput,
   type VerifyServerInput,
   type WebGroup,
@@ -93,6 +94,25 @@ export async function planSetupPackShare(store: InventoryStore, name: string): P
     resource: `pack/${name}`,
     input,
     summary: `Set up the NFS share of ${describeGroup(group)} from ${group.share?.server.name ?? '?'}`,
+    tags: { cluster: name, servers: groupServerNames(group) },
+  };
+}
+
+/** Takes a pack's share down (TeardownPackShare), with the names of the platforms on the pack for its refusal. */
+export async function planTeardownPackShare(
+  store: InventoryStore,
+  name: string,
+  force: boolean,
+): Promise<OperationPlan> {
+  const group = await resolveWebGroup(store, { kind: 'pack', name });
+  const platforms = (await store.platformsOn({ kind: 'pack', name })).map((p) => p.name);
+  const input: TeardownPackShareInput = { pack: group, platforms, ...(force ? { force: true } : {}) };
+  return {
+    workflowType: WORKFLOW_TYPES.teardownPackShare,
+    workflowId: workflowIds.pack(name),
+    resource: `pack/${name}`,
+    input,
+    summary: `Take down the share of ${describeGroup(group)}${force ? ' (forced)' : ''}`,
     tags: { cluster: name, servers: groupServerNames(group) },
   };
 }

@@ -106,6 +106,25 @@ export class OperationService {
     };
   }
 
+  /**
+   * Why a pack's share counts as set up, or undefined when it does not: decided by the latest run of the pack's
+   * operations (SetupPackShare and TeardownPackShare share the workflow id `pack/NAME`). Not set up: no run at all,
+   * a completed TeardownPackShare, or a failed SetupPackShare (its compensation removed what it made).
+   */
+  async packShareSetUp(pack: string): Promise<string | undefined> {
+    let d: Awaited<ReturnType<ReturnType<WorkflowClient['getHandle']>['describe']>>;
+    try {
+      d = await this.workflow.getHandle(`pack/${pack}`).describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+    const status = d.status.name;
+    if (d.type === 'TeardownPackShare' && status === 'COMPLETED') return undefined;
+    if (d.type === 'SetupPackShare' && status === 'FAILED') return undefined;
+    return `its latest share operation, ${d.type} (run ${d.runId}, started ${d.startTime.toISOString()}), is ${status}`;
+  }
+
   private async busy(plan: OperationPlan): Promise<HttpError> {
     try {
       const d = await this.workflow.getHandle(plan.workflowId).describe();

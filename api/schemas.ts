@@ -41,6 +41,13 @@ export const memberBodySchema = z.object({ server: resourceName }).strict();
  * A deployment's options; the body is optional (no body, or `{}`, deploys with the group's stored options).
  * `transfer` overrides the pack's or cluster's stored transfer options field by field, for this operation only.
  */
+export const teardownShareBodySchema = z
+  .object({
+    /** Take the share down although platforms are on the pack (its slaves stop serving them). */
+    force: z.boolean().optional(),
+  })
+  .strict();
+
 export const deployBodySchema = z
   .object({
     transfer: transferOptionsSchema.optional(),

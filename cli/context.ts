@@ -24,6 +24,8 @@ export class UsageError extends Error {}
 
 /** An operation that ended other than completed (exit code 1; its failure is already printed). */
 export class OperationFailed extends Error {}
+/** An operation that completed but reports problems: a verification or resync with ok: false (exit code 3). */
+export class ProblemsFound extends Error {}
 
 export interface GlobalOpts {
   apiUrl?: string;
@@ -92,11 +94,12 @@ export class CliContext {
     if (this.globals().json && !opts.wait) return this.print(started);
     for (const line of describeStart(started)) this.io.out(line);
     if (!opts.wait) return;
-    const { ok } = await watchOperation(api, started.operationId, started.runId, {
+    const { ok, findings } = await watchOperation(api, started.operationId, started.runId, {
       print: this.io.out,
       pollMs: opts.pollInterval,
     });
     if (!ok) throw new OperationFailed();
+    if (findings.length > 0) throw new ProblemsFound();
   }
 
   /** POSTs a new resource and prints what the API stored. */

@@ -3,7 +3,8 @@
  * every operation (deploy, install, verify, resync, delete, enable, disable, backup, restore, migrate, setup-share,
  * member changes), schedules, operations, and `apply FILE`. Each resource's commands are in cli/commands/.
  *
- * Exit codes: 0 success; 1 refused by the API, failed operation or unreachable API; 2 usage error.
+ * Exit codes: 0 success; 1 refused by the API, failed operation or unreachable API; 2 usage error; 3 the operation
+ * completed but reports problems (verify, resync).
  */
 import { Command, CommanderError } from 'commander';
 import { createInterface } from 'node:readline/promises';
@@ -18,7 +19,7 @@ import { scheduleCommands } from './commands/schedule';
 import { serverCommands } from './commands/server';
 import { siteCommands } from './commands/site';
 import { verbCommands } from './commands/verbs';
-import { CliContext, type CliIo, OperationFailed, UsageError } from './context';
+import { CliContext, type CliIo, OperationFailed, ProblemsFound, UsageError } from './context';
 import { addHelpExamples } from './examples';
 
 export type { CliIo } from './context';
@@ -34,7 +35,13 @@ export function buildProgram(io: CliIo): Command {
       writeOut: (s) => io.out(s.replace(/\n$/, '')),
       writeErr: (s) => io.err(s.replace(/\n$/, '')),
     })
-    .showHelpAfterError('(add --help for usage)');
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 done (a verification or resync: every check passed); 1 the operation failed, was cancelled ' +
+        'or the API refused the request; 2 bad usage; 3 the operation completed but reports problems (verify, ' +
+        'resync: every failed check is printed as NODE CHECK: DETAIL).',
+    );
   const cli = new CliContext(program, io);
   serverCommands(cli);
   packCommands(cli);
@@ -64,6 +71,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return err.exitCode === 0 ? 0 : 2;
     }
     if (err instanceof OperationFailed) return 1;
+    if (err instanceof ProblemsFound) return 3;
     if (err instanceof UsageError) {
       io.err(`error: ${err.message}`);
       return 2;

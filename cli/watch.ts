@@ -25,10 +25,35 @@ export function describeStart(op: OperationStarted): string[] {
   return [`started ${op.workflowType} ${op.operationId} (run ${op.runId})`, `  web ui: ${op.webUiUrl}`];
 }
 
-function summarizeResult(result: unknown): string | undefined {
-  if (result === undefined || result === null) return undefined;
-  const text = JSON.stringify(result);
-  return text.length > 400 ? `${text.slice(0, 400)}...` : text;
+/**
+ * The problems a completed operation reports in its result (the run completes with its report either way):
+ * `node check: detail` for every failed check of a verification (VerifyClusterNodes), every member a resync
+ * could not repair (ResyncCluster), every problem of a server inspection (VerifyServer). Empty when `ok` is not
+ * false.
+ */
+export function findingsOf(result: unknown): string[] {
+  if (typeof result !== 'object' || result === null) return [];
+  const r = result as {
+    ok?: unknown;
+    server?: unknown;
+    problems?: unknown;
+    nodes?: {
+      server?: string;
+      ok?: boolean;
+      error?: string;
+      checks?: { name: string; ok: boolean; detail: string }[];
+    }[];
+  };
+  if (r.ok !== false) return [];
+  const out: string[] = [];
+  if (Array.isArray(r.problems)) for (const p of r.problems) out.push(`${String(r.server)}: ${String(p)}`);
+  for (const n of Array.isArray(r.nodes) ? r.nodes : []) {
+    if (n.ok !== false) continue;
+    const failed = (n.checks ?? []).filter((c) => !c.ok);
+    for (const c of failed) out.push(`${n.server} ${c.name}: ${c.detail}`);
+    if (failed.length === 0) out.push(`${n.server}: ${n.error ?? 'failed'}`);
+  }
+  return out.length > 0 ? out : ['the result says ok: false'];
 }
 
 /**
@@ -40,7 +65,7 @@ export async function watchOperation(
   operationId: string,
   runId: string | undefined,
   opts: WatchOptions,
-): Promise<{ ok: boolean; view: OperationView }> {
+): Promise<{ ok: boolean; view: OperationView; findings: string[] }> {
   const pollMs = opts.pollMs ?? 1000;
   const p = opts.prefix ?? '';
   const seen = new Map<string, string>();
@@ -72,10 +97,16 @@ export async function watchOperation(
       const ok = CLOSED_OK.has(view.status);
       opts.print(`${p}${view.workflowType} ${operationId}: ${view.status} (watched ${secs}s)`);
       if (!ok && view.failure) opts.print(`${p}  failure: ${view.failure}`);
-      const result = summarizeResult(view.result);
-      if (ok && result) opts.print(`${p}  result: ${result}`);
+      const findings = ok ? findingsOf(view.result) : [];
+      if (ok && view.result !== undefined && view.result !== null && findings.length === 0) {
+        opts.print(`${p}  result: ${JSON.stringify(view.result)}`);
+      }
+      if (findings.length > 0) {
+        opts.print(`${p}  PROBLEMS FOUND (${findings.length}):`);
+        for (const f of findings) opts.print(`${p}    ${f}`);
+      }
       if (view.effectError) opts.print(`${p}  inventory not updated: ${view.effectError}`);
-      return { ok, view };
+      return { ok, view, findings };
     }
     await sleep(pollMs);
   }

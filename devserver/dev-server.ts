@@ -25,7 +25,7 @@ export async function temporalAnswers(address: string): Promise<boolean> {
 }
 
 function searchAttributeArgs(): string[] {
-  const type = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList' } as Record<string, string>;
+  const type = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', BOOL: 'Bool' } as Record<string, string>;
   return ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${type[key.type] ?? 'Keyword'}`]);
 }
 

@@ -18,6 +18,7 @@ const IndexedValueType = temporal.api.enums.v1.IndexedValueType;
 const WANTED_TYPE: Record<string, number> = {
   KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
   KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+  BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 };
 const TYPE_NAME: Record<number, string> = Object.fromEntries(
   Object.entries(IndexedValueType).map(([name, value]) => [value, name.replace('INDEXED_VALUE_TYPE_', '')]),

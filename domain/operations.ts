@@ -38,6 +38,13 @@ export interface VerifyServerInput {
 export interface SetupPackShareInput {
   pack: WebGroup;
 }
+export interface TeardownPackShareInput {
+  pack: WebGroup;
+  /** Names of the platforms on the pack: while there are any, the teardown is refused unless `force`. */
+  platforms: string[];
+  /** Take the share down although platforms are on the pack (their slaves stop serving them). */
+  force?: boolean;
+}
 export interface CreatePlatformInput {
   platform: Platform;
   group: WebGroup;
@@ -124,6 +131,7 @@ export const workflowIds = {
 export const WORKFLOW_TYPES = {
   verifyServer: 'VerifyServer',
   setupPackShare: 'SetupPackShare',
+  teardownPackShare: 'TeardownPackShare',
   createPlatform: 'CreatePlatform',
   createPlatformOnPack: 'CreatePlatformOnPack',
   createPlatformOnCluster: 'CreatePlatformOnCluster',

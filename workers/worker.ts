@@ -4,6 +4,7 @@
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
+import { removeStaleControlDirs } from '../activities/transport/rsync';
 import { sitefleetWebpackConfig } from './bundler-options';
 
 export interface SitefleetWorkerOptions {
@@ -31,6 +32,8 @@ export interface SitefleetWorkerOptions {
 }
 
 export async function createSitefleetWorker(opts: SitefleetWorkerOptions): Promise<Worker> {
+  // A worker killed with SIGKILL left its OpenSSH control directory behind: remove those of dead processes.
+  removeStaleControlDirs();
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',

@@ -2,7 +2,7 @@
  * Failure helpers for workflow code. A plain Error thrown in a workflow fails the workflow *task* and retries it
  * forever; these always raise an ApplicationFailure.
  */
-import { ApplicationFailure, ActivityFailure } from '@temporalio/workflow';
+import { ApplicationFailure, ActivityFailure, CancelledFailure, isCancellation } from '@temporalio/workflow';
 
 /** Bad input: the workflow fails at once and is not retried. */
 export function badInput(message: string): ApplicationFailure {
@@ -16,20 +16,35 @@ export function describeFailure(err: unknown): string {
   return String(err);
 }
 
-/** The failure a workflow ends with after compensating: names the failed step and any failed compensation. */
+/**
+ * The failure a workflow ends with after compensating: names the failed step and any failed compensation. When
+ * the workflow was cancelled, a CancelledFailure that says so, so that the run ends CANCELLED (not FAILED with
+ * the activity's empty cancellation message).
+ */
 export function failedAfterCompensation(
   step: string,
   err: unknown,
   compensationFailures: string[],
-): ApplicationFailure {
+): ApplicationFailure | CancelledFailure {
   const outcome =
     compensationFailures.length > 0
       ? `These steps could not be undone: ${compensationFailures.join('; ')}`
       : 'Every completed step was undone.';
+  if (isCancellation(err)) {
+    return new CancelledFailure(`cancelled during "${step}". ${outcome}`);
+  }
   return ApplicationFailure.create({
     type: 'OperationFailed',
     message: `${step} failed: ${describeFailure(err)}. ${outcome}`,
     nonRetryable: true,
     cause: err instanceof Error ? err : undefined,
   });
+}
+
+/** The phase a workflow shows once it has compensated: cancelled or failed, and whether every undo worked. */
+export function compensatedPhase(step: string, err: unknown, compensationFailures: string[]): string {
+  const how = isCancellation(err) ? `cancelled during "${step}"` : `failed at "${step}"`;
+  return compensationFailures.length > 0
+    ? `${how}; ${compensationFailures.length} undo(s) failed: ${compensationFailures.join('; ')}`
+    : `${how}; every completed step was undone`;
 }

@@ -2,7 +2,7 @@
  * Every sitefleet workflow. The exported names are the workflow types of the public interface.
  */
 export { VerifyServer } from './server';
-export { SetupPackShare } from './pack-share';
+export { SetupPackShare, TeardownPackShare } from './pack-share';
 export { CreatePlatform, CreatePlatformOnPack, CreatePlatformOnCluster, DeletePlatform } from './platform';
 export { InstallSite, InstallSiteOnPack, InstallSiteOnCluster, DeleteSite, EnableSite, DisableSite } from './site';
 export { VerifyClusterNodes, ResyncCluster } from './verify';

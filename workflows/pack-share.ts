@@ -1,12 +1,12 @@
 /**
- * SetupPackShare: the NFS share through which a pack's slaves read the master's platforms.
+ * SetupPackShare and TeardownPackShare: the NFS share through which a pack's slaves read the master's platforms.
  */
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
-import type { SetupPackShareInput } from '../domain/operations';
+import { ApplicationFailure, isCancellation, workflowInfo } from '@temporalio/workflow';
+import type { SetupPackShareInput, TeardownPackShareInput } from '../domain/operations';
 import type { Server } from '../domain/model';
 import { quick, probe, undo } from './activity-stubs';
-import { allBounded } from './fan-out';
-import { badInput, failedAfterCompensation } from './failures';
+import { allBounded, settleBounded } from './fan-out';
+import { badInput, compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
 import { expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';
@@ -115,7 +115,86 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
       nfsReadable,
     };
   } catch (err) {
-    progress.phase(`failed at "${step}", compensating`);
-    throw failedAfterCompensation(step, err, await saga.compensate());
+    progress.phase(`${isCancellation(err) ? 'cancelled' : 'failed'} at "${step}", compensating`);
+    const failures = await saga.compensate();
+    progress.phase(compensatedPhase(step, err, failures));
+    throw failedAfterCompensation(step, err, failures);
   }
+}
+
+export interface PackShareTeardownResult {
+  pack: string;
+  /** Slaves whose mount, fstab line, sshfs key, its authorisation and pinned host key are gone. */
+  unmountedFrom: string[];
+  /** The share server whose export block (and sitefleet's files in the export) are gone. */
+  exportRemovedFrom: string;
+  /** Whether anything was there to remove. */
+  changed: boolean;
+}
+
+/**
+ * Undoes SetupPackShare: on every slave the mount, its fstab line and (sshfs) the slave's pack key, its
+ * authorisation on the share server and the pinned host key; then the export block on the share server and the
+ * files sitefleet wrote into the export. Refused while platforms are on the pack, unless `force`: their slaves
+ * would stop serving them. Every step is idempotent; a slave that cannot be reached fails the run after the other
+ * slaves were done, and the export stays (so that reachable slaves are not left mounting a removed export, nor
+ * an unreached one): run it again. Nothing is compensated: undoing a teardown would be a setup.
+ */
+export async function TeardownPackShare(input: TeardownPackShareInput): Promise<PackShareTeardownResult> {
+  const group = input.pack;
+  expectGroup(group, 'pack');
+  const share = group.share;
+  if (!share) throw badInput('pack.share: a pack needs a share');
+  if (!Array.isArray(input.platforms)) throw badInput('platforms: must be a list of platform names');
+  if (input.platforms.length > 0 && input.force !== true) {
+    throw ApplicationFailure.create({
+      type: 'Refused',
+      message:
+        `pack ${group.name} still has platforms (${input.platforms.join(', ')}): its slaves serve them through the ` +
+        'share. Delete them first, or force the teardown (force: true; sitefleet teardown-share --force).',
+      nonRetryable: true,
+    });
+  }
+  const slaves = shareReaders(group);
+  const everyone: Server[] = [...slaves, share.server];
+  tagRun({ group, servers: everyone.map((s) => s.name) });
+  const progress = new Progress(
+    'TeardownPackShare',
+    everyone.map((s) => s.name),
+  );
+  progress.phase('unmount on every slave');
+  const unmounted = await settleBounded(slaves, parallelism(group), async (slave: Server) => {
+    progress.node(slave.name, 'running', 'unmount, remove fstab line and keys');
+    const r = await quick.removeShareMount({ slave, share, packName: group.name });
+    progress.node(slave.name, 'done', r.changed ? 'share removed' : 'nothing to remove');
+    return r;
+  });
+  const failures: string[] = [];
+  unmounted.forEach((s, i) => {
+    if (s.ok) return;
+    const slave = slaves[i] as Server;
+    progress.node(slave.name, 'failed', 'not removed', describeFailure(s.error));
+    failures.push(`${slave.name}: ${describeFailure(s.error)}`);
+  });
+  if (failures.length > 0) {
+    progress.phase('failed');
+    throw ApplicationFailure.create({
+      type: 'OperationFailed',
+      message:
+        `the share of pack ${group.name} could not be removed from every slave (${failures.join('; ')}). ` +
+        `The export on ${share.server.name} stays; run the teardown again once the slaves answer.`,
+      nonRetryable: true,
+    });
+  }
+  progress.phase('remove the export');
+  progress.node(share.server.name, 'running', 'remove the export');
+  const exported = await quick.removeExport({ share, packName: group.name });
+  progress.node(share.server.name, 'done', exported.changed ? 'export removed' : 'no export to remove');
+  progress.phase('done');
+  return {
+    pack: group.name,
+    unmountedFrom: slaves.map((s) => s.name),
+    exportRemovedFrom: share.server.name,
+    changed: exported.changed || unmounted.some((s) => s.ok && s.value.changed),
+  };
 }

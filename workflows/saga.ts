@@ -19,6 +19,8 @@ interface Undo {
 
 export class Saga {
   private readonly undo: Undo[] = [];
+  /** The failed undos of the last compensate(), by the server they act on ('' for those that name none). */
+  readonly failedOn = new Map<string, string[]>();
 
   /**
    * Registers the undo of a step that has just completed. Undos must be idempotent. `on`: the one server the undo
@@ -31,15 +33,17 @@ export class Saga {
   /** Runs every registered undo (see above for the order); a failed undo is logged and the rest still run. */
   async compensate(): Promise<string[]> {
     const failures: string[] = [];
-    const run = async ({ name, fn }: Undo): Promise<void> => {
+    const run = async ({ name, fn, on }: Undo): Promise<void> => {
       try {
         await fn();
       } catch (err) {
         const message = describeFailure(err);
         log.error('compensation failed', { step: name, error: message });
         failures.push(`${name}: ${message}`);
+        this.failedOn.set(on ?? '', [...(this.failedOn.get(on ?? '') ?? []), `${name}: ${message}`]);
       }
     };
+    this.failedOn.clear();
     await CancellationScope.nonCancellable(async () => {
       const pending = [...this.undo].reverse();
       while (pending.length > 0) {

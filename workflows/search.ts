@@ -3,8 +3,8 @@
  * cluster or server — whichever client or schedule started it.
  */
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { CLUSTER, PLATFORM, SERVER, SITE } from '../domain/search-attributes';
+import { patched, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { CLUSTER, HEALTHY, PLATFORM, SERVER, SITE } from '../domain/search-attributes';
 import type { WebGroup } from '../domain/operations';
 
 export function tagRun(tags: { site?: string; platform?: string; group?: WebGroup; servers?: string[] }): void {
@@ -22,4 +22,17 @@ export function tagRun(tags: { site?: string; platform?: string; group?: WebGrou
   const servers = tags.servers ?? tags.group?.members.map((m) => m.name) ?? [];
   if (servers.length > 0) set({ key: SERVER, value: servers });
   if (updates.length > 0) upsertSearchAttributes(updates);
+}
+
+/**
+ * Marks a finished verification or resync so an operator finds it: the `SitefleetHealthy` search attribute (the
+ * Web UI's list: `SitefleetHealthy = false`) and a memo `findings` with the failed checks (the run's details page),
+ * because the run itself completes with its report either way. Runs recorded before this mark replay without it.
+ */
+export function markHealth(ok: boolean, findings: string[]): void {
+  if (!patched('sitefleet-healthy-mark')) return;
+  upsertSearchAttributes([{ key: HEALTHY, value: ok } as unknown as SearchAttributeUpdatePair]);
+  const shown = findings.slice(0, 20).map((f) => (f.length > 300 ? `${f.slice(0, 297)}...` : f));
+  if (findings.length > shown.length) shown.push(`... and ${findings.length - shown.length} more`);
+  upsertMemo({ findings: ok ? 'none' : shown.join('\n') });
 }

@@ -9,7 +9,7 @@ import type { Platform, Server, Site } from '../domain/model';
 import { siteProbeSpec } from '../domain/site-probe';
 import { quick, probe, transfer, undo } from './activity-stubs';
 import { allBounded } from './fan-out';
-import { badInput, describeFailure, failedAfterCompensation } from './failures';
+import { badInput, compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';
@@ -155,7 +155,14 @@ async function installSiteOnGroup(
     progress.phase(`failed at "${step}", compensating`);
     for (const m of group.members) progress.node(m.name, 'compensating', step, describeFailure(err));
     const failures = await saga.compensate();
-    for (const m of group.members) progress.node(m.name, 'compensated', 'restored');
+    // Each member's real outcome: an undo that failed on it (or one that names no server) is reported, not hidden.
+    const unplaced = saga.failedOn.get('') ?? [];
+    for (const m of group.members) {
+      const own = [...(saga.failedOn.get(m.name) ?? []), ...unplaced];
+      if (own.length > 0) progress.node(m.name, 'failed', 'not fully restored', own.join('; '));
+      else progress.node(m.name, 'compensated', 'restored');
+    }
+    progress.phase(compensatedPhase(step, err, failures));
     throw failedAfterCompensation(step, err, failures);
   }
 }

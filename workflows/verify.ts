@@ -10,7 +10,7 @@ import { settleBounded } from './fan-out';
 import { badInput, describeFailure } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
-import { tagRun } from './search';
+import { markHealth, tagRun } from './search';
 
 export interface VerifyReport {
   group: string;
@@ -80,11 +80,16 @@ export async function VerifyClusterNodes(input: VerifyNodesInput): Promise<Verif
     return { server: server.name, ok: false, checks: [{ name: 'ssh', ok: false, detail: describeFailure(s.error) }] };
   });
   markIdParity(nodes);
+  const ok = nodes.every((n) => n.ok);
+  markHealth(
+    ok,
+    nodes.flatMap((n) => n.checks.filter((c) => !c.ok).map((c) => `${n.server} ${c.name}: ${c.detail}`)),
+  );
   progress.phase('done');
   return {
     group: group.name,
     kind: group.kind,
-    ok: nodes.every((n) => n.ok),
+    ok,
     checkedAt: new Date(workflowInfo().startTime).toISOString(),
     nodes,
   };
@@ -197,7 +202,12 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
       ? { server: m.name, ok: true, repaired: repaired.get(m.name) ?? [] }
       : { server: m.name, ok: false, repaired: repaired.get(m.name) ?? [], error };
   });
-  return { group: group.name, ok: nodes.every((n) => n.ok), nodes };
+  const ok = nodes.every((n) => n.ok);
+  markHealth(
+    ok,
+    nodes.filter((n) => !n.ok).map((n) => `${n.server}: ${n.error ?? 'not repaired'}`),
+  );
+  return { group: group.name, ok, nodes };
 }
 
 /** What a member's repair changed, as the result lists it: `wp: 3 file(s); vhost a.example.com` (at most 3 named). */

@@ -10,7 +10,7 @@
  *   to connect) and falls back to a direct, equally pinned connection if the master has gone.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import { abortReason, heartbeatProgress } from '../support/activity-context';
 import { settleBounded, withKeyedLock } from '../support/concurrency-limits';
 import { FailureType, messageOf, permanentFailure, transientFailure } from '../support/failures';
 import { parseRsyncOutput, isItemizedLine, type RsyncSummary } from './rsync-output';
-import { onCloseAllConnections, privateKeyPathFor, verifiedHostKey } from './ssh';
+import { onCloseAllConnections, onForgetServer, privateKeyPathFor, verifiedHostKey } from './ssh';
 import { runRemote } from './ssh-command';
 
 /** Version-control metadata never travels. */
@@ -43,16 +43,85 @@ const masters = new Map<string, { server: Server; options: string[]; seenAt: num
 /** Servers whose remote rsync does not know --mkpath (older than 3.2.3): their destination is made with mkdir. */
 const noMkpath = new Set<string>();
 
+const CONTROL_DIR_PREFIX = 'sitefleet-ssh-';
+
+/**
+ * Removes the control directories of worker processes that are gone (a SIGKILL skips the exit handler). Each
+ * directory holds the PID of its process; one without (being made, or from an older version) is left alone until
+ * it is an hour old.
+ */
+export function removeStaleControlDirs(root = tmpdir()): string[] {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(root).filter((e) => e.startsWith(CONTROL_DIR_PREFIX));
+  } catch {
+    return removed;
+  }
+  for (const entry of entries) {
+    const dir = join(root, entry);
+    try {
+      const st = statSync(dir);
+      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue;
+      let stale: boolean;
+      try {
+        const pid = Number(readFileSync(join(dir, 'pid'), 'utf8').trim());
+        stale = !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !processAlive(pid));
+      } catch {
+        stale = Date.now() - st.mtimeMs > 3600_000;
+      }
+      if (stale) {
+        rmSync(dir, { recursive: true, force: true });
+        removed.push(dir);
+      }
+    } catch {
+      // gone meanwhile, or not ours
+    }
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** A directory only this worker process uses, for control sockets and known_hosts files (short: sockets ≤ 104 bytes). */
 function ownControlDir(): string {
   if (!controlDir) {
-    const dir = mkdtempSync(join(tmpdir(), 'sitefleet-ssh-'));
+    removeStaleControlDirs();
+    const dir = mkdtempSync(join(tmpdir(), CONTROL_DIR_PREFIX));
+    writeFileSync(join(dir, 'pid'), `${process.pid}\n`, { mode: 0o600 });
     controlDir = dir;
     onCloseAllConnections(closeMasters);
+    onForgetServer(closeMaster);
     // A worker that exits without closeAllConnections still leaves nothing behind (its masters time out alone).
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
   return controlDir;
+}
+
+/** Stops the control master of one server and forgets its pinned key file (its host key no longer matches). */
+async function closeMaster(serverName: string): Promise<void> {
+  const dir = controlDir;
+  const known = masters.get(serverName);
+  masters.delete(serverName);
+  if (known) {
+    await runLocal([
+      'ssh',
+      ...known.options,
+      '-O',
+      'exit',
+      '-o',
+      `Hostname=${known.server.host}`,
+      hostAlias(known.server),
+    ]).catch(() => undefined);
+  }
+  if (dir) await rm(join(dir, `known_hosts-${serverName}`), { force: true });
 }
 
 function hostAlias(server: Server): string {
@@ -165,9 +234,14 @@ function runLocal(
 function classifySshError(server: Server, stderr: string, what: string): Error {
   const text = stderr.trim() || '(no output)';
   if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(text)) {
+    // OpenSSH's banner points at this worker's private known_hosts file; say it in sitefleet's words instead.
     return permanentFailure(
       FailureType.HostKeyMismatch,
-      `server ${server.name}: OpenSSH refused the host key during ${what}, although ${server.ssh.hostKey} matched moments ago: ${text}`,
+      `server ${server.name} (${server.host}:${server.ssh.port}): host key mismatch during ${what}: expected ` +
+        `${server.ssh.hostKey} (pinned), but the server presented another key. Nothing more was sent to it. ` +
+        `Compare with the key on its console (\`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`); if the new key ` +
+        `is the right one, re-pin it: \`sitefleet server repin ${server.name}\`.`,
+      { server: server.name, host: server.host, pinned: server.ssh.hostKey },
     );
   }
   if (/Permission denied/i.test(text)) {

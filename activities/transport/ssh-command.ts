@@ -7,7 +7,15 @@ import type { Server } from '../../domain/model';
 import { abortReason } from '../support/activity-context';
 import { FailureType, permanentFailure, transientFailure } from '../support/failures';
 import { quoteArgs } from './shell-quote';
-import { connection, discard, KILL_GRACE_SECONDS, MAX_OUTPUT_BYTES, type Ssh2Channel, type Ssh2Client } from './ssh';
+import {
+  confirmedForThisActivity,
+  connection,
+  discard,
+  KILL_GRACE_SECONDS,
+  MAX_OUTPUT_BYTES,
+  type Ssh2Channel,
+  type Ssh2Client,
+} from './ssh';
 
 export interface RemoteCommandOptions {
   /** The command is killed (on the server by `timeout`, and here) when it runs longer. */
@@ -105,6 +113,7 @@ export async function runRemote(
   if (options.signal?.aborted) throw abortReason(options.signal);
   const command = quoteArgs(wrappedArgv(server, argv, options.timeoutMs));
   const what = describeCommand(argv, options.describe);
+  await confirmedForThisActivity(server);
   let result: RemoteCommandResult | undefined;
   for (let attempt = 1; result === undefined; attempt++) {
     const pooled = await connection(server);
@@ -319,6 +328,7 @@ async function startCommand(
   timeoutMs: number,
 ): Promise<StartedCommand & { release: () => void }> {
   const command = quoteArgs(wrappedArgv(server, argv, timeoutMs));
+  await confirmedForThisActivity(server);
   for (let attempt = 1; ; attempt++) {
     const pooled = await connection(server);
     const release = await pooled.channels.acquire();

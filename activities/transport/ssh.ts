@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { NodeSSH } from 'node-ssh';
+import { Context } from '@temporalio/activity';
 import type { Server } from '../../domain/model';
 import { Semaphore } from '../support/concurrency-limits';
 import { FailureType, permanentFailure, transientFailure } from '../support/failures';
@@ -66,6 +67,8 @@ export interface PooledConnection {
 
 const pool = new Map<string, Promise<PooledConnection>>();
 const closeHooks = new Set<() => Promise<void>>();
+/** Called with a server's name when its host key no longer matches the pin (rsync drops its control master). */
+const forgetHooks = new Set<(serverName: string) => Promise<void>>();
 
 /** The OpenSSH SHA256 fingerprint of a raw public key blob, as `ssh-keygen -lf` prints it. */
 export function sshFingerprintOf(keyBlob: Buffer): string {
@@ -142,6 +145,7 @@ async function openConnection(server: Server, key: string): Promise<PooledConnec
   } catch (err) {
     ssh.dispose();
     if (presented && sshFingerprintOf(presented) !== server.ssh.hostKey) {
+      await Promise.allSettled([...forgetHooks].map((hook) => hook(server.name)));
       throw hostKeyMismatch(server, sshFingerprintOf(presented));
     }
     throw connectFailure(server, err as Ssh2Error, keyPath);
@@ -167,13 +171,13 @@ async function openConnection(server: Server, key: string): Promise<PooledConnec
   return pooled;
 }
 
-function hostKeyMismatch(server: Server, presented: string): Error {
+export function hostKeyMismatch(server: Server, presented: string): Error {
   return permanentFailure(
     FailureType.HostKeyMismatch,
-    `server ${server.name} (${server.host}:${server.ssh.port}) presented host key ${presented}, but ${server.ssh.hostKey} is pinned. ` +
-      'Either the server was reinstalled or someone is in between: check the key on the console ' +
-      '(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then pin it: ' +
-      `\`sitefleet server repin ${server.name}\` (shows the key the server offers; --yes pins it).`,
+    `server ${server.name} (${server.host}:${server.ssh.port}): host key mismatch: expected ${server.ssh.hostKey} (pinned), ` +
+      `got ${presented}. Nothing was changed on it. Either the server was reinstalled or someone is in between: ` +
+      'compare with the key on its console (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`); if the new key is ' +
+      `the right one, re-pin it: \`sitefleet server repin ${server.name}\` (shows the key the server offers; --yes pins it).`,
     { server: server.name, host: server.host, pinned: server.ssh.hostKey, presented },
   );
 }
@@ -221,8 +225,126 @@ export function discard(server: Server, pooled: PooledConnection): void {
   });
 }
 
-/** Connects (or reuses the pooled connection) and returns the server's pinned host key: type and blob. */
+/**
+ * Asks the server for its current host key on a new connection (the key exchange only: no authentication, no
+ * session) and returns its fingerprint. A pooled connection or an OpenSSH control master proves nothing about the
+ * key the server has now, nor that it still accepts connections.
+ *
+ * @throws HostUnreachable when no new connection can be made.
+ */
+export async function presentedHostKey(server: Server): Promise<{ fingerprint: string; blob: Buffer }> {
+  let presented: Buffer | undefined;
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({
+      host: server.host,
+      port: server.ssh.port,
+      username: server.ssh.user,
+      // Never used: the verifier below ends the connection before authentication.
+      password: 'unused',
+      tryKeyboard: false,
+      readyTimeout: CONNECT_TIMEOUT_MS,
+      algorithms: ALGORITHMS,
+      hostVerifier: (hostKey: Buffer) => {
+        presented = hostKey;
+        return false;
+      },
+    });
+  } catch (err) {
+    if (!presented) throw connectFailure(server, err as Ssh2Error, '(none)');
+  } finally {
+    ssh.dispose();
+  }
+  if (!presented) {
+    throw transientFailure(
+      FailureType.HostUnreachable,
+      `server ${server.name}: ${sshTarget(server)} presented no host key`,
+      { server: server.name, host: server.host, port: server.ssh.port, code: null },
+    );
+  }
+  return { fingerprint: sshFingerprintOf(presented), blob: presented };
+}
+
+/**
+ * Drops every pooled connection to a server and whatever else holds one open (rsync's control master), so that
+ * nothing keeps talking to a host whose key no longer matches.
+ */
+export async function forgetServer(serverName: string): Promise<void> {
+  for (const [key, entry] of [...pool.entries()]) {
+    if (!key.startsWith(`${serverName}|`)) continue;
+    pool.delete(key);
+    const pooled = await entry.catch(() => undefined);
+    if (pooled) {
+      pooled.closed = true;
+      pooled.ssh.dispose();
+    }
+  }
+  await Promise.allSettled([...forgetHooks].map((hook) => hook(serverName)));
+}
+
+/** Registers clean-up for forgetServer (rsync's control master of that server). */
+export function onForgetServer(hook: (serverName: string) => Promise<void>): void {
+  forgetHooks.add(hook);
+}
+
+/**
+ * Confirms on a new connection that the server presents its pinned host key. On a mismatch every pooled
+ * connection and control master to it is dropped, and the error names both fingerprints.
+ *
+ * @throws HostKeyMismatch (not retryable), HostUnreachable (retryable)
+ */
+export async function confirmHostKey(server: Server): Promise<{ fingerprint: string; blob: Buffer }> {
+  const key = await presentedHostKey(server);
+  if (key.fingerprint !== server.ssh.hostKey) {
+    await forgetServer(server.name);
+    throw hostKeyMismatch(server, key.fingerprint);
+  }
+  return key;
+}
+
+/** Per running activity: the servers whose key it has confirmed on a new connection (a promise, shared). */
+const confirmedIn = new WeakMap<object, Map<string, Promise<void>>>();
+
+function currentActivity(): object | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every activity confirms a server's host key on a new connection before its first command there, whatever the
+ * pool holds: an operation never acts on a host on the word of a connection opened before the key changed. Once
+ * per activity execution and server (~one key exchange). Outside an activity (tests, scripts) the check made when
+ * a pooled connection opens is the only one.
+ */
+export async function confirmedForThisActivity(server: Server): Promise<void> {
+  const activity = currentActivity();
+  if (!activity) return;
+  let confirmed = confirmedIn.get(activity);
+  if (!confirmed) {
+    confirmed = new Map();
+    confirmedIn.set(activity, confirmed);
+  }
+  const key = poolKey(server);
+  let pending = confirmed.get(key);
+  if (!pending) {
+    pending = confirmHostKey(server).then(() => undefined);
+    confirmed.set(key, pending);
+    pending.catch(() => {
+      if (confirmed.get(key) === pending) confirmed.delete(key);
+    });
+  }
+  await pending;
+}
+
+/**
+ * The server's host key, checked against the pin: inside an activity on a new connection (see
+ * confirmedForThisActivity), then the pooled connection's key.
+ */
 export async function verifiedHostKey(server: Server): Promise<{ type: string; blob: Buffer; fingerprint: string }> {
+  await confirmedForThisActivity(server);
   const { hostKey } = await connection(server);
   const length = hostKey.readUInt32BE(0);
   return {

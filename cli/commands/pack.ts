@@ -1,5 +1,5 @@
 /** `sitefleet pack ...`: one master, slaves reading its platforms over NFS. */
-import { Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { Pack } from '../../domain/model';
 import { seg } from '../api-client';
 import {
@@ -10,9 +10,10 @@ import {
   type ListColumns,
   operation,
   readResourceFile,
-  remove,
   resource,
   UsageError,
+  type WaitOpts,
+  withWait,
 } from '../context';
 import { setTransfer, type TransferFlags, transferFromFlags, withTransferFlags } from '../transfer-flags';
 
@@ -78,7 +79,14 @@ export function packCommands(cli: CliContext): void {
       }),
     );
   });
-  remove(cli, packCmd, 'packs', 'pack');
+  packCmd
+    .command('remove <name>')
+    .description('remove a pack from the inventory (refused while platforms use it or its share is set up)')
+    .option('--forget', 'remove the record although its share is set up (nothing on the servers is touched)')
+    .action(async (key: string, o: { forget?: boolean }) => {
+      await cli.client().request('DELETE', `/v1/packs/${seg(key)}${o.forget ? '?forget=true' : ''}`);
+      cli.io.out(`removed pack ${key}`);
+    });
   setTransfer(cli, packCmd, 'packs', 'pack');
   operation(
     cli,
@@ -87,6 +95,7 @@ export function packCommands(cli: CliContext): void {
     'set up the NFS share (SetupPackShare)',
     (n) => `/v1/packs/${seg(n)}/setup-share`,
   );
+  teardownShareCommand(cli, packCmd);
   operation(cli, packCmd, 'verify', 'verify every member (VerifyClusterNodes)', (n) => `/v1/packs/${seg(n)}/verify`);
   operation(
     cli,
@@ -94,5 +103,20 @@ export function packCommands(cli: CliContext): void {
     'resync',
     'repair drift on every member (ResyncCluster)',
     (n) => `/v1/packs/${seg(n)}/resync`,
+  );
+}
+
+/** `teardown-share PACK [--force]`: TeardownPackShare, refused while platforms are on the pack unless --force. */
+export function teardownShareCommand(cli: CliContext, parent: Command): void {
+  withWait(
+    parent
+      .command('teardown-share <pack>')
+      .description(
+        "take a pack's share down: slaves' mounts, fstab lines and keys, the export (TeardownPackShare); " +
+          'refused while platforms are on the pack',
+      )
+      .option('--force', 'take it down although platforms are on the pack (its slaves stop serving them)'),
+  ).action(async (pack: string, o: WaitOpts & { force?: boolean }) =>
+    cli.runOperation('POST', `/v1/packs/${seg(pack)}/teardown-share`, o.force ? { force: true } : {}, o),
   );
 }

@@ -1,11 +1,12 @@
 /**
- * Operations as top-level verbs: `sitefleet deploy|install|enable|disable|backup|restore|migrate|setup-share|verify|
- * resync|delete ...` (the site verbs are also under `sitefleet site`).
+ * Operations as top-level verbs: `sitefleet deploy|install|enable|disable|backup|restore|migrate|setup-share|
+ * teardown-share|verify|resync|delete ...` (the site verbs are also under `sitefleet site`).
  */
 import type { Command } from 'commander';
 import { seg } from '../api-client';
 import { type CliContext, operation, UsageError, type WaitOpts, withWait } from '../context';
 import { deploy } from '../transfer-flags';
+import { teardownShareCommand } from './pack';
 
 export function verbCommands(cli: CliContext, siteCmd: Command): void {
   const { program } = cli;
@@ -36,6 +37,7 @@ export function verbCommands(cli: CliContext, siteCmd: Command): void {
     'set up the NFS share of a pack (SetupPackShare)',
     (n) => `/v1/packs/${seg(n)}/setup-share`,
   );
+  teardownShareCommand(cli, program);
   withWait(
     program
       .command('verify <kind> <name>')
