@@ -9,6 +9,7 @@ import {
   deployBodySchema,
   errorSchema,
   memberBodySchema,
+  loadBalancerBodySchema,
   migrateBodySchema,
   operationSchema,
   operationStartedSchema,
@@ -48,6 +49,7 @@ const componentSchemas: Record<string, JsonSchema> = {
   MigrateRequest: jsonSchema(migrateBodySchema, 'input'),
   RestoreRequest: jsonSchema(restoreBodySchema, 'input'),
   MemberRequest: jsonSchema(memberBodySchema, 'input'),
+  LoadBalancerRequest: jsonSchema(loadBalancerBodySchema, 'input'),
   DeployRequest: jsonSchema(deployBodySchema, 'input'),
   Error: jsonSchema(errorSchema, 'output'),
 };
@@ -233,6 +235,14 @@ const OPS: Op[] = [
     summary: `Remove a member (${WORKFLOW_TYPES.removeClusterMember})`,
     tag: 'Cluster',
     ok: started('RemoveClusterMember'),
+  },
+  {
+    method: 'put',
+    path: '/v1/clusters/{name}/load-balancer',
+    summary: `Put the cluster behind a load balancer, or take it off (${WORKFLOW_TYPES.configureClusterLoadBalancer})`,
+    tag: 'Cluster',
+    body: 'LoadBalancerRequest',
+    ok: started('ConfigureClusterLoadBalancer'),
   },
 
   ...resourceOps('platforms', 'Platform', 'name', 'Platform'),

@@ -376,6 +376,13 @@ export function buildProgram(io: CliIo): Command {
       runOperation('POST', `/v1/clusters/${seg(cluster)}/members`, { server }, o),
   );
   withWait(
+    clusterCmd
+      .command('set-lb <cluster> <server>')
+      .description('put the cluster behind a load balancer, a server with an lb service ("none": take it off)'),
+  ).action(async (cluster: string, server: string, o: WaitOpts) =>
+    runOperation('PUT', `/v1/clusters/${seg(cluster)}/load-balancer`, { server: server === 'none' ? null : server }, o),
+  );
+  withWait(
     clusterCmd.command('remove-member <cluster> <server>').description('remove a member (RemoveClusterMember)'),
   ).action(async (cluster: string, server: string, o: WaitOpts) =>
     runOperation('DELETE', `/v1/clusters/${seg(cluster)}/members/${seg(server)}`, undefined, o),
