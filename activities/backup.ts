@@ -7,11 +7,11 @@
 import { z } from 'zod';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { backupsDir, sitesDir } from '../domain/paths';
-import { activityCancellationSignal, withHeartbeat } from './activity-context';
-import { parseInput } from './activity-input';
+import { activityCancellationSignal, withHeartbeat } from './support/activity-context';
+import { parseInput } from './support/activity-input';
 import { siteDatabaseName, sqlIdentifier } from './database';
-import { badInput, FailureType, permanentFailure, transientFailure } from './failures';
-import { pipeRemote, runRemote } from './ssh';
+import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { pipeRemote, runRemote } from './transport/ssh';
 
 /** @default 2 hours: big sites take a while to dump, pack and copy. */
 const BACKUP_TIMEOUT_MS = 2 * 60 * 60_000;

@@ -7,12 +7,12 @@ import { z } from 'zod';
 import { hostAddress, ipv4Address } from '../domain/fields';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { vhostDir } from '../domain/paths';
-import { activityCancellationSignal } from './activity-context';
-import { parseInput } from './activity-input';
-import { FailureType, messageOf, permanentFailure } from './failures';
-import { requestThroughNode } from './http-request';
-import { writeRemoteFile } from './remote-file';
-import { runRemote, verifiedHostKey } from './ssh';
+import { activityCancellationSignal } from './support/activity-context';
+import { parseInput } from './support/activity-input';
+import { FailureType, messageOf, permanentFailure } from './support/failures';
+import { requestThroughNode } from './transport/http-request';
+import { writeRemoteFile } from './transport/remote-file';
+import { runRemote, verifiedHostKey } from './transport/ssh';
 import { runConfigTest } from './web-server';
 
 // ---------------------------------------------------------------- aegir uid/gid

@@ -8,11 +8,11 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { domainName, hostAddress } from '../domain/fields';
 import { serverSchema, siteSchema, type Server, type Site } from '../domain/model';
-import { activityCancellationSignal } from './activity-context';
-import { parseInput } from './activity-input';
-import { badInput, FailureType, permanentFailure, transientFailure } from './failures';
+import { activityCancellationSignal } from './support/activity-context';
+import { parseInput } from './support/activity-input';
+import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
 import { dbPasswordFor } from './site-secrets';
-import { runRemote } from './ssh';
+import { runRemote } from './transport/ssh';
 
 /** @default 60 s */
 const SQL_TIMEOUT_MS = 60_000;

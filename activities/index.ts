@@ -17,15 +17,8 @@ export {
 export { ensureSiteDir, removeSiteDir } from './site-files';
 export { inspectDatabase, ensureDatabase, dropDatabase, checkDatabaseLogin } from './database';
 export { runSiteInstaller } from './site-installer';
-export {
-  inspectExport,
-  ensureExport,
-  removeExport,
-  inspectShareMount,
-  ensureShareMount,
-  removeShareMount,
-  checkNfsExport,
-} from './nfs';
+export { inspectExport, ensureExport, removeExport, checkNfsExport } from './nfs-export';
+export { inspectShareMount, ensureShareMount, removeShareMount } from './nfs-mount';
 export {
   readAegirIds,
   checkAegirIdParity,
@@ -37,7 +30,7 @@ export {
 } from './checks';
 export { verifyNode } from './verify-node';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
-export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay';
+export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay/relay';
 export {
   configureLoadBalancer,
   restoreLoadBalancer,

@@ -8,13 +8,13 @@ import { z } from 'zod';
 import { resourceName } from '../domain/fields';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { siteHealthSpec } from '../domain/site-probe';
-import { activityCancellationSignal, heartbeatProgress } from './activity-context';
-import { parseInput } from './activity-input';
-import { badInput, FailureType, permanentFailure, transientFailure } from './failures';
-import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './managed-block';
-import { editRemoteFile, readRemoteFile } from './remote-file';
+import { activityCancellationSignal, heartbeatProgress } from './support/activity-context';
+import { parseInput } from './support/activity-input';
+import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
+import { editRemoteFile, readRemoteFile } from './transport/remote-file';
 import { lbBackendName, renderHaproxyCluster } from './render';
-import { runRemote } from './ssh';
+import { runRemote } from './transport/ssh';
 
 const LB_COMMAND_TIMEOUT_MS = 30_000;
 

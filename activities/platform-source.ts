@@ -13,9 +13,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadSettings } from '../config/settings';
 import type { Platform } from '../domain/model';
-import { abortReason } from './activity-context';
-import { withKeyedLock } from './concurrency-limits';
-import { FailureType, permanentFailure, transientFailure } from './failures';
+import { abortReason } from './support/activity-context';
+import { withKeyedLock } from './support/concurrency-limits';
+import { FailureType, permanentFailure, transientFailure } from './support/failures';
 
 function cacheDir(platform: Platform, key: string): string {
   const digest = createHash('sha256').update(key).digest('hex').slice(0, 16);

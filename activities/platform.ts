@@ -7,15 +7,15 @@ import { recordSync } from '../workers/metrics';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
 import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
-import { activityCancellationSignal, withHeartbeat } from './activity-context';
-import { parseInput } from './activity-input';
-import { FailureType, permanentFailure } from './failures';
+import { activityCancellationSignal, withHeartbeat } from './support/activity-context';
+import { parseInput } from './support/activity-input';
+import { FailureType, permanentFailure } from './support/failures';
 import { platformSourceDir } from './platform-source';
-import { rsyncToServer, rsyncToServers, type RsyncHostResult } from './rsync';
-import type { RsyncSummary } from './rsync-output';
-import { inspectRemoteFiles, writeDifferingFiles } from './remote-file';
+import { rsyncToServer, rsyncToServers, type RsyncHostResult } from './transport/rsync';
+import type { RsyncSummary } from './transport/rsync-output';
+import { inspectRemoteFiles, writeDifferingFiles } from './transport/remote-file';
 import { platformOwnFiles } from './site-files';
-import { runRemote } from './ssh';
+import { runRemote } from './transport/ssh';
 
 /**
  * rsync filter rules of a platform push (first match wins). Site directories and alias links are made on the
@@ -39,7 +39,7 @@ export function platformSyncFilters(profile: Platform['profile']): string[] {
 
 /**
  * Platform code is the aegir user's: readable and traversable by the web server, writable by nobody else (rsync
- * `--chmod` syntax; the relay applies the same, activities/relay-manifest.ts).
+ * `--chmod` syntax; the relay applies the same, activities/relay/relay-manifest.ts).
  */
 export const PLATFORM_CHMOD = 'u+rwX,go+rX,go-w';
 

@@ -19,8 +19,8 @@ import {
 } from '../domain/fields';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { platformRoot, siteDir, vhostDir } from '../domain/paths';
-import { parseInput } from './activity-input';
-import { badInput } from './failures';
+import { parseInput } from './support/activity-input';
+import { badInput } from './support/failures';
 
 function templatesDir(): string {
   // From source (tsx) the templates sit next to activities/; from a build (dist/js/activities) further up.

@@ -5,15 +5,15 @@
  */
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { backupsDir, platformRoot, siteDir, sitesDir } from '../domain/paths';
-import { activityCancellationSignal } from './activity-context';
+import { activityCancellationSignal } from './support/activity-context';
 import { siteDatabaseName, siteDatabaseUser } from './database';
-import { parseInput } from './activity-input';
-import { badInput, FailureType, permanentFailure } from './failures';
-import { ensureRemoteFiles, type RemoteFileSpec, writeRemoteFile } from './remote-file';
+import { parseInput } from './support/activity-input';
+import { badInput, FailureType, permanentFailure } from './support/failures';
+import { ensureRemoteFiles, type RemoteFileSpec, writeRemoteFile } from './transport/remote-file';
 import { renderSiteSettings, renderWordpressDispatcher, renderWordpressHealth, siteSettingsFileName } from './render';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { dbPasswordFor, siteSaltsFor } from './site-secrets';
-import { runRemote } from './ssh';
+import { runRemote } from './transport/ssh';
 
 /** The group the web server and php-fpm run as (Debian). Uploads and settings are readable by it. */
 export const WEB_GROUP = 'www-data';

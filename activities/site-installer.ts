@@ -4,10 +4,10 @@
  * the worker (site-secrets.ts) and never returned. Other profiles have nothing to run.
  */
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
-import { activityCancellationSignal, heartbeatProgress, withHeartbeat } from './activity-context';
-import { parseInput } from './activity-input';
-import { FailureType, messageOf, permanentFailure, transientFailure } from './failures';
-import { requestThroughNode } from './http-request';
+import { activityCancellationSignal, heartbeatProgress, withHeartbeat } from './support/activity-context';
+import { parseInput } from './support/activity-input';
+import { FailureType, messageOf, permanentFailure, transientFailure } from './support/failures';
+import { requestThroughNode } from './transport/http-request';
 import { wordpressAdminPasswordFor } from './site-secrets';
 
 /** The WordPress admin account the installer creates. */

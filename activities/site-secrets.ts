@@ -12,7 +12,7 @@ import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { loadSettings } from '../config/settings';
 import { domainName } from '../domain/fields';
-import { parseInput } from './activity-input';
+import { parseInput } from './support/activity-input';
 
 let cached: { path: string; secret: Buffer } | undefined;
 

@@ -7,13 +7,14 @@ import { recordCheck } from '../workers/metrics';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
 import { siteHealthSpec, siteProbeSpec } from '../domain/site-probe';
-import { activityCancellationSignal, heartbeatProgress } from './activity-context';
-import { parseInput } from './activity-input';
+import { activityCancellationSignal, heartbeatProgress } from './support/activity-context';
+import { parseInput } from './support/activity-input';
 import { aegirIdsOf, probeSite, resolveOn } from './checks';
-import { messageOf } from './failures';
-import { checkNfsExport, inspectShareMount } from './nfs';
+import { messageOf } from './support/failures';
+import { checkNfsExport } from './nfs-export';
+import { inspectShareMount } from './nfs-mount';
 import { checkPlatformVisible, syncPlatform } from './platform';
-import { verifiedHostKey } from './ssh';
+import { verifiedHostKey } from './transport/ssh';
 import { runConfigTest } from './web-server';
 
 export interface NodeCheck {

@@ -4,11 +4,11 @@
  */
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { siteDir, vhostPath } from '../domain/paths';
-import { activityCancellationSignal } from './activity-context';
-import { parseInput } from './activity-input';
-import { readRemoteFile, removeRemoteFile, writeRemoteFile } from './remote-file';
+import { activityCancellationSignal } from './support/activity-context';
+import { parseInput } from './support/activity-input';
+import { readRemoteFile, removeRemoteFile, writeRemoteFile } from './transport/remote-file';
 import { renderVhost } from './render';
-import { runRemote } from './ssh';
+import { runRemote } from './transport/ssh';
 import { changeWebConfig, webServerType } from './web-server';
 
 function vhostFile(server: Server, domain: string): string {

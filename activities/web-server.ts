@@ -5,13 +5,13 @@
  */
 import type { Server } from '../domain/model';
 import { vhostDir } from '../domain/paths';
-import { activityAttempt, activityCancellationSignal } from './activity-context';
-import { parseInput } from './activity-input';
-import { withKeyedLock } from './concurrency-limits';
-import { badInput, FailureType, permanentFailure, transientFailure } from './failures';
-import { removeRemoteFile, writeRemoteFile } from './remote-file';
+import { activityAttempt, activityCancellationSignal } from './support/activity-context';
+import { parseInput } from './support/activity-input';
+import { withKeyedLock } from './support/concurrency-limits';
+import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { removeRemoteFile, writeRemoteFile } from './transport/remote-file';
 import { renderServerInclude } from './render';
-import { runRemote } from './ssh';
+import { runRemote } from './transport/ssh';
 import { serverSchema } from '../domain/model';
 
 /** @default 60 s: config tests and reloads of large configs take a while. */

@@ -6,8 +6,8 @@
 import { performance } from 'node:perf_hooks';
 import { syncPlatform } from '../activities/platform';
 import { ensureWordpressDispatcher } from '../activities/site-files';
-import { rsyncToServer } from '../activities/rsync';
-import { closeAllConnections } from '../activities/ssh';
+import { rsyncToServer } from '../activities/transport/rsync';
+import { closeAllConnections } from '../activities/transport/ssh';
 import { platformRoot } from '../domain/paths';
 import type { Platform } from '../domain/model';
 import { downBed } from '../testbed';

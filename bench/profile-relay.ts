@@ -4,9 +4,9 @@
  * activity's own timings and each member's timeline.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { relayPlatform } from '../activities/relay';
+import { relayPlatform } from '../activities/relay/relay';
 import { removePlatform } from '../activities/platform';
-import { closeAllConnections } from '../activities/ssh';
+import { closeAllConnections } from '../activities/transport/ssh';
 import type { Platform } from '../domain/model';
 import { applyLinkShaping } from '../testbed/shaping';
 import { defaultBenchBaseDir, startBenchBed, webHostName } from './bed';

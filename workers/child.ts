@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import { NativeConnection } from '@temporalio/worker';
-import { closeAllConnections } from '../activities/ssh';
+import { closeAllConnections } from '../activities/transport/ssh';
 import { createSitefleetWorker } from './worker';
 
 export type ChildWorkerMessage =

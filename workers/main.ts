@@ -2,7 +2,7 @@
  * Worker process: `npm run worker`. Stops on SIGINT/SIGTERM after in-flight activities finish (shutdown grace time).
  */
 import { NativeConnection } from '@temporalio/worker';
-import { closeAllConnections } from '../activities/ssh';
+import { closeAllConnections } from '../activities/transport/ssh';
 import { loadSettings } from '../config/settings';
 import { sitefleetDataConverter } from '../codec/data-converter';
 import { loadWorkflowBundle } from './bundle';

@@ -1,6 +1,6 @@
 /**
  * How platform code reaches a group's code receivers: parallel rsync from the controller, or a relay (the
- * controller streams one copy to the first member, each member passes it on; activities/relay.ts). The choice is
+ * controller streams one copy to the first member, each member passes it on; activities/relay/relay.ts). The choice is
  * made here, deterministically, from the workflow's input and activity results only.
  */
 import { isCancellation, log, proxyActivities, workflowInfo } from '@temporalio/workflow';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { closeAllConnections } from '../../activities/ssh';
+import { closeAllConnections } from '../../activities/transport/ssh';
 import { serverInventorySchema, type Server } from '../../domain/model';
 import type { Bed } from '../../testbed';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from '../../activities/managed-block';
-import { exportBlock, ganeshaExportId } from '../../activities/nfs';
+import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from '../../activities/transport/managed-block';
+import { exportBlock, ganeshaExportId } from '../../activities/nfs-export';
 import { renderFstabNfs, renderFstabSshfs } from '../../activities/render';
 import { serverSchema } from '../../domain/model';
 import type { PackShare } from '../../domain/operations';

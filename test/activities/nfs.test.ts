@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { checkSentinel, writeSentinel } from '../../activities/checks';
-import { readManagedBlock } from '../../activities/managed-block';
-import {
-  checkNfsExport,
-  ensureExport,
-  ensureShareMount,
-  GANESHA_CONFIG_FILE,
-  inspectExport,
-  inspectShareMount,
-  removeExport,
-  removeShareMount,
-} from '../../activities/nfs';
+import { readManagedBlock } from '../../activities/transport/managed-block';
+import { checkNfsExport, ensureExport, inspectExport, removeExport } from '../../activities/nfs-export';
+import { ensureShareMount, inspectShareMount, removeShareMount } from '../../activities/nfs-mount';
+import { GANESHA_CONFIG_FILE } from '../../activities/nfs-share';
 import { renderFstabSshfs } from '../../activities/render';
 import type { PackShare } from '../../domain/operations';
 import { useTestBed } from '../support/testbed';

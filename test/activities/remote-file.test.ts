@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ensureManagedBlock } from '../../activities/managed-block';
+import { ensureManagedBlock } from '../../activities/transport/managed-block';
 import {
   editRemoteFile,
   ensureRemoteFiles,
   readRemoteFile,
   removeRemoteFile,
   writeRemoteFile,
-} from '../../activities/remote-file';
+} from '../../activities/transport/remote-file';
 import { useTestBed } from '../support/testbed';
 import { serverOf, useWorkerEnvironment } from './bed-servers';
 

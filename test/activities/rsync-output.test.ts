@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ITEMIZED_CAP, isItemizedLine, parseRsyncOutput } from '../../activities/rsync-output';
+import { ITEMIZED_CAP, isItemizedLine, parseRsyncOutput } from '../../activities/transport/rsync-output';
 import { assertGolden, readGolden } from './golden';
 
 // The inputs are real `rsync --itemize-changes --stats` output of rsync 3.x (see test/golden/rsync/).

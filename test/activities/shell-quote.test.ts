@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { quoteArgs } from '../../activities/shell-quote';
+import { quoteArgs } from '../../activities/transport/shell-quote';
 
 /** What a POSIX shell hands to a program when it runs `line`: the argument list, NUL-separated. */
 function argvSeenBy(shell: string, line: string): string[] {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { closeAllConnections, runRemote, sshFingerprintOf, verifiedHostKey } from '../../activities/ssh';
+import { closeAllConnections, runRemote, sshFingerprintOf, verifiedHostKey } from '../../activities/transport/ssh';
 import { useTestBed } from '../support/testbed';
 import { eventually, failure, serverOf, useWorkerEnvironment } from './bed-servers';
 

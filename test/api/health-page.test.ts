@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { closeAllConnections } from '../../activities/ssh';
+import { closeAllConnections } from '../../activities/transport/ssh';
 import {
   createSessionValue,
   escapeHtml,

@@ -18,10 +18,10 @@ import {
   RELAY_CHMOD,
   tarFileList,
   type SourceManifest,
-} from '../../activities/relay-manifest';
-import { NODE_SCRIPT, VERIFY_AND_SWITCH_SCRIPT, VERIFY_FAILED_EXIT } from '../../activities/relay-scripts';
-import { digestTool } from '../../activities/relay';
-import { relayTarArgv, type RelayCompression } from '../../activities/relay-stream';
+} from '../../activities/relay/relay-manifest';
+import { NODE_SCRIPT, VERIFY_AND_SWITCH_SCRIPT, VERIFY_FAILED_EXIT } from '../../activities/relay/relay-scripts';
+import { digestTool } from '../../activities/relay/relay';
+import { relayTarArgv, type RelayCompression } from '../../activities/relay/relay-stream';
 
 const work = mkdtempSync(join(tmpdir(), 'sitefleet-relay-data-'));
 const source = join(work, 'source');

@@ -6,9 +6,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { serverInventorySchema, type Platform, type Server } from '../../domain/model';
-import { openRelayChain, relayHopArgv, relayKeyMarker, relayStagingDir, type RelayChain } from '../../activities/relay';
-import { RECEIVE_COMMAND } from '../../activities/relay-scripts';
-import { closeAllConnections } from '../../activities/ssh';
+import {
+  openRelayChain,
+  relayHopArgv,
+  relayKeyMarker,
+  relayStagingDir,
+  type RelayChain,
+} from '../../activities/relay/relay';
+import { RECEIVE_COMMAND } from '../../activities/relay/relay-scripts';
+import { closeAllConnections } from '../../activities/transport/ssh';
 import { useTestBed } from '../support/testbed';
 
 const bed = useTestBed({ hosts: [{ roles: [] }, { roles: [] }, { roles: [] }] });

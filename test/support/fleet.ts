@@ -9,7 +9,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { serverInventorySchema, type Server } from '../../domain/model';
 import type { WebGroup } from '../../domain/operations';
 import type { Bed } from '../../testbed';
-import { closeAllConnections } from '../../activities/ssh';
+import { closeAllConnections } from '../../activities/transport/ssh';
 import { startTestBed, stopTestBed, type TestBedOptions } from './testbed';
 import { startTestTemporal } from './temporal';
 import { startTestWorker, type RunningWorker } from './worker';

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { NodeSSH } from 'node-ssh';
-import type { Server } from '../domain/model';
-import { abortReason } from './activity-context';
-import { Semaphore } from './concurrency-limits';
-import { FailureType, permanentFailure, transientFailure } from './failures';
+import type { Server } from '../../domain/model';
+import { abortReason } from '../support/activity-context';
+import { Semaphore } from '../support/concurrency-limits';
+import { FailureType, permanentFailure, transientFailure } from '../support/failures';
 import { quoteArgs } from './shell-quote';
 
 /** How long a connection attempt may take before the host counts as unreachable. @default 10 s */

@@ -14,10 +14,10 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from '../domain/model';
-import { abortReason, heartbeatProgress } from './activity-context';
-import { settleBounded, withKeyedLock } from './concurrency-limits';
-import { FailureType, messageOf, permanentFailure, transientFailure } from './failures';
+import type { Server } from '../../domain/model';
+import { abortReason, heartbeatProgress } from '../support/activity-context';
+import { settleBounded, withKeyedLock } from '../support/concurrency-limits';
+import { FailureType, messageOf, permanentFailure, transientFailure } from '../support/failures';
 import { parseRsyncOutput, isItemizedLine, type RsyncSummary } from './rsync-output';
 import { onCloseAllConnections, privateKeyPathFor, runRemote, verifiedHostKey } from './ssh';
 

@@ -15,14 +15,14 @@
 import { execFile } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { z } from 'zod';
-import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
-import { platformRoot, platformsDir } from '../domain/paths';
-import { activityCancellationSignal, heartbeatProgress } from './activity-context';
-import { parseInput } from './activity-input';
-import { settleBounded } from './concurrency-limits';
-import { badInput, messageOf } from './failures';
-import { ensureManagedBlock, removeManagedBlock } from './managed-block';
-import { platformSourceDir } from './platform-source';
+import { platformSchema, serverSchema, type Platform, type Server } from '../../domain/model';
+import { platformRoot, platformsDir } from '../../domain/paths';
+import { activityCancellationSignal, heartbeatProgress } from '../support/activity-context';
+import { parseInput } from '../support/activity-input';
+import { settleBounded } from '../support/concurrency-limits';
+import { badInput, messageOf } from '../support/failures';
+import { ensureManagedBlock, removeManagedBlock } from '../transport/managed-block';
+import { platformSourceDir } from '../platform-source';
 import {
   describeSource,
   expectedRecords,
@@ -42,9 +42,9 @@ import {
   VERIFY_FAILED_EXIT,
 } from './relay-scripts';
 import { RELAY_CIPHERS, RELAY_KEX, type RelayCompression, streamTarToServer } from './relay-stream';
-import { editRemoteFile, readRemoteFile } from './remote-file';
-import { ensureWordpressDispatcher } from './site-files';
-import { runRemote, verifiedHostKey } from './ssh';
+import { editRemoteFile, readRemoteFile } from '../transport/remote-file';
+import { ensureWordpressDispatcher } from '../site-files';
+import { runRemote, verifiedHostKey } from '../transport/ssh';
 
 /** How long the stream may run before it is stopped. @default 30 minutes */
 const STREAM_TIMEOUT_MS = 30 * 60_000;

@@ -11,13 +11,13 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from '../domain/model';
-import { abortReason } from './activity-context';
-import { FailureType, transientFailure } from './failures';
+import type { Server } from '../../domain/model';
+import { abortReason } from '../support/activity-context';
+import { FailureType, transientFailure } from '../support/failures';
 import { RELAY_CHMOD } from './relay-manifest';
 import { RELAY_BLOCKING_FACTOR } from './relay-scripts';
-import { quoteArgs } from './shell-quote';
-import { privateKeyPathFor, verifiedHostKey } from './ssh';
+import { quoteArgs } from '../transport/shell-quote';
+import { privateKeyPathFor, verifiedHostKey } from '../transport/ssh';
 
 /** Fast ciphers first: AES-GCM runs on the CPU's AES instructions; the stream is already incompressible enough. */
 export const RELAY_CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com';

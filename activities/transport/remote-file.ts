@@ -6,11 +6,11 @@
  * Temp files start with a dot: the `include vhost.d/*` globs of nginx and Apache skip them.
  */
 import { createHash } from 'node:crypto';
-import { absolutePath, posixUser } from '../domain/fields';
-import type { Server } from '../domain/model';
-import { parseInput } from './activity-input';
-import { withKeyedLock } from './concurrency-limits';
-import { badInput, FailureType, transientFailure } from './failures';
+import { absolutePath, posixUser } from '../../domain/fields';
+import type { Server } from '../../domain/model';
+import { parseInput } from '../support/activity-input';
+import { withKeyedLock } from '../support/concurrency-limits';
+import { badInput, FailureType, transientFailure } from '../support/failures';
 import { runRemote } from './ssh';
 
 /** @default 30 s */

@@ -3,7 +3,7 @@
  * (`BadInput`) naming each field and the rule it broke.
  */
 import type { z } from 'zod';
-import { fieldErrors } from '../domain/fields';
+import { fieldErrors } from '../../domain/fields';
 import { badInput } from './failures';
 
 /** Parses `value` with `schema`, or throws a non-retryable BadInput failure that says what is wrong with `what`. */

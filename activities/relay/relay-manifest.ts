@@ -12,12 +12,12 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Platform } from '../domain/model';
-import { abortReason } from './activity-context';
-import { settleBounded } from './concurrency-limits';
-import { FailureType, permanentFailure, transientFailure } from './failures';
-import { PLATFORM_CHMOD, platformSyncFilters } from './platform';
-import { VCS_EXCLUDES } from './rsync';
+import type { Platform } from '../../domain/model';
+import { abortReason } from '../support/activity-context';
+import { settleBounded } from '../support/concurrency-limits';
+import { FailureType, permanentFailure, transientFailure } from '../support/failures';
+import { PLATFORM_CHMOD, platformSyncFilters } from '../platform';
+import { VCS_EXCLUDES } from '../transport/rsync';
 
 /** The permission change every platform push applies: the relay gives files the modes rsync's --chmod gives. */
 export const RELAY_CHMOD = PLATFORM_CHMOD;
