@@ -4,12 +4,17 @@
  * `haproxy -c` and a graceful reload. Every assertion asks the real haproxy (through its port or its admin socket).
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
 import { workflowIds, type WebGroup } from '../../domain/operations';
 import type { Server } from '../../domain/model';
-import { inspectLoadBalancer } from '../../activities/load-balancer';
+import { inspectLoadBalancer, setLoadBalancerMember } from '../../activities/load-balancer';
 import { clusterGroup, useFleet } from '../support/fleet';
-import { wordpressPlatform, wordpressSite } from '../support/wordpress';
+import type { ResyncReport, VerifyReport } from '../../workflows/verify';
+import { startLoad, type LoadResult } from '../support/load';
+import { WORDPRESS_SOURCE, wordpressPlatform, wordpressSite } from '../support/wordpress';
 
 const fleet = useFleet({
   hosts: [
@@ -22,7 +27,11 @@ const fleet = useFleet({
 });
 
 const LB_PORT = 8080;
-const platform = wordpressPlatform;
+// A copy of Debian's WordPress, so that the tests can make new releases of it.
+const source = mkdtempSync(join(tmpdir(), 'sitefleet-lb-wp-'));
+cpSync(WORDPRESS_SOURCE, source, { recursive: true, verbatimSymlinks: true });
+after(() => rmSync(source, { recursive: true, force: true }));
+const platform = { ...wordpressPlatform, source: { type: 'path' as const, path: source } };
 const site = wordpressSite('lb.example.com');
 
 describe('a load balancer in front of a cluster', () => {
@@ -93,7 +102,7 @@ describe('a load balancer in front of a cluster', () => {
     // haproxy's own health checks of the site (its health script) find every member up.
     const deadline = Date.now() + 20_000;
     let view = await lbView();
-    while (view.some((s) => !s.status.startsWith('UP')) && Date.now() < deadline) {
+    while (view.some((s) => s.status !== 'UP') && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 500));
       view = await lbView();
     }
@@ -115,6 +124,108 @@ describe('a load balancer in front of a cluster', () => {
     assert.deepEqual(await throughLb(9), { served: ['h1', 'h2', 'h3'], statuses: [200] });
   });
 
+  /** The load a test puts through the load balancer while it runs `during`: WordPress's REST index, 4 at a time. */
+  const underLoad = async (during: () => Promise<unknown>): Promise<LoadResult> => {
+    const load = startLoad({
+      host: fleet().bed.ip('h5'),
+      port: LB_PORT,
+      path: '/?rest_route=/',
+      headers: { Host: site.domain },
+      concurrency: 4,
+    });
+    try {
+      await during();
+    } catch (err) {
+      await load.stop();
+      throw err;
+    }
+    return load.stop();
+  };
+  const resync = (label: string) =>
+    fleet().run<ResyncReport>('ResyncCluster', `resync/cluster/c1-${label}`, {
+      group: group(['h1', 'h2', 'h3']),
+      platforms: [platform],
+      sites: [site],
+      dbServers: [fleet().server('h4')],
+    });
+  const release = async (host: string) =>
+    (await fleet().bed.httpGet(host, '/sitefleet-release.txt', { headers: { Host: site.domain } })).body.trim();
+
+  test('VerifyClusterNodes checks the LB view of each member: a drained member fails that check', async () => {
+    const verify = (label: string) =>
+      fleet().run<VerifyReport>('VerifyClusterNodes', `verify/cluster/c1-${label}`, {
+        group: group(['h1', 'h2', 'h3']),
+        platforms: [platform],
+        sites: [site],
+        dbServers: [fleet().server('h4')],
+      });
+    const lbCheck = (r: VerifyReport) =>
+      r.nodes.map((n) => `${n.server} ${String(n.checks.find((c) => c.name === 'load-balancer')?.ok)}`);
+    assert.deepEqual(lbCheck(await verify('green')), ['h1 true', 'h2 true', 'h3 true']);
+    await setLoadBalancerMember({ lb: lb(), cluster: 'c1', member: 'h2', state: 'drain' });
+    try {
+      const drained = await verify('drained');
+      assert.deepEqual(lbCheck(drained), ['h1 true', 'h2 false', 'h3 true']);
+      const detail = drained.nodes[1]?.checks.find((c) => c.name === 'load-balancer')?.detail;
+      assert.match(String(detail), /lb\.example\.com: DRAIN/);
+      assert.deepEqual((await throughLb(4)).served, ['h1', 'h3'], 'a drained member gets no new requests');
+    } finally {
+      await setLoadBalancerMember({ lb: lb(), cluster: 'c1', member: 'h2', state: 'ready' });
+    }
+  });
+
+  test('a code change behind the LB rolls out one member at a time with 0 failed requests', async () => {
+    const idle = await underLoad(() => new Promise((r) => setTimeout(r, 4000)));
+    writeFileSync(join(source, 'sitefleet-release.txt'), 'release 2\n');
+    const during = await underLoad(async () => {
+      const report = await resync('release-2');
+      assert.equal(report.ok, true, JSON.stringify(report));
+    });
+    console.log(
+      `rolling update on 3 members (2 cores shared, under load): ${during.requests} requests, ${during.failed} failed; ` +
+        `p99 ${during.p99Ms.toFixed(1)} ms during the update, ${idle.p99Ms.toFixed(1)} ms without`,
+    );
+    assert.equal(idle.failed, 0, idle.examples.join('; '));
+    assert.ok(during.requests > 0);
+    assert.equal(during.failed, 0, during.examples.join('; '));
+    for (const host of ['h1', 'h2', 'h3']) assert.equal(await release(host), 'release 2', `${host} runs release 2`);
+    assert.deepEqual(
+      (await lbView()).map((s) => `${s.server} ${s.status}`),
+      ['h1 UP', 'h2 UP', 'h3 UP'],
+      'every member is back in rotation',
+    );
+  });
+
+  test('a broken release stops at the first member, which stays out of rotation: 0 failed requests', async () => {
+    const index = join(source, 'index.php');
+    const good = readFileSync(index, 'utf8');
+    writeFileSync(index, "<?php http_response_code(500); echo 'broken release';\n");
+    writeFileSync(join(source, 'sitefleet-release.txt'), 'release 3\n');
+    let report: ResyncReport | undefined;
+    const during = await underLoad(async () => {
+      report = await resync('release-3-broken');
+    });
+    assert.equal(during.failed, 0, during.examples.join('; '));
+    assert.equal(report?.ok, false);
+    const byNode = new Map(report?.nodes.map((n) => [n.server, n.error ?? 'ok']));
+    assert.match(String(byNode.get('h1')), /probe every site: .*left out of rotation/);
+    assert.match(String(byNode.get('h2')), /not updated: the rolling update stopped at h1/);
+    assert.equal(await release('h2'), 'release 2', 'h2 still runs release 2');
+    assert.equal(await release('h3'), 'release 2', 'h3 still runs release 2');
+    assert.deepEqual(
+      (await lbView()).map((s) => `${s.server} ${s.status.split(' ')[0]}`),
+      ['h1 DRAIN', 'h2 UP', 'h3 UP'],
+    );
+    // The fixed release goes out the same way; h1 comes back.
+    writeFileSync(index, good);
+    const fixed = await underLoad(async () => {
+      const again = await resync('release-3-fixed');
+      assert.equal(again.ok, true, JSON.stringify(again));
+    });
+    assert.equal(fixed.failed, 0, fixed.examples.join('; '));
+    for (const host of ['h1', 'h2', 'h3']) assert.equal(await release(host), 'release 3');
+  });
+
   test('RemoveClusterMember drains the member at the load balancer before it stops serving', async () => {
     await fleet().run('RemoveClusterMember', workflowIds.cluster('c1'), {
       group: group(['h1', 'h2', 'h3']),
@@ -134,7 +245,7 @@ describe('a load balancer in front of a cluster', () => {
     // Someone broke the lb host's own part of the config: haproxy -c refuses the whole file, so sitefleet must not
     // reload it, and must leave the file as it found it.
     const file = '/etc/haproxy/haproxy.cfg';
-    await fleet().bed.exec('h5', ['sed', '-i', 's/^frontend web$/frontend web\n    no-such-keyword 1/', file]);
+    await fleet().bed.exec('h5', ['sed', '-i', '/^frontend web$/a\\    no-such-keyword 1', file]);
     const before = await fleet().bed.exec('h5', ['cat', file]);
     assert.match(before.stdout, /no-such-keyword/);
     try {
