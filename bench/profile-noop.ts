@@ -12,7 +12,7 @@ import { platformRoot } from '../domain/paths';
 import type { Platform } from '../domain/model';
 import { downBed } from '../testbed';
 import { defaultBenchBaseDir, startBenchBed, webHostName } from './bed';
-import { readServers } from './scenarios';
+import { readServers } from './sitefleet';
 
 async function median(label: string, runs: number, fn: () => Promise<unknown>): Promise<void> {
   const times: number[] = [];

@@ -10,7 +10,7 @@ import { closeAllConnections } from '../activities/transport/ssh';
 import type { Platform } from '../domain/model';
 import { applyLinkShaping } from '../testbed/shaping';
 import { defaultBenchBaseDir, startBenchBed, webHostName } from './bed';
-import { readServers } from './scenarios';
+import { readServers } from './sitefleet';
 
 /** CPU time (user + nice + system + irq + softirq) the whole machine has spent since boot, in seconds. */
 async function busyCpuSeconds(): Promise<number> {

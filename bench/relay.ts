@@ -26,7 +26,7 @@ import type { SyncedMember } from '../workflows/relay';
 import { type AnsibleSetup, type BaselineContext, prepareAnsible, runBaseline, SshMasters } from './baselines';
 import { defaultBenchBaseDir, startBenchBed, webHostName } from './bed';
 import { type Contender, errorText, measureRounds, type Measured, timed } from './measure';
-import { clusterGroup, pathPlatform, readServers, type SitefleetContext, timeWorkflow } from './scenarios';
+import { clusterGroup, pathPlatform, readServers, type SitefleetContext, timeWorkflow } from './sitefleet';
 import { BenchWorker } from './worker';
 
 const REPO_ROOT = path.resolve(__dirname, '..');

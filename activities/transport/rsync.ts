@@ -19,7 +19,8 @@ import { abortReason, heartbeatProgress } from '../support/activity-context';
 import { settleBounded, withKeyedLock } from '../support/concurrency-limits';
 import { FailureType, messageOf, permanentFailure, transientFailure } from '../support/failures';
 import { parseRsyncOutput, isItemizedLine, type RsyncSummary } from './rsync-output';
-import { onCloseAllConnections, privateKeyPathFor, runRemote, verifiedHostKey } from './ssh';
+import { onCloseAllConnections, privateKeyPathFor, verifiedHostKey } from './ssh';
+import { runRemote } from './ssh-command';
 
 /** Version-control metadata never travels. */
 export const VCS_EXCLUDES = ['.git/', '.svn/', '.hg/', '.bzr/', 'CVS/', '_darcs/'];
