@@ -14,7 +14,7 @@ import { badInput, FailureType, permanentFailure, transientFailure } from './sup
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
 import { editRemoteFile, readRemoteFile } from './transport/remote-file';
 import { lbBackendName, renderHaproxyCluster } from './render';
-import { runRemote } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 
 const LB_COMMAND_TIMEOUT_MS = 30_000;
 
