@@ -63,7 +63,7 @@ describe('a load balancer in front of a cluster', () => {
   const lbView = async () => inspectLoadBalancer({ lb: lb(), cluster: 'c1' });
 
   test('installing a site on a cluster with a load balancer routes it to every member', async () => {
-    await fleet().run('CreatePlatformOnCluster', workflowIds.platform('wp'), {
+    await fleet().run('CreatePlatformOnCluster', `${workflowIds.platform('wp')}-lb`, {
       platform,
       group: clusterGroup(
         'c1',
