@@ -1,12 +1,12 @@
 /**
  * VerifyClusterNodes and ResyncCluster: find drift on every member, and repair it.
  */
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { ResyncInput, VerifyNodesInput } from '../domain/operations';
 import type { Server } from '../domain/model';
 import type { NodeReport } from '../activities/verify-node';
-import { drainWait, probe, quick, transfer } from './activity-stubs';
-import { siteProbeSpec } from '../domain/site-probe';
+import { probe, quick, transfer } from './activity-stubs';
+import { rollOutCode } from './rolling';
 import { settleBounded } from './fan-out';
 import { badInput, describeFailure } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
@@ -132,76 +132,6 @@ export interface ResyncReport {
   nodes: { server: string; ok: boolean; repaired: string[]; error?: string }[];
 }
 
-interface RollContext {
-  progress: Progress;
-  repaired: Map<string, string[]>;
-  noteFailure: (server: string, error: string) => void;
-  healthy: (servers: Server[]) => Server[];
-}
-
-/**
- * A code change behind a load balancer, one member at a time: a dry run finds the members whose code differs; each
- * in turn is drained at the LB, its in-flight requests finish, the code is synced, every site is probed through
- * that member (the full probe), and only then it is back in rotation. A member whose probe fails stays drained and
- * the rollout stops there: the members not reached yet keep serving the code they had, and are reported.
- * (The code is synced in place while the member is out of rotation; switching back a member already done is not
- * possible without release directories, which sitefleet does not have yet.)
- */
-async function rollCode(input: ResyncInput, lb: Server, ctx: RollContext): Promise<void> {
-  const { group, platforms, sites } = input;
-  const receivers = ctx.healthy(codeReceivers(group));
-  const changed = new Set<string>();
-  for (const platform of platforms) {
-    const { results } = await transfer.syncPlatformToServers({
-      servers: receivers,
-      platform,
-      dryRun: true,
-      maxParallel: parallelism(group),
-    });
-    for (const r of results) if (r.ok && r.summary.filesChanged > 0) changed.add(r.server);
-  }
-  const order = receivers.filter((m) => changed.has(m.name));
-  for (const [i, server] of order.entries()) {
-    let step = 'drain at the load balancer';
-    try {
-      ctx.progress.node(server.name, 'running', step);
-      await quick.setLoadBalancerMember({ lb, cluster: group.name, member: server.name, state: 'drain' });
-      step = 'wait for in-flight requests';
-      ctx.progress.node(server.name, 'running', step);
-      await drainWait.waitLoadBalancerMemberIdle({ lb, cluster: group.name, member: server.name, timeoutSeconds: 60 });
-      for (const platform of platforms) {
-        step = `sync ${platform.name}`;
-        ctx.progress.node(server.name, 'running', step);
-        const s = await transfer.syncPlatform({ server, platform, dryRun: false });
-        if (s.filesChanged > 0) ctx.repaired.get(server.name)?.push(`${platform.name}: ${s.filesChanged} file(s)`);
-      }
-      step = 'probe every site';
-      ctx.progress.node(server.name, 'running', step);
-      for (const site of sites.filter((s) => s.status === 'enabled')) {
-        const platform = platforms.find((p) => p.name === site.platform);
-        if (!platform) continue;
-        const res = await probe.probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
-        if (!res.ok) {
-          throw ApplicationFailure.create({
-            type: 'ProbeFailed',
-            message: `${site.domain} through ${server.name}: ${res.detail}`,
-            nonRetryable: true,
-          });
-        }
-      }
-      step = 'back in rotation';
-      await quick.setLoadBalancerMember({ lb, cluster: group.name, member: server.name, state: 'ready' });
-      ctx.progress.node(server.name, 'done', 'updated, back in rotation');
-    } catch (err) {
-      ctx.noteFailure(server.name, `${step}: ${describeFailure(err)} (left out of rotation at ${lb.name})`);
-      for (const rest of order.slice(i + 1)) {
-        ctx.noteFailure(rest.name, `not updated: the rolling update stopped at ${server.name}`);
-      }
-      return;
-    }
-  }
-}
-
 /**
  * Repairs drift on every member: share mounts on slaves, platform code re-synced to the code receivers, site
  * directories and vhosts (config tested, reloaded only when changed). Members are repaired independently: one
@@ -242,7 +172,20 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
 
   // Behind a load balancer, members whose code changes get it one at a time, out of rotation (rollCode).
   if (group.kind === 'cluster' && group.loadBalancer) {
-    await rollCode(input, group.loadBalancer, { progress, repaired, noteFailure, healthy });
+    const rolled = await rollOutCode({
+      group,
+      lb: group.loadBalancer,
+      servers: healthy(codeReceivers(group)),
+      platforms,
+      sites,
+      progress,
+      onSynced: (server, platform, files) => repaired.get(server)?.push(`${platform}: ${files} file(s)`),
+    });
+    if (rolled.stoppedAt) {
+      noteFailure(rolled.stoppedAt.server, rolled.stoppedAt.error);
+      for (const rest of rolled.notReached)
+        noteFailure(rest, `not updated: the rolling update stopped at ${rolled.stoppedAt.server}`);
+    }
   }
 
   // Platform code on the code receivers: all at once, then a push of its own for each member that failed there
