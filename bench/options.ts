@@ -6,7 +6,7 @@ import { type BaselineName, BASELINES } from './baselines';
 const REPO_ROOT = path.resolve(__dirname, '..');
 
 /** `relay` runs last: it shapes the bed's links (200 Mbit/s by default) and removes the shaping afterwards. */
-export const SCENARIOS = ['fanout', 'noop', 'install', 'verify', 'relay'] as const;
+export const SCENARIOS = ['fanout', 'noop', 'install', 'verify', 'rolling', 'relay'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface Plan {
