@@ -131,7 +131,11 @@ export function parsePlan(argv: string[]): Plan {
     relayRuns: o.relayRuns ?? (quick ? 1 : 3),
     relayRate: o.relayRate,
     sitefleet: o.sitefleet,
-    baselines: o.baselines === false ? [] : (o.baselines ?? [...BASELINES]),
+    // Only fanout, noop and relay have baselines: a run of other scenarios needs no rsync loops nor Ansible.
+    baselines:
+      o.baselines === false || (o.only && !o.only.some((s) => s === 'fanout' || s === 'noop' || s === 'relay'))
+        ? []
+        : (o.baselines ?? [...BASELINES]),
     ...(o.baseDir !== undefined ? { baseDir: path.resolve(o.baseDir) } : {}),
     source: path.resolve(o.source),
     outDir: path.resolve(o.out),
