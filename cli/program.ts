@@ -19,6 +19,7 @@ import { serverCommands } from './commands/server';
 import { siteCommands } from './commands/site';
 import { verbCommands } from './commands/verbs';
 import { CliContext, type CliIo, OperationFailed, UsageError } from './context';
+import { addHelpExamples } from './examples';
 
 export type { CliIo } from './context';
 
@@ -44,6 +45,7 @@ export function buildProgram(io: CliIo): Command {
   operationCommands(cli);
   scheduleCommands(cli);
   applyCommand(cli);
+  addHelpExamples(program);
   return program;
 }
 
