@@ -26,6 +26,7 @@ import { installScenario } from './scenarios/install';
 import { noopScenario } from './scenarios/noop';
 import { verifyScenario } from './scenarios/verify';
 import { ROLLING_SIZES, rollingScenario } from './scenarios/rolling';
+import { scaleScenario } from './scenarios/scale';
 import { type BenchResults, type Cell, evaluateTargets, renderReport, writeResults } from './report';
 import { renderRelayTable } from './relay';
 import { log, type Runtime, startSitefleet } from './runtime';
@@ -66,6 +67,7 @@ async function main(): Promise<number> {
       plan.scenarios.includes('install') ? plan.installMembers : 1,
       plan.scenarios.includes('relay') ? Math.max(...plan.relaySizes) : 1,
       plan.scenarios.includes('rolling') ? Math.max(...ROLLING_SIZES) : 1,
+      plan.scenarios.includes('scale') ? plan.scaleMembers : 1,
     );
     const baseDir = plan.baseDir ?? (await defaultBenchBaseDir());
     await reclaimStaleBeds(baseDir, log);
@@ -123,6 +125,7 @@ async function main(): Promise<number> {
       install: installScenario,
       verify: verifyScenario,
       rolling: rollingScenario,
+      scale: scaleScenario,
       relay: async (r) => {
         relay = await relayOnShapedLinks(r);
         return [];
