@@ -31,3 +31,11 @@ export {
 export { verifyNode } from './verify-node';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
 export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay/relay';
+export {
+  configureLoadBalancer,
+  restoreLoadBalancer,
+  removeLoadBalancer,
+  setLoadBalancerMember,
+  waitLoadBalancerMemberIdle,
+  inspectLoadBalancer,
+} from './load-balancer';

@@ -171,6 +171,47 @@ export function renderHaproxyBackend(input: z.input<typeof haproxySchema>): stri
   return render('haproxy-backend.cfg.njk', { ...v, members });
 }
 
+const lbSiteSchema = z
+  .object({
+    domain: domainName,
+    aliases: z.array(domainName),
+    checkPath: z.string().regex(/^\/[A-Za-z0-9._~/?=&-]*$/, 'must be a URL path such as /'),
+    checkStatus: z.array(z.number().int().min(100).max(599)).min(1),
+  })
+  .strict();
+
+const haproxyClusterSchema = z
+  .object({
+    cluster: resourceName,
+    port: tcpPort,
+    socket: absolutePath,
+    members: z.array(serverSchema),
+    sites: z.array(lbSiteSchema),
+  })
+  .strict();
+
+/** The haproxy backend name of a site of a cluster (haproxy names allow letters, digits, '.', '-' and '_'). */
+export const lbBackendName = (cluster: string, domain: string): string => `sitefleet_${cluster}_${domain}`;
+
+/**
+ * sitefleet's block of a load balancer's haproxy config for one cluster: a frontend on the LB's port that routes by
+ * Host to one backend per enabled site, each backend listing every member with a health check of that site (its
+ * health script for WordPress), and an admin socket for draining members.
+ */
+export function renderHaproxyCluster(input: z.input<typeof haproxyClusterSchema>): string {
+  const v = parseInput(haproxyClusterSchema, input, 'haproxy cluster block');
+  const members = v.members.map((m) => {
+    if (!m.http) throw badInput(`cluster ${v.cluster}: member ${m.name} has no http service`);
+    return { name: m.name, address: m.address ?? m.host, port: m.http.port };
+  });
+  const sites = v.sites.map((s) => ({
+    ...s,
+    backend: lbBackendName(v.cluster, s.domain),
+    hosts: [s.domain, ...s.aliases],
+  }));
+  return render('haproxy-cluster.cfg.njk', { ...v, members, sites });
+}
+
 /** Database credentials as written into a site's settings file (derived on the worker, never in history). */
 export interface SiteDatabaseCredentials {
   name: string;

@@ -28,6 +28,7 @@ import {
   forgetQuery,
   teardownShareBodySchema,
   memberBodySchema,
+  loadBalancerBodySchema,
   migrateBodySchema,
   nameParam,
   operationIdSchema,
@@ -373,6 +374,11 @@ export function createApi(deps: AppDeps): Api {
     res
       .status(202)
       .json(await operations.start(await plans.planClusterMember(store, params.name, params.server, 'remove')));
+  });
+
+  app.put('/v1/clusters/:name/load-balancer', async (req, res) => {
+    const body = parse(loadBalancerBodySchema, bodyOf(req));
+    res.status(202).json(await operations.start(await plans.planClusterLoadBalancer(store, name(req), body.server)));
   });
 
   const operationId = (req: Request) => {

@@ -3,11 +3,12 @@
  * its input resolved from the inventory, the search attributes and summary an operator sees in the Web UI, and
  * the inventory change to make when it completes. Building a plan reads the inventory and changes nothing.
  */
-import type { Target } from '../domain/model';
+import type { Server, Target } from '../domain/model';
 import { effectiveTransferOptions, type TransferOptions } from '../domain/transfer';
 import {
   WORKFLOW_TYPES,
   workflowIds,
+  type ClusterLoadBalancerInput,
   type ClusterMemberInput,
   type CreatePlatformInput,
   type MigrateSiteInput,
@@ -337,5 +338,49 @@ export async function planClusterMember(
     summary: `${change === 'add' ? 'Add' : 'Remove'} member ${server} ${change === 'add' ? 'to' : 'from'} ${describeGroup(state.group)}`,
     tags: { cluster, servers: [...new Set([...groupServerNames(state.group), server])] },
     effect: { type: change === 'add' ? 'add-cluster-member' : 'remove-cluster-member', cluster, server },
+  };
+}
+
+/**
+ * `cluster set-lb`: the cluster's block goes onto the new load balancer (and off the previous one); the inventory
+ * records the new load balancer when the workflow has completed.
+ */
+export async function planClusterLoadBalancer(
+  store: InventoryStore,
+  cluster: string,
+  server: string | null,
+): Promise<OperationPlan> {
+  const state = await resolveGroupState(store, { kind: 'cluster', name: cluster });
+  const previous = state.group.loadBalancer;
+  let lb: Server | undefined;
+  if (server !== null) {
+    lb = await store.get('server', server);
+    if (!lb) throw new NotFoundError('server', server);
+    if (!lb.lb) throw new ConflictError(`server "${server}" has no lb service, which a load balancer needs`);
+    if (state.group.members.some((m) => m.name === server)) {
+      throw new ConflictError(`server "${server}" is a member of "${cluster}" and cannot also be its load balancer`);
+    }
+  }
+  const { loadBalancer: _old, loadBalancerRoutes: _routes, ...rest } = state.group;
+  const group: WebGroup = lb ? { ...rest, loadBalancer: lb } : rest;
+  const input: ClusterLoadBalancerInput = {
+    group,
+    platforms: state.platforms,
+    sites: state.sites,
+    ...(previous ? { previous } : {}),
+  };
+  return {
+    workflowType: WORKFLOW_TYPES.configureClusterLoadBalancer,
+    workflowId: workflowIds.cluster(cluster),
+    resource: `cluster/${cluster}`,
+    input,
+    summary: lb
+      ? `Put ${describeGroup(state.group)} behind load balancer ${lb.name}`
+      : `Take ${describeGroup(state.group)} off its load balancer`,
+    tags: {
+      cluster,
+      servers: [...new Set([...groupServerNames(group), ...(previous ? [previous.name] : [])])],
+    },
+    effect: { type: 'set-cluster-lb', cluster, server },
   };
 }

@@ -37,6 +37,9 @@ export const restoreBodySchema = z
 
 export const memberBodySchema = z.object({ server: resourceName }).strict();
 
+/** `cluster set-lb`: the server with an `lb` service that fronts the cluster, or null for none. */
+export const loadBalancerBodySchema = z.object({ server: resourceName.nullable() }).strict();
+
 /**
  * A deployment's options; the body is optional (no body, or `{}`, deploys with the group's stored options).
  * `transfer` overrides the pack's or cluster's stored transfer options field by field, for this operation only.

@@ -24,6 +24,8 @@ const BENCH_SUBNET_PREFIX = '10.233';
 export interface BenchBedOptions {
   /** Web hosts (web-nginx), named w1..wN. */
   webHosts: number;
+  /** One haproxy host (`lb`) for the rolling scenario. */
+  loadBalancer?: boolean;
   /** Where the bed's host state lives (its filesystem type is recorded with the results). */
   baseDir: string;
 }
@@ -57,6 +59,7 @@ export async function reclaimStaleBeds(baseDir: string, log: (line: string) => v
 
 /** Host names of the bench bed: web hosts first, then the database host. */
 export const DB_HOST_NAME = 'db';
+export const LB_HOST_NAME = 'lb';
 export const webHostName = (index: number): string => `w${index}`;
 
 async function routedSubnets(): Promise<string> {
@@ -78,6 +81,7 @@ export async function startBenchBed(options: BenchBedOptions): Promise<Bed> {
       }),
     ),
     { name: DB_HOST_NAME, roles: ['db'] },
+    ...(options.loadBalancer ? [{ name: LB_HOST_NAME, roles: ['lb'] } satisfies HostOptions] : []),
   ];
   const first = (process.pid * 11) % 256;
   for (let attempt = 0; attempt < 32; attempt++) {

@@ -6,7 +6,7 @@ import { type BaselineName, BASELINES } from './baselines';
 const REPO_ROOT = path.resolve(__dirname, '..');
 
 /** `relay` runs last: it shapes the bed's links (200 Mbit/s by default) and removes the shaping afterwards. */
-export const SCENARIOS = ['fanout', 'noop', 'install', 'verify', 'relay', 'scale'] as const;
+export const SCENARIOS = ['fanout', 'noop', 'install', 'verify', 'rolling', 'relay', 'scale'] as const;
 /** `scale` (1,000 sites on the production topology, hours on a small machine) runs only when asked for. */
 export const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== 'scale');
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -148,7 +148,11 @@ export function parsePlan(argv: string[]): Plan {
     scaleMembers: 8,
     scaleConcurrency: o.scaleConcurrency ?? 8,
     sitefleet: o.sitefleet,
-    baselines: o.baselines === false ? [] : (o.baselines ?? [...BASELINES]),
+    // Only fanout, noop and relay have baselines: a run of other scenarios needs no rsync loops nor Ansible.
+    baselines:
+      o.baselines === false || (o.only && !o.only.some((s) => s === 'fanout' || s === 'noop' || s === 'relay'))
+        ? []
+        : (o.baselines ?? [...BASELINES]),
     ...(o.baseDir !== undefined ? { baseDir: path.resolve(o.baseDir) } : {}),
     source: path.resolve(o.source),
     outDir: path.resolve(o.out),

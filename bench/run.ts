@@ -25,6 +25,7 @@ import { fanoutScenario } from './scenarios/fanout';
 import { installScenario } from './scenarios/install';
 import { noopScenario } from './scenarios/noop';
 import { verifyScenario } from './scenarios/verify';
+import { ROLLING_SIZES, rollingScenario } from './scenarios/rolling';
 import { scaleScenario } from './scenarios/scale';
 import { type BenchResults, type Cell, evaluateTargets, renderReport, writeResults } from './report';
 import { renderRelayTable } from './relay';
@@ -65,13 +66,14 @@ async function main(): Promise<number> {
       needsSites ? plan.verifyMembers : 1,
       plan.scenarios.includes('install') ? plan.installMembers : 1,
       plan.scenarios.includes('relay') ? Math.max(...plan.relaySizes) : 1,
+      plan.scenarios.includes('rolling') ? Math.max(...ROLLING_SIZES) : 1,
       plan.scenarios.includes('scale') ? plan.scaleMembers : 1,
     );
     const baseDir = plan.baseDir ?? (await defaultBenchBaseDir());
     await reclaimStaleBeds(baseDir, log);
     log(`starting a bed of ${webHosts} web hosts and a db host under ${baseDir}...`);
     const bedStarted = performance.now();
-    const bed = await startBenchBed({ webHosts, baseDir });
+    const bed = await startBenchBed({ webHosts, baseDir, loadBalancer: plan.scenarios.includes('rolling') });
     const bedStartSeconds = (performance.now() - bedStarted) / 1000;
     const cancelExitDown = downOnExit(bed, baseDir);
     teardown.push(`bed ${bed.name}`, async () => {
@@ -122,6 +124,7 @@ async function main(): Promise<number> {
       noop: noopScenario,
       install: installScenario,
       verify: verifyScenario,
+      rolling: rollingScenario,
       scale: scaleScenario,
       relay: async (r) => {
         relay = await relayOnShapedLinks(r);

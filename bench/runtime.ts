@@ -15,6 +15,7 @@ import { type AnsibleSetup, type BaselineContext, type BaselineName, runBaseline
 import { type Contender, errorText, type Measured, timed } from './measure';
 import type { Plan } from './options';
 import type { Cell, ContenderName, ScenarioId } from './report';
+import { sitefleetWebpackConfig } from '../workers/bundler-options';
 import { readServers, type SitefleetContext } from './sitefleet';
 import { BenchWorker } from './worker';
 import type { Teardown } from './teardown';
@@ -50,6 +51,7 @@ export async function startSitefleet(
     const { code } = await bundleWorkflowCode({
       workflowsPath: require.resolve('../workflows'),
       logger: new DefaultLogger('WARN'),
+      webpackConfigHook: sitefleetWebpackConfig(),
     });
     const bundlePath = path.join(workDir, 'workflow-bundle.js');
     await fs.writeFile(bundlePath, code);

@@ -50,6 +50,17 @@ export const nfsServiceSchema = z
   })
   .strict();
 
+/** A load balancer: haproxy on this server fronts a cluster (`cluster set-lb`); sitefleet owns one block of its config. */
+export const lbServiceSchema = z
+  .object({
+    type: z.literal('haproxy', { message: 'must be "haproxy"' }),
+    /** The port the cluster's frontend listens on (every address of the server). @default 80 */
+    port: tcpPort.default(80),
+    /** haproxy's main config file, which gets sitefleet's managed block. @default '/etc/haproxy/haproxy.cfg' */
+    configFile: absolutePath.default('/etc/haproxy/haproxy.cfg'),
+  })
+  .strict();
+
 export const serverSchema = z
   .object({
     name: resourceName,
@@ -70,6 +81,7 @@ export const serverSchema = z
     http: httpServiceSchema.optional(),
     db: dbServiceSchema.optional(),
     nfs: nfsServiceSchema.optional(),
+    lb: lbServiceSchema.optional(),
     /** Aegir's layout root on this server. @default '/var/aegir' */
     aegirRoot: ownedDirectory.default('/var/aegir'),
     /** The user that owns platforms and sites. @default 'aegir' */

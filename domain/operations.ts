@@ -21,8 +21,22 @@ export interface WebGroup {
   share?: PackShare;
   /** Bounded fan-out. @default 8 */
   maxParallel?: number;
-  /** Cluster only: the load balancer, if any. */
+  /** Cluster only: the load balancer, if any (a server with an `lb` service). */
   loadBalancer?: Server;
+  /**
+   * Cluster with a load balancer only: every platform and site of the cluster as the inventory has them, so that
+   * any operation can render the LB's whole view of the cluster (workflows/load-balancer.ts).
+   */
+  loadBalancerRoutes?: { platforms: Platform[]; sites: Site[] };
+}
+
+export interface ClusterLoadBalancerInput {
+  /** The cluster with its (new) load balancer, or without one to take the cluster off `previous`. */
+  group: WebGroup;
+  platforms: Platform[];
+  sites: Site[];
+  /** The load balancer the cluster had before, whose block is removed when it differs from the new one. */
+  previous?: Server;
 }
 
 export interface PackShare {
@@ -149,4 +163,5 @@ export const WORKFLOW_TYPES = {
   migrateSite: 'MigrateSite',
   addClusterMember: 'AddClusterMember',
   removeClusterMember: 'RemoveClusterMember',
+  configureClusterLoadBalancer: 'ConfigureClusterLoadBalancer',
 } as const;

@@ -69,6 +69,9 @@ export async function resolveWebGroup(store: InventoryStore, target: Target): Pr
       };
       if (cluster.loadBalancer) {
         [group.loadBalancer] = await servers(store, [{ field: 'loadBalancer', name: cluster.loadBalancer }]);
+        const platforms = await store.platformsOn(target);
+        const sites = (await Promise.all(platforms.map((p) => store.sitesOn(p.name)))).flat();
+        group.loadBalancerRoutes = { platforms, sites };
       }
       return group;
     }

@@ -17,7 +17,7 @@ export interface RuleProblems {
   invalid: FieldProblem[];
 }
 
-type Service = 'http' | 'db' | 'nfs';
+type Service = 'http' | 'db' | 'nfs' | 'lb';
 
 function needServer(
   read: InventoryReader,
@@ -80,7 +80,7 @@ export function checkResource<K extends ResourceKind>(
       cluster.members.forEach((s, i) => needServer(read, p, `members.${i}`, s, 'http', 'a cluster member'));
       noDuplicates(p, 'members', cluster.members);
       if (cluster.loadBalancer) {
-        needServer(read, p, 'loadBalancer', cluster.loadBalancer, 'http', 'a load balancer');
+        needServer(read, p, 'loadBalancer', cluster.loadBalancer, 'lb', 'a load balancer');
       }
       break;
     }

@@ -325,6 +325,17 @@ export function planEffect(effect: OperationEffect, view: InventoryView): Plan<v
       const { writes } = planPut('cluster', cluster.name, value, view);
       return { result: undefined, writes };
     }
+    case 'set-cluster-lb': {
+      const cluster = view.get('cluster', effect.cluster);
+      if (!cluster) throw new NotFoundError('cluster', effect.cluster);
+      const { loadBalancer: _old, ...rest } = cluster;
+      const value = validatePut('cluster', cluster.name, {
+        ...rest,
+        ...(effect.server !== null ? { loadBalancer: effect.server } : {}),
+      });
+      const { writes } = planPut('cluster', cluster.name, value, view);
+      return { result: undefined, writes };
+    }
   }
 }
 

@@ -45,7 +45,8 @@ export type OperationEffect =
   | { type: 'forget'; kind: 'site' | 'platform'; key: string }
   | { type: 'patch-site'; domain: string; patch: Partial<Pick<Site, 'platform' | 'status'>> }
   | { type: 'add-cluster-member'; cluster: string; server: string }
-  | { type: 'remove-cluster-member'; cluster: string; server: string };
+  | { type: 'remove-cluster-member'; cluster: string; server: string }
+  | { type: 'set-cluster-lb'; cluster: string; server: string | null };
 
 /** Temporal's execution status names, plus RUNNING for a started operation not yet seen closed. */
 export type OperationStatus =

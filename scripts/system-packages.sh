@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sitefleet's tests and demo need, when any is missing: the test-host bed (sshd, web
-# servers, PHP, MariaDB, NFS server and client tools, sshfs, haproxy), Debian's WordPress tree as a realistic
-# platform, PostgreSQL for the inventory tests, Chromium for the health page test, and QEMU plus the NFS client
+# servers, PHP, MariaDB, NFS server and client tools, sshfs, haproxy and socat for its admin socket), Debian's
+# WordPress tree as a realistic platform, PostgreSQL for the inventory tests, Chromium for the health page test, and QEMU plus the NFS client
 # tools for the VM test hosts (their kernel, busybox and nfsd .debs are downloaded, not installed: testbed/vm).
 # Used by .ci/run and by `npm test` (pretest). Needs root on Debian; elsewhere it says what is missing.
 set -euo pipefail
 packages=(
   openssh-server openssh-client rsync iproute2 procps psmisc curl ca-certificates sudo
   nginx apache2 php8.2-fpm php8.2-mysql php8.2-cli mariadb-server mariadb-client
-  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sshfs fuse3 haproxy wordpress chromium postgresql
+  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sshfs fuse3 haproxy socat wordpress chromium postgresql
   qemu-system-x86 nfs-common e2fsprogs
 )
 if ! command -v dpkg-query >/dev/null; then

@@ -60,3 +60,10 @@ export const undo = proxyActivities<typeof activities>({
     nonRetryableErrorTypes: PERMANENT_FAILURES,
   },
 });
+
+/** Waiting for a drained member's in-flight requests to finish: bounded by the activity's own timeout, heartbeating. */
+export const drainWait = proxyActivities<typeof activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '20s',
+  retry: retry(3, '5s'),
+});

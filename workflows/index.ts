@@ -8,3 +8,4 @@ export { InstallSite, InstallSiteOnPack, InstallSiteOnCluster, DeleteSite, Enabl
 export { VerifyClusterNodes, ResyncCluster } from './verify';
 export { BackupSite, RestoreSite, MigrateSite } from './backup';
 export { AddClusterMember, RemoveClusterMember } from './membership';
+export { ConfigureClusterLoadBalancer } from './load-balancer';

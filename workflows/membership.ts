@@ -5,9 +5,10 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { ClusterMemberInput } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
-import { probe, quick, transfer, undo } from './activity-stubs';
+import { drainWait, probe, quick, transfer, undo } from './activity-stubs';
 import { badInput, failedAfterCompensation } from './failures';
 import { expectGroup } from './group';
+import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
 import { Saga } from './saga';
 import { tagRun } from './search';
@@ -76,6 +77,11 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
         });
       }
     }
+    if (group.loadBalancer) {
+      step = `put ${member.name} on the load balancer`;
+      progress.node(member.name, 'running', step);
+      await followOnLoadBalancer(group, saga, { members: [...group.members, member] });
+    }
   } catch (err) {
     progress.node(member.name, 'compensating', step);
     throw failedAfterCompensation(step, err, await saga.compensate());
@@ -101,6 +107,19 @@ export async function RemoveClusterMember(input: ClusterMemberInput): Promise<Me
   if (group.members.length === 1) throw badInput(`member: ${member.name} is the last member of ${group.name}`);
   tagRun({ group });
   const progress = new Progress('RemoveClusterMember', [member.name]);
+  const lb = group.loadBalancer;
+  if (lb) {
+    // The load balancer stops sending it requests and lets the ones in flight finish before anything is removed.
+    progress.node(member.name, 'running', 'drain at the load balancer');
+    await quick.setLoadBalancerMember({ lb, cluster: group.name, member: member.name, state: 'drain' });
+    await drainWait.waitLoadBalancerMemberIdle({ lb, cluster: group.name, member: member.name, timeoutSeconds: 60 });
+    const saga = new Saga();
+    try {
+      await followOnLoadBalancer(group, saga, { members: group.members.filter((m) => m.name !== member.name) });
+    } catch (err) {
+      throw failedAfterCompensation('take the member off the load balancer', err, await saga.compensate());
+    }
+  }
   progress.node(member.name, 'running', 'stop serving');
   for (const site of sites) await quick.restoreVhost({ server: member, site, previous: null });
   progress.node(member.name, 'running', 'remove sites and platforms');

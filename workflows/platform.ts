@@ -9,6 +9,7 @@ import { allBounded } from './fan-out';
 import { badInput, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
+import { rollOutCode } from './rolling';
 import { syncPlatformCode } from './relay';
 import { Saga } from './saga';
 import { tagRun } from './search';
@@ -52,6 +53,33 @@ async function createPlatformOnGroup(
     step = 'sync platform code';
     progress.phase(step);
     const receivers = codeReceivers(group);
+    const lb = group.loadBalancer;
+    if (kind === 'cluster' && lb) {
+      // An update behind a load balancer: members that have the platform get the new code one at a time, out of
+      // rotation, each probed before it serves again; a failed probe stops the update (workflows/rolling.ts).
+      step = 'rolling update';
+      progress.phase(step);
+      const sites = (group.loadBalancerRoutes?.sites ?? []).filter((s) => s.platform === platform.name);
+      const have = await allBounded(receivers, limit, (server) => quick.platformExists({ server, platform }));
+      const rolled = await rollOutCode({
+        group,
+        lb,
+        servers: receivers.filter((_, i) => have[i]),
+        platforms: [platform],
+        sites,
+        progress,
+      });
+      if (rolled.stoppedAt) {
+        throw ApplicationFailure.create({
+          type: 'ProbeFailed',
+          message:
+            `rolling update stopped at ${rolled.stoppedAt.server}: ${rolled.stoppedAt.error}; ` +
+            `updated: ${rolled.updated.join(', ') || 'none'}; not reached: ${rolled.notReached.join(', ') || 'none'}`,
+          nonRetryable: true,
+        });
+      }
+      step = 'sync platform code';
+    }
     // Parallel rsync, or a relay where input.transfer says so (workflows/relay.ts).
     const synced = await syncPlatformCode(input, receivers, {
       progress,

@@ -11,6 +11,7 @@ import { quick, probe, transfer, undo } from './activity-stubs';
 import { allBounded } from './fan-out';
 import { badInput, compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism } from './group';
+import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
 import { Saga } from './saga';
 import { tagRun } from './search';
@@ -149,6 +150,11 @@ async function installSiteOnGroup(
       progress.node(server.name, 'done', 'serving');
       return { server: server.name, status: res.status };
     });
+    if (group.loadBalancer) {
+      step = 'route the site at the load balancer';
+      progress.phase(step);
+      await followOnLoadBalancer(group, saga, { site: { site, platform } });
+    }
     progress.phase('done');
     return { site: site.domain, members: statuses };
   } catch (err) {
@@ -195,6 +201,10 @@ export async function DeleteSite(input: DeleteSiteInput): Promise<{ site: string
     group.members.map((m) => m.name),
   );
   const limit = parallelism(group);
+  if (group.loadBalancer) {
+    progress.phase('stop routing the site at the load balancer');
+    await followOnLoadBalancer(group, new Saga(), { site: { site, platform, remove: true } });
+  }
   progress.phase('remove vhost');
   await allBounded(group.members, limit, async (server) => {
     progress.node(server.name, 'running', 'remove vhost');
@@ -240,6 +250,7 @@ async function setSiteStatus(
       await quick.installVhost({ server, site, platform });
       progress.node(server.name, 'done', status);
     });
+    await followOnLoadBalancer(group, saga, { site: { site, platform } });
   } catch (err) {
     throw failedAfterCompensation(`${status} site`, err, await saga.compensate());
   }

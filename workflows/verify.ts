@@ -6,6 +6,7 @@ import type { ResyncInput, VerifyNodesInput } from '../domain/operations';
 import type { Server } from '../domain/model';
 import type { NodeReport } from '../activities/verify-node';
 import { probe, quick, transfer } from './activity-stubs';
+import { rollOutCode } from './rolling';
 import { settleBounded } from './fan-out';
 import { badInput, describeFailure } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
@@ -32,6 +33,40 @@ function markIdParity(nodes: NodeReport[]): void {
     const mine = `${n.aegirIds.uid}:${n.aegirIds.gid}`;
     const ok = mine === majority;
     n.checks.push({ name: 'uid-gid-parity', ok, detail: ok ? `aegir ${mine}` : `aegir ${mine}, others ${majority}` });
+    if (!ok) n.ok = false;
+  }
+}
+
+/**
+ * The load balancer's view of each member: every enabled site's backend must list the member, and haproxy's own
+ * health check of the site (its health script) must find it UP. One `show stat` on the LB's admin socket.
+ */
+async function markLoadBalancerView(input: VerifyNodesInput, nodes: NodeReport[]): Promise<void> {
+  const lb = input.group.loadBalancer as Server;
+  const enabled = input.sites.filter((s) => s.status === 'enabled').map((s) => s.domain);
+  let view: { backend: string; server: string; status: string; check: string }[];
+  try {
+    view = await probe.inspectLoadBalancer({ lb, cluster: input.group.name });
+  } catch (err) {
+    for (const n of nodes) {
+      n.checks.push({ name: 'load-balancer', ok: false, detail: `${lb.name}: ${describeFailure(err)}` });
+      n.ok = false;
+    }
+    return;
+  }
+  for (const n of nodes) {
+    const problems: string[] = [];
+    for (const domain of enabled) {
+      const row = view.find((v) => v.backend === `sitefleet_${input.group.name}_${domain}` && v.server === n.server);
+      if (!row) problems.push(`${domain}: not in the backend`);
+      else if (row.status !== 'UP') problems.push(`${domain}: ${row.status}${row.check ? ` (${row.check})` : ''}`);
+    }
+    const ok = problems.length === 0;
+    n.checks.push({
+      name: 'load-balancer',
+      ok,
+      detail: ok ? `${lb.name}: UP for ${enabled.length} site(s)` : `${lb.name}: ${problems.join('; ')}`,
+    });
     if (!ok) n.ok = false;
   }
 }
@@ -80,6 +115,7 @@ export async function VerifyClusterNodes(input: VerifyNodesInput): Promise<Verif
     return { server: server.name, ok: false, checks: [{ name: 'ssh', ok: false, detail: describeFailure(s.error) }] };
   });
   markIdParity(nodes);
+  if (group.loadBalancer) await markLoadBalancerView(input, nodes);
   const ok = nodes.every((n) => n.ok);
   markHealth(
     ok,
@@ -138,6 +174,24 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
   mounts.forEach((s, i) => {
     if (!s.ok) noteFailure((readers[i] as Server).name, describeFailure(s.error));
   });
+
+  // Behind a load balancer, members whose code changes get it one at a time, out of rotation (rollCode).
+  if (group.kind === 'cluster' && group.loadBalancer) {
+    const rolled = await rollOutCode({
+      group,
+      lb: group.loadBalancer,
+      servers: healthy(codeReceivers(group)),
+      platforms,
+      sites,
+      progress,
+      onSynced: (server, platform, files) => repaired.get(server)?.push(`${platform}: ${files} file(s)`),
+    });
+    if (rolled.stoppedAt) {
+      noteFailure(rolled.stoppedAt.server, rolled.stoppedAt.error);
+      for (const rest of rolled.notReached)
+        noteFailure(rest, `not updated: the rolling update stopped at ${rolled.stoppedAt.server}`);
+    }
+  }
 
   // Platform code on the code receivers: all at once, then a push of its own for each member that failed there
   // for a reason worth retrying.

@@ -75,6 +75,18 @@ export function clusterCommands(cli: CliContext): void {
       cli.runOperation('POST', `/v1/clusters/${seg(cluster)}/members`, { server }, o),
   );
   withWait(
+    clusterCmd
+      .command('set-lb <cluster> <server>')
+      .description('put the cluster behind a load balancer, a server with an lb service ("none": take it off)'),
+  ).action(async (cluster: string, server: string, o: WaitOpts) =>
+    cli.runOperation(
+      'PUT',
+      `/v1/clusters/${seg(cluster)}/load-balancer`,
+      { server: server === 'none' ? null : server },
+      o,
+    ),
+  );
+  withWait(
     clusterCmd.command('remove-member <cluster> <server>').description('remove a member (RemoveClusterMember)'),
   ).action(async (cluster: string, server: string, o: WaitOpts) =>
     cli.runOperation('DELETE', `/v1/clusters/${seg(cluster)}/members/${seg(server)}`, undefined, o),

@@ -12,8 +12,10 @@ void describe('sitefleet API', () => {
   before(async () => {
     h = await startHarness();
     // web1..web3 with nginx, db1 with mariadb, nfs1 with an NFS server; a pack, a cluster, platforms, sites.
-    for (const name of ['web1', 'web2', 'web3', 'lb1'])
+    for (const name of ['web1', 'web2', 'web3'])
       assert.equal((await h.request('POST', '/v1/servers', server(name))).status, 201);
+    const lb = server('lb1', { http: undefined, lb: { type: 'haproxy' } });
+    assert.equal((await h.request('POST', '/v1/servers', lb)).status, 201);
     assert.equal(
       (await h.request('POST', '/v1/servers', server('db1', { http: undefined, db: { type: 'mariadb' } }))).status,
       201,

@@ -54,7 +54,7 @@ const validPack = {
   slaves: ['web2'],
   share: { server: 'nfs1', exportPath: '/var/aegir/platforms', clients: '10.0.0.0/24', clientFlavour: 'kernel' },
 };
-const validCluster = { name: 'newcl', members: ['web1'], files: 'none', loadBalancer: 'web2' };
+const validCluster = { name: 'newcl', members: ['web1'], files: 'none', loadBalancer: 'lb1' };
 const validPathPlatform = {
   name: 'newpf',
   target: { kind: 'cluster', name: 'cl' },
@@ -194,6 +194,7 @@ void describe('bad input', () => {
     h = await startHarness();
     for (const name of ['web1', 'web2', 'web3']) await h.store.create('server', server(name));
     await h.store.create('server', server('db1', { http: undefined, db: { type: 'mariadb' } }));
+    await h.store.create('server', server('lb1', { http: undefined, lb: { type: 'haproxy' } }));
     await h.store.create('server', server('nfs1', { http: undefined, nfs: { flavour: 'ganesha' } }));
     await h.store.create('pack', { name: 'pk', master: 'web1', share: { server: 'nfs1', clients: '10.0.0.0/24' } });
     await h.store.create('cluster', { name: 'cl', members: ['web1', 'web2'] });

@@ -37,7 +37,7 @@ void describe('SQLite inventory store', () => {
     await store.create('server', server('s2'));
     await store.create('server', server('nfs1', { nfs: { flavour: 'ganesha' }, http: undefined }));
     await store.create('server', server('db1', { db: { type: 'mariadb' }, http: undefined }));
-    await store.create('server', server('lb1'));
+    await store.create('server', server('lb1', { lb: { type: 'haproxy' } }));
     await store.create('pack', {
       name: 'p1',
       master: 'm1',

@@ -134,7 +134,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       await s.create('server', server('s2'));
       await s.create('server', server('nfs1', { nfs: { flavour: 'ganesha' }, http: undefined }));
       await s.create('server', server('db1', { db: { type: 'mariadb' }, http: undefined }));
-      await s.create('server', server('lb1'));
+      await s.create('server', server('lb1', { lb: { type: 'haproxy' } }));
       await s.create('pack', {
         name: 'p1',
         master: 'm1',

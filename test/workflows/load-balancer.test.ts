@@ -1,0 +1,280 @@
+/**
+ * End to end on test hosts: haproxy on an lb host fronts a WordPress cluster and follows every change — the site's
+ * install, a member added, the site disabled and enabled, a member removed — each time with a config that passed
+ * `haproxy -c` and a graceful reload. Every assertion asks the real haproxy (through its port or its admin socket).
+ */
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { workflowIds, type WebGroup } from '../../domain/operations';
+import type { Server } from '../../domain/model';
+import { inspectLoadBalancer, setLoadBalancerMember } from '../../activities/load-balancer';
+import { clusterGroup, useFleet } from '../support/fleet';
+import type { ResyncReport, VerifyReport } from '../../workflows/verify';
+import { startLoad, type LoadResult } from '../support/load';
+import { WORDPRESS_SOURCE, wordpressPlatform, wordpressSite } from '../support/wordpress';
+
+const fleet = useFleet({
+  hosts: [
+    { roles: ['web-nginx'] },
+    { roles: ['web-nginx'] },
+    { roles: ['web-nginx'] },
+    { roles: ['db'] },
+    { roles: ['lb'] },
+  ],
+});
+
+const LB_PORT = 8080;
+// A copy of Debian's WordPress, so that the tests can make new releases of it.
+const source = mkdtempSync(join(tmpdir(), 'sitefleet-lb-wp-'));
+cpSync(WORDPRESS_SOURCE, source, { recursive: true, verbatimSymlinks: true });
+after(() => rmSync(source, { recursive: true, force: true }));
+const platform = { ...wordpressPlatform, source: { type: 'path' as const, path: source } };
+const site = wordpressSite('lb.example.com');
+
+describe('a load balancer in front of a cluster', () => {
+  const lb = (): Server => ({
+    ...fleet().server('h5'),
+    lb: { type: 'haproxy', port: LB_PORT, configFile: '/etc/haproxy/haproxy.cfg' },
+  });
+  const group = (members: string[], sites = [site]): WebGroup =>
+    clusterGroup(
+      'c1',
+      members.map((n) => fleet().server(n)),
+      { loadBalancer: lb(), loadBalancerRoutes: { platforms: [platform], sites } },
+    );
+  /** Which members answer the site through the load balancer, over `n` requests; and every status seen. */
+  const throughLb = async (n: number) => {
+    const served = new Set<string>();
+    const statuses = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const res = await fleet().bed.httpGet('h5', '/sitefleet-health.php', {
+        port: LB_PORT,
+        headers: { Host: site.domain },
+      });
+      statuses.add(res.status);
+      const backend = res.headers['x-sitefleet-backend'];
+      if (typeof backend === 'string') served.add(backend);
+    }
+    return { served: [...served].sort(), statuses: [...statuses].sort() };
+  };
+  const lbView = async () => inspectLoadBalancer({ lb: lb(), cluster: 'c1' });
+
+  test('installing a site on a cluster with a load balancer routes it to every member', async () => {
+    await fleet().run('CreatePlatformOnCluster', `${workflowIds.platform('wp')}-lb`, {
+      platform,
+      group: clusterGroup(
+        'c1',
+        ['h1', 'h2'].map((n) => fleet().server(n)),
+      ),
+    });
+    await fleet().run('InstallSiteOnCluster', workflowIds.site(site.domain), {
+      site,
+      platform,
+      group: group(['h1', 'h2'], []),
+      dbServer: fleet().server('h4'),
+    });
+    assert.deepEqual(await throughLb(6), { served: ['h1', 'h2'], statuses: [200] });
+    const view = await lbView();
+    assert.deepEqual(
+      view.map((s) => `${s.backend}/${s.server}`),
+      ['sitefleet_c1_lb.example.com/h1', 'sitefleet_c1_lb.example.com/h2'],
+    );
+    const config = await fleet().bed.exec('h5', ['cat', '/etc/haproxy/haproxy.cfg']);
+    assert.match(
+      config.stdout,
+      /# BEGIN sitefleet:cluster:c1\n[\s\S]*http-check send meth GET uri \/sitefleet-health\.php ver HTTP\/1\.1 hdr Host lb\.example\.com/,
+    );
+    assert.match(config.stdout, /^frontend web$/m, "the lb host's own config is still there");
+  });
+
+  test('AddClusterMember puts the new member on the load balancer after it serves every site', async () => {
+    await fleet().run('AddClusterMember', workflowIds.cluster('c1'), {
+      group: group(['h1', 'h2']),
+      member: fleet().server('h3'),
+      platforms: [platform],
+      sites: [site],
+      dbServers: [fleet().server('h4')],
+    });
+    assert.deepEqual(await throughLb(9), { served: ['h1', 'h2', 'h3'], statuses: [200] });
+    // haproxy's own health checks of the site (its health script) find every member up.
+    const deadline = Date.now() + 20_000;
+    let view = await lbView();
+    while (view.some((s) => s.status !== 'UP') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      view = await lbView();
+    }
+    assert.deepEqual(
+      view.map((s) => `${s.server} ${s.status}`),
+      ['h1 UP', 'h2 UP', 'h3 UP'],
+    );
+  });
+
+  test('DisableSite takes the site off the load balancer (503 there too); EnableSite puts it back', async () => {
+    const input = { site, platform, group: group(['h1', 'h2', 'h3']), dbServer: fleet().server('h4') };
+    await fleet().run('DisableSite', workflowIds.site(site.domain), input);
+    assert.deepEqual(await throughLb(3), { served: [], statuses: [503] });
+    assert.deepEqual(await lbView(), []);
+    await fleet().run('EnableSite', workflowIds.site(site.domain), {
+      ...input,
+      group: group(['h1', 'h2', 'h3'], [{ ...site, status: 'disabled' }]),
+    });
+    assert.deepEqual(await throughLb(9), { served: ['h1', 'h2', 'h3'], statuses: [200] });
+  });
+
+  /** The load a test puts through the load balancer while it runs `during`: WordPress's REST index, 4 at a time. */
+  const underLoad = async (during: () => Promise<unknown>): Promise<LoadResult> => {
+    const load = startLoad({
+      host: fleet().bed.ip('h5'),
+      port: LB_PORT,
+      path: '/?rest_route=/',
+      headers: { Host: site.domain },
+      concurrency: 4,
+    });
+    try {
+      await during();
+    } catch (err) {
+      await load.stop();
+      throw err;
+    }
+    return load.stop();
+  };
+  const resync = (label: string) =>
+    fleet().run<ResyncReport>('ResyncCluster', `resync/cluster/c1-${label}`, {
+      group: group(['h1', 'h2', 'h3']),
+      platforms: [platform],
+      sites: [site],
+      dbServers: [fleet().server('h4')],
+    });
+  const release = async (host: string) =>
+    (await fleet().bed.httpGet(host, '/sitefleet-release.txt', { headers: { Host: site.domain } })).body.trim();
+
+  test('VerifyClusterNodes checks the LB view of each member: a drained member fails that check', async () => {
+    const verify = (label: string) =>
+      fleet().run<VerifyReport>('VerifyClusterNodes', `verify/cluster/c1-${label}`, {
+        group: group(['h1', 'h2', 'h3']),
+        platforms: [platform],
+        sites: [site],
+        dbServers: [fleet().server('h4')],
+      });
+    const lbCheck = (r: VerifyReport) =>
+      r.nodes.map((n) => `${n.server} ${String(n.checks.find((c) => c.name === 'load-balancer')?.ok)}`);
+    assert.deepEqual(lbCheck(await verify('green')), ['h1 true', 'h2 true', 'h3 true']);
+    await setLoadBalancerMember({ lb: lb(), cluster: 'c1', member: 'h2', state: 'drain' });
+    try {
+      const drained = await verify('drained');
+      assert.deepEqual(lbCheck(drained), ['h1 true', 'h2 false', 'h3 true']);
+      const detail = drained.nodes[1]?.checks.find((c) => c.name === 'load-balancer')?.detail;
+      assert.match(String(detail), /lb\.example\.com: DRAIN/);
+      assert.deepEqual((await throughLb(4)).served, ['h1', 'h3'], 'a drained member gets no new requests');
+    } finally {
+      await setLoadBalancerMember({ lb: lb(), cluster: 'c1', member: 'h2', state: 'ready' });
+    }
+  });
+
+  test('a code change behind the LB rolls out one member at a time with 0 failed requests', async () => {
+    const idle = await underLoad(() => new Promise((r) => setTimeout(r, 4000)));
+    writeFileSync(join(source, 'sitefleet-release.txt'), 'release 2\n');
+    const during = await underLoad(async () => {
+      const report = await resync('release-2');
+      assert.equal(report.ok, true, JSON.stringify(report));
+    });
+    console.log(
+      `rolling update on 3 members (2 cores shared, under load): ${during.requests} requests, ${during.failed} failed; ` +
+        `p99 ${during.p99Ms.toFixed(1)} ms during the update, ${idle.p99Ms.toFixed(1)} ms without`,
+    );
+    assert.equal(idle.failed, 0, idle.examples.join('; '));
+    assert.ok(during.requests > 0);
+    assert.equal(during.failed, 0, during.examples.join('; '));
+    for (const host of ['h1', 'h2', 'h3']) assert.equal(await release(host), 'release 2', `${host} runs release 2`);
+    assert.deepEqual(
+      (await lbView()).map((s) => `${s.server} ${s.status}`),
+      ['h1 UP', 'h2 UP', 'h3 UP'],
+      'every member is back in rotation',
+    );
+  });
+
+  test('deploying a broken release stops at the first member, which stays out of rotation: 0 failed requests', async () => {
+    const index = join(source, 'index.php');
+    const good = readFileSync(index, 'utf8');
+    writeFileSync(index, "<?php http_response_code(500); echo 'broken release';\n");
+    writeFileSync(join(source, 'sitefleet-release.txt'), 'release 3\n');
+    let deployError: unknown;
+    const during = await underLoad(async () => {
+      // The platform deployment (UpdatePlatformOnCluster's path) behind the LB; ResyncCluster takes the same route.
+      await fleet()
+        .run('CreatePlatformOnCluster', `${workflowIds.platform('wp')}-lb-release-3`, {
+          platform,
+          group: group(['h1', 'h2', 'h3']),
+        })
+        .catch((err: unknown) => (deployError = err));
+    });
+    assert.ok(deployError, 'the deployment fails');
+    const cause = (deployError as { cause?: { message?: string } }).cause;
+    assert.match(String(cause?.message), /rolling update stopped at h1: probe every site: .*left out of rotation/);
+    assert.match(String(cause?.message), /updated: none; not reached: h2, h3/);
+    assert.equal(during.failed, 0, during.examples.join('; '));
+    assert.equal(await release('h2'), 'release 2', 'h2 still runs release 2');
+    assert.equal(await release('h3'), 'release 2', 'h3 still runs release 2');
+    assert.deepEqual(
+      (await lbView()).map((s) => `${s.server} ${s.status.split(' ')[0]}`),
+      ['h1 DRAIN', 'h2 UP', 'h3 UP'],
+    );
+    // The fixed release goes out the same way; h1 comes back.
+    writeFileSync(index, good);
+    const fixed = await underLoad(async () => {
+      const again = await resync('release-3-fixed');
+      assert.equal(again.ok, true, JSON.stringify(again));
+    });
+    assert.equal(fixed.failed, 0, fixed.examples.join('; '));
+    for (const host of ['h1', 'h2', 'h3']) assert.equal(await release(host), 'release 3');
+  });
+
+  test('RemoveClusterMember drains the member at the load balancer before it stops serving', async () => {
+    await fleet().run('RemoveClusterMember', workflowIds.cluster('c1'), {
+      group: group(['h1', 'h2', 'h3']),
+      member: fleet().server('h1'),
+      platforms: [platform],
+      sites: [site],
+      dbServers: [fleet().server('h4')],
+    });
+    assert.deepEqual(await throughLb(6), { served: ['h2', 'h3'], statuses: [200] });
+    assert.deepEqual(
+      (await lbView()).map((s) => s.server),
+      ['h2', 'h3'],
+    );
+  });
+
+  test('a config that haproxy -c refuses is put back; the workflow fails with ConfigTestFailed', async () => {
+    // Someone broke the lb host's own part of the config: haproxy -c refuses the whole file, so sitefleet must not
+    // reload it, and must leave the file as it found it.
+    const file = '/etc/haproxy/haproxy.cfg';
+    await fleet().bed.exec('h5', ['sed', '-i', '/^frontend web$/a\\    no-such-keyword 1', file]);
+    const before = await fleet().bed.exec('h5', ['cat', file]);
+    assert.match(before.stdout, /no-such-keyword/);
+    try {
+      await assert.rejects(
+        fleet().run('ConfigureClusterLoadBalancer', workflowIds.cluster('c1'), {
+          group: group(['h2']),
+          platforms: [platform],
+          sites: [site],
+        }),
+        (err: Error) => {
+          const cause = (err as { cause?: { message?: string; cause?: { type?: string } } }).cause;
+          assert.match(String(cause?.message), /haproxy -c refused the config for cluster c1/);
+          return true;
+        },
+      );
+      assert.equal((await fleet().bed.exec('h5', ['cat', file])).stdout, before.stdout);
+      assert.deepEqual(
+        await throughLb(4),
+        { served: ['h2', 'h3'], statuses: [200] },
+        'the running haproxy is unchanged',
+      );
+    } finally {
+      await fleet().bed.exec('h5', ['sed', '-i', '/no-such-keyword/d', file]);
+    }
+  });
+});
