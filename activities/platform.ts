@@ -9,7 +9,7 @@ import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { activityCancellationSignal, withHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
-import { FailureType, permanentFailure } from './support/failures';
+import { FailureType, permanentFailure } from '../common/failures';
 import { platformSourceDir } from './platform-source';
 import { rsyncToServer, rsyncToServers, type RsyncHostResult } from './transport/rsync';
 import type { RsyncSummary } from './transport/rsync-output';

@@ -10,12 +10,13 @@ import { siteHealthSpec, siteProbeSpec } from '../domain/site-probe';
 import { activityCancellationSignal, heartbeatProgress } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { aegirIdsOf, probeSite, resolveOn } from './checks';
-import { messageOf } from './support/failures';
+
 import { checkNfsExport } from './nfs-export';
 import { inspectShareMount } from './nfs-mount';
 import { checkPlatformVisible, syncPlatform } from './platform';
 import { verifiedHostKey } from './transport/ssh';
 import { runConfigTest } from './web-server';
+import { messageOf } from '../common/error-message';
 
 export interface NodeCheck {
   /** ssh, config-test, aegir-ids, drift:PLATFORM, share-mount, visible:PLATFORM, db-resolution:NAME, probe:DOMAIN */

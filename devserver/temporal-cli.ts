@@ -16,7 +16,8 @@ export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 
 /** @default ~/.cache/sitefleet/temporal-v1.5.1 (or $SITEFLEET_CACHE_DIR/temporal-v1.5.1) */
 export function temporalCacheDir(): string {
-  const base = process.env.SITEFLEET_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'sitefleet');
+  const base =
+    process.env.SITEFLEET_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'sitefleet');
   return join(base, `temporal-${TEMPORAL_CLI_VERSION}`);
 }
 

@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { checkLinkShaping, type LinkShaping } from './shaping';
+import { checkLinkShaping, type LinkShaping } from './link-shaping';
 
 export const ROLES = ['web-nginx', 'web-apache', 'db', 'nfs', 'lb'] as const;
 export type Role = (typeof ROLES)[number];

@@ -1,13 +1,14 @@
 /**
  * VerifyClusterNodes and ResyncCluster: find drift on every member, and repair it.
  */
+import { badInput } from '../common/failures';
 import { workflowInfo } from '@temporalio/workflow';
 import type { ResyncInput, VerifyNodesInput } from '../domain/operations';
 import type { Server } from '../domain/model';
 import type { NodeReport } from '../activities/verify-node';
 import { probe, quick, transfer } from './activity-stubs';
-import { settleBounded } from './fan-out';
-import { badInput, describeFailure } from './failures';
+import { settleBounded } from '../common/settle';
+import { describeFailure } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { tagRun } from './search';

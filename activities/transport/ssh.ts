@@ -4,7 +4,7 @@
  * Commands are argument lists, quoted by quoteArgs; every command has a timeout and stops when its activity is
  * cancelled.
  */
-import { createHash } from 'node:crypto';
+import { sshFingerprintOf } from '../../common/ssh-fingerprint';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { NodeSSH } from 'node-ssh';
 import type { Server } from '../../domain/model';
 import { abortReason } from '../support/activity-context';
 import { Semaphore } from '../support/concurrency-limits';
-import { FailureType, permanentFailure, transientFailure } from '../support/failures';
+import { FailureType, permanentFailure, transientFailure } from '../../common/failures';
 import { quoteArgs } from './shell-quote';
 
 /** How long a connection attempt may take before the host counts as unreachable. @default 10 s */
@@ -69,11 +69,6 @@ interface PooledConnection {
 
 const pool = new Map<string, Promise<PooledConnection>>();
 const closeHooks = new Set<() => Promise<void>>();
-
-/** The OpenSSH SHA256 fingerprint of a raw public key blob, as `ssh-keygen -lf` prints it. */
-export function sshFingerprintOf(keyBlob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
-}
 
 /** `user@host:port` of a server, for messages. */
 export function sshTarget(server: Server): string {

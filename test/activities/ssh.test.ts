@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { closeAllConnections, runRemote, sshFingerprintOf, verifiedHostKey } from '../../activities/transport/ssh';
+import { closeAllConnections, runRemote, verifiedHostKey } from '../../activities/transport/ssh';
+import { sshFingerprintOf } from '../../common/ssh-fingerprint';
 import { useTestBed } from '../support/testbed';
 import { eventually, failure, serverOf, useWorkerEnvironment } from './bed-servers';
 
