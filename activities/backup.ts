@@ -11,7 +11,7 @@ import { activityCancellationSignal, withHeartbeat } from './support/activity-co
 import { parseInput } from './support/activity-input';
 import { siteDatabaseName, sqlIdentifier } from './database';
 import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
-import { pipeRemote, runRemote } from './transport/ssh';
+import { pipeRemote, runRemote } from './transport/ssh-command';
 
 /** @default 2 hours: big sites take a while to dump, pack and copy. */
 const BACKUP_TIMEOUT_MS = 2 * 60 * 60_000;

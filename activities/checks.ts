@@ -12,7 +12,8 @@ import { parseInput } from './support/activity-input';
 import { FailureType, permanentFailure } from '../common/failures';
 import { requestThroughNode } from './transport/http-request';
 import { writeRemoteFile } from './transport/remote-file';
-import { runRemote, verifiedHostKey } from './transport/ssh';
+import { verifiedHostKey } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 import { runConfigTest } from './web-server';
 import { messageOf } from '../common/error-message';
 

@@ -12,7 +12,7 @@ import { activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { dbPasswordFor } from './site-secrets';
-import { runRemote } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 
 /** @default 60 s */
 const SQL_TIMEOUT_MS = 60_000;

@@ -12,7 +12,7 @@ import { badInput, FailureType, permanentFailure, transientFailure } from '../co
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
 import { editRemoteFile, readRemoteFile } from './transport/remote-file';
 import { renderExportsLine, renderGaneshaExport } from './render';
-import { runRemote } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 import {
   EXPORTS_FILE,
   GANESHA_CONFIG_FILE,

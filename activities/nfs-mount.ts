@@ -18,7 +18,8 @@ import { badInput, FailureType, permanentFailure, transientFailure } from '../co
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
 import { editRemoteFile, readRemoteFile } from './transport/remote-file';
 import { renderFstabNfs, renderFstabSshfs } from './render';
-import { runRemote, verifiedHostKey } from './transport/ssh';
+import { verifiedHostKey } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 import { FSTAB_FILE, NFS_TIMEOUT_MS, packMarker, parseShare, shareHost, SSHFS_KNOWN_HOSTS } from './nfs-share';
 
 interface MountState {

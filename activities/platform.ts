@@ -15,7 +15,7 @@ import { rsyncToServer, rsyncToServers, type RsyncHostResult } from './transport
 import type { RsyncSummary } from './transport/rsync-output';
 import { inspectRemoteFiles, writeDifferingFiles } from './transport/remote-file';
 import { platformOwnFiles } from './site-files';
-import { runRemote } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 
 /**
  * rsync filter rules of a platform push (first match wins). Site directories and alias links are made on the

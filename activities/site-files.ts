@@ -13,7 +13,7 @@ import { ensureRemoteFiles, type RemoteFileSpec, writeRemoteFile } from './trans
 import { renderSiteSettings, renderWordpressDispatcher, renderWordpressHealth, siteSettingsFileName } from './render';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { dbPasswordFor, siteSaltsFor } from './site-secrets';
-import { runRemote } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 
 /** The group the web server and php-fpm run as (Debian). Uploads and settings are readable by it. */
 export const WEB_GROUP = 'www-data';

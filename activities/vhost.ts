@@ -8,7 +8,7 @@ import { activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { readRemoteFile, removeRemoteFile, writeRemoteFile } from './transport/remote-file';
 import { renderVhost } from './render';
-import { runRemote } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 import { changeWebConfig, webServerType } from './web-server';
 
 function vhostFile(server: Server, domain: string): string {

@@ -11,7 +11,7 @@ import { withKeyedLock } from './support/concurrency-limits';
 import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { removeRemoteFile, writeRemoteFile } from './transport/remote-file';
 import { renderServerInclude } from './render';
-import { runRemote } from './transport/ssh';
+import { runRemote } from './transport/ssh-command';
 import { serverSchema } from '../domain/model';
 
 /** @default 60 s: config tests and reloads of large configs take a while. */

@@ -44,7 +44,8 @@ import {
 import { RELAY_CIPHERS, RELAY_KEX, type RelayCompression, streamTarToServer } from './relay-stream';
 import { editRemoteFile, readRemoteFile } from '../transport/remote-file';
 import { ensureWordpressDispatcher } from '../site-files';
-import { runRemote, verifiedHostKey } from '../transport/ssh';
+import { verifiedHostKey } from '../transport/ssh';
+import { runRemote } from '../transport/ssh-command';
 import { messageOf } from '../../common/error-message';
 
 /** How long the stream may run before it is stopped. @default 30 minutes */

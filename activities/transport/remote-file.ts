@@ -11,7 +11,7 @@ import type { Server } from '../../domain/model';
 import { parseInput } from '../support/activity-input';
 import { withKeyedLock } from '../support/concurrency-limits';
 import { badInput, FailureType, transientFailure } from '../../common/failures';
-import { runRemote } from './ssh';
+import { runRemote } from './ssh-command';
 
 /** @default 30 s */
 const DEFAULT_TIMEOUT_MS = 30_000;

@@ -20,7 +20,8 @@ import { settleBounded } from '../../common/settle';
 import { withKeyedLock } from '../support/concurrency-limits';
 import { FailureType, permanentFailure, transientFailure } from '../../common/failures';
 import { parseRsyncOutput, isItemizedLine, type RsyncSummary } from './rsync-output';
-import { onCloseAllConnections, privateKeyPathFor, runRemote, verifiedHostKey } from './ssh';
+import { onCloseAllConnections, privateKeyPathFor, verifiedHostKey } from './ssh';
+import { runRemote } from './ssh-command';
 import { messageOf } from '../../common/error-message';
 
 /** Version-control metadata never travels. */
