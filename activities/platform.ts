@@ -3,7 +3,7 @@
  * for drift with a dry run, seen through the share by a pack's slaves, listed and removed.
  */
 import { z } from 'zod';
-import { recordSync } from '../workers/metrics';
+import { recordSync } from '../metrics/registry';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
 import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';

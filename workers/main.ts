@@ -6,7 +6,7 @@ import { closeAllConnections } from '../activities/transport/ssh';
 import { loadSettings } from '../config/settings';
 import { sitefleetDataConverter } from '../codec/data-converter';
 import { loadWorkflowBundle } from './bundle';
-import { installRuntimeMetrics, startMetricsServer } from './metrics';
+import { installRuntimeMetrics, startMetricsServer } from '../metrics/registry';
 import { createSitefleetWorker } from './worker';
 
 async function main(): Promise<void> {
