@@ -14,6 +14,8 @@ import { AlreadyExistsError, type InventoryStore, type ResourceKind } from '../i
 import { requireToken } from './auth';
 import { errorHandler, HttpError, invalidRequest } from './errors';
 import { healthPageRouter } from './health-page';
+import { findDuplicateKey } from './json-body';
+import { keyPathProblem } from './key-path';
 import { fetchHostKey as realFetchHostKey, HostKeyFetchError } from './host-key';
 import { openApiDocument } from './openapi';
 import * as plans from './operation-plans';
@@ -56,11 +58,33 @@ export interface Api {
   schedules?: ScheduleService;
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+/** Validates `value`; a problem with the value as a whole is reported under `root` (a parameter's name). */
+function parse<T>(schema: z.ZodType<T>, value: unknown, root?: string): T {
   const result = schema.safeParse(value);
-  if (!result.success) throw invalidRequest(fieldErrors(result.error));
+  if (!result.success) throw invalidRequest(fieldErrors(result.error, root));
   return result.data;
 }
+
+/** Validates URL path parameters or a query string: problems name the parameter and where it is, `name (path)`. */
+function parseParams<T>(schema: z.ZodType<T>, value: unknown, where: 'path' | 'query'): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw invalidRequest(
+      fieldErrors(result.error, `(${where})`).map((f) => ({
+        ...f,
+        field: f.field.startsWith('(') ? f.field : `${f.field} (${where})`,
+      })),
+    );
+  }
+  return result.data;
+}
+
+/** True when a request carries a body (a length above 0, or chunked). */
+const hasBody = (req: Request): boolean =>
+  req.headers['transfer-encoding'] !== undefined ||
+  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
 
 /** An operation request's body: absent or `{}` unless the operation takes options. */
 const bodyOf = (req: Request): unknown => req.body ?? {};
@@ -85,7 +109,22 @@ export function createApi(deps: AppDeps): Api {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
-  app.use(express.json({ limit: BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    express.json({
+      limit: BODY_LIMIT,
+      strict: true,
+      type: JSON_TYPES,
+      // Runs on the decoded body before it is parsed: a repeated key is refused, not silently overwritten.
+      verify: (_req, _res, buf) => {
+        const duplicate = findDuplicateKey(buf.toString('utf8'));
+        if (duplicate !== undefined) {
+          throw invalidRequest([
+            { field: duplicate, rule: 'appears more than once in its JSON object; send each key once' },
+          ]);
+        }
+      },
+    }),
+  );
 
   app.get('/v1/health', async (_req, res) => {
     const check = async (fn: () => Promise<unknown>) =>
@@ -105,6 +144,16 @@ export function createApi(deps: AppDeps): Api {
   app.use('/fleet', healthPageRouter({ store, workflow, settings, token: deps.token, log }));
 
   app.use('/v1', requireToken(deps.token));
+  // A body that is not JSON is refused, not ignored (an operation would otherwise start without its options).
+  app.use('/v1', (req, _res, next) => {
+    if (hasBody(req) && !req.is(JSON_TYPES)) {
+      throw new HttpError(
+        415,
+        `request body must be JSON: send Content-Type: application/json (got ${req.headers['content-type'] ?? 'no Content-Type'})`,
+      );
+    }
+    next();
+  });
 
   app.get('/v1/openapi.json', (_req, res) => {
     res.json(openApiDocument());
@@ -136,9 +185,15 @@ export function createApi(deps: AppDeps): Api {
     if (schedules) await schedules.refreshFor(await affectedGroups(kind, values));
   };
 
+  const checkKeyPath = (keyPath: string | undefined) => {
+    const problem = keyPath === undefined ? undefined : keyPathProblem(keyPath, settings);
+    if (problem) throw invalidRequest([{ field: 'ssh.keyPath', rule: problem }]);
+  };
+
   /** A server as registered, with its host key: given, kept (same host and port), or fetched from the server. */
   async function withHostKey(body: unknown, current?: { host: string; ssh: { port: number; hostKey: string } }) {
     const reg = parse(serverRegistrationSchema, body);
+    checkKeyPath(reg.ssh.keyPath);
     if (reg.ssh.hostKey) return reg;
     if (current && current.host === reg.host && current.ssh.port === reg.ssh.port) {
       return { ...reg, ssh: { ...reg.ssh, hostKey: current.ssh.hostKey } };
@@ -157,9 +212,24 @@ export function createApi(deps: AppDeps): Api {
     }
   }
 
+  /** 409 naming the run when an operation on `resource` is still running: its record must outlive it. */
+  async function refuseWhileRunning(resource: string, what: string) {
+    await operations.refreshRunning();
+    const [running] = await store.listOperations({ resource, status: 'RUNNING', limit: 1 });
+    if (!running) return;
+    throw new HttpError(
+      409,
+      `${resource} cannot be ${what} while operation ${running.id} (${running.type}, run ${running.runId}) runs on it; ` +
+        `wait for it (sitefleet operation watch ${running.id}) or cancel it, then retry`,
+      { running: { operationId: running.id, runId: running.runId, workflowType: running.type } },
+    );
+  }
+
   for (const { kind, plural, param } of RESOURCE_ROUTES) {
     const keyOf = (req: Request): string =>
-      param === 'name' ? parse(nameParam, req.params).name : parse(domainParam, req.params).domain;
+      param === 'name'
+        ? parseParams(nameParam, req.params, 'path').name
+        : parseParams(domainParam, req.params, 'path').domain;
 
     app.get(`/v1/${plural}`, async (_req, res) => {
       res.json({ [plural]: await store.list(kind) });
@@ -176,6 +246,7 @@ export function createApi(deps: AppDeps): Api {
       let body: unknown = req.body;
       if (kind === 'server') {
         const reg = parse(serverRegistrationSchema, body);
+        checkKeyPath(reg.ssh.keyPath);
         // Refuse a duplicate before contacting the host.
         if (await store.get('server', reg.name)) throw new AlreadyExistsError('server', reg.name);
         body = await withHostKey(reg);
@@ -207,7 +278,7 @@ export function createApi(deps: AppDeps): Api {
 
     app.delete(`/v1/${plural}/:${param}`, async (req, res) => {
       const key = keyOf(req);
-      const forget = parse(forgetQuery, req.query).forget === 'true';
+      const forget = parseParams(forgetQuery, req.query, 'query').forget === 'true';
       // Sites and platforms live on servers: DELETE removes them there first, then from the inventory.
       if ((kind === 'site' || kind === 'platform') && !forget) {
         const plan =
@@ -216,11 +287,35 @@ export function createApi(deps: AppDeps): Api {
         return;
       }
       const before = await store.get(kind, key);
+      if (before) await refuseWhileRunning(`${kind}/${key}`, forget ? 'forgotten' : 'removed');
       await store.remove(kind, key);
       await refreshSchedules(kind, before);
       res.status(204).end();
     });
   }
+
+  /** The key the server offers now beside the pinned one, for `sitefleet server repin` (reads only). */
+  app.get('/v1/servers/:name/host-key', async (req, res) => {
+    const key = parseParams(nameParam, req.params, 'path').name;
+    const current = await store.get('server', key);
+    if (!current) throw new HttpError(404, `no server named "${key}"`);
+    let offered: Awaited<ReturnType<typeof fetchHostKey>>;
+    try {
+      offered = await fetchHostKey(current.host, current.ssh.port);
+    } catch (err) {
+      if (!(err instanceof HostKeyFetchError)) throw err;
+      throw new HttpError(502, `${err.message}. Check that ${current.host} runs sshd on port ${current.ssh.port}`);
+    }
+    res.json({
+      server: key,
+      host: current.host,
+      port: current.ssh.port,
+      pinned: current.ssh.hostKey,
+      offered: offered.fingerprint,
+      type: offered.type,
+      changed: offered.fingerprint !== current.ssh.hostKey,
+    });
+  });
 
   // ---- operations ----
 
@@ -230,8 +325,8 @@ export function createApi(deps: AppDeps): Api {
       res.status(202).json(await operations.start(p));
     });
   };
-  const name = (req: Request) => parse(nameParam, req.params).name;
-  const domain = (req: Request) => parse(domainParam, req.params).domain;
+  const name = (req: Request) => parseParams(nameParam, req.params, 'path').name;
+  const domain = (req: Request) => parseParams(domainParam, req.params, 'path').domain;
   const noBody = (req: Request) => parse(emptyBodySchema, bodyOf(req));
 
   op('/v1/servers/:name/verify', (req) => (noBody(req), plans.planVerifyServer(store, name(req))));
@@ -260,7 +355,7 @@ export function createApi(deps: AppDeps): Api {
     plans.planClusterMember(store, name(req), parse(memberBodySchema, bodyOf(req)).server, 'add'),
   );
   app.delete('/v1/clusters/:name/members/:server', async (req, res) => {
-    const params = parse(nameParam.extend({ server: nameParam.shape.name }), req.params);
+    const params = parseParams(nameParam.extend({ server: nameParam.shape.name }), req.params, 'path');
     res
       .status(202)
       .json(await operations.start(await plans.planClusterMember(store, params.name, params.server, 'remove')));
@@ -268,13 +363,13 @@ export function createApi(deps: AppDeps): Api {
 
   const operationId = (req: Request) => {
     const segments = (req.params as Record<string, string[]>).id ?? [];
-    return parse(operationIdSchema, segments.join('/'));
+    return parse(operationIdSchema, segments.join('/'), 'operationId (path)');
   };
   const runIdOf = (req: Request) =>
-    parse(runIdSchema, typeof req.query.runId === 'string' ? req.query.runId : undefined);
+    parse(runIdSchema, typeof req.query.runId === 'string' ? req.query.runId : undefined, 'runId (query)');
 
   app.get('/v1/operations', async (req, res) => {
-    const q = parse(operationsQuery, req.query);
+    const q = parseParams(operationsQuery, req.query, 'query');
     // Statuses come from Temporal: bring the ones still recorded as running up to date first.
     await operations.refreshRunning();
     const list = await store.listOperations({
@@ -300,7 +395,7 @@ export function createApi(deps: AppDeps): Api {
     return schedules;
   };
   const scheduleId = (req: Request) =>
-    parse(scheduleIdSchema, ((req.params as Record<string, string[]>).id ?? []).join('/'));
+    parse(scheduleIdSchema, ((req.params as Record<string, string[]>).id ?? []).join('/'), 'scheduleId (path)');
 
   app.get('/v1/schedules', async (_req, res) => {
     res.json({ schedules: await needSchedules().list() });
@@ -323,10 +418,36 @@ export function createApi(deps: AppDeps): Api {
   });
 
   app.use((req, res) => {
+    const allowed = allowedMethods(app, req.path);
+    if (allowed.length > 0) {
+      res
+        .status(405)
+        .set('Allow', allowed.join(', '))
+        .json({ error: `${req.method} is not allowed on ${req.path}; allowed: ${allowed.join(', ')}` });
+      return;
+    }
     res.status(404).json({ error: `no route ${req.method} ${req.path}; see GET /v1/openapi.json` });
   });
   app.use(errorHandler(log));
   return { app, operations, ...(schedules ? { schedules } : {}) };
+}
+
+interface RouteLayer {
+  route?: { methods: Record<string, boolean> };
+  match(path: string): boolean;
+}
+
+/** The methods some route answers on `path` (for 405 and its Allow header); empty when no route matches it. */
+function allowedMethods(app: express.Express, path: string): string[] {
+  const stack = (app as unknown as { router: { stack: RouteLayer[] } }).router.stack;
+  const methods = new Set<string>();
+  for (const layer of stack) {
+    if (!layer.route || !layer.match(path)) continue;
+    for (const [method, on] of Object.entries(layer.route.methods))
+      if (on && method !== '_all') methods.add(method.toUpperCase());
+  }
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
 }
 
 /** The express app alone (for tests and embedding). */

@@ -35,7 +35,7 @@ export function invalidRequest(fields: FieldProblem[]): HttpError {
 
 /** Maps inventory and HTTP errors to responses; anything else is a 500 that is logged, not echoed. */
 export function errorHandler(log: Logger): ErrorRequestHandler {
-  return (err: unknown, _req, res, _next) => {
+  return (err: unknown, req, res, _next) => {
     const send = (status: number, body: Record<string, unknown>) => res.status(status).json(body);
     if (err instanceof HttpError) return send(err.status, { error: err.message, ...err.details });
     if (err instanceof InvalidResourceError) return send(400, { error: 'invalid request', fields: err.fields });
@@ -52,6 +52,13 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (e.type === 'entity.parse.failed') return send(400, { error: 'request body is not valid JSON' });
     if (e.type === 'charset.unsupported' || e.type === 'encoding.unsupported') {
       return send(415, { error: 'request body must be UTF-8 JSON' });
+    }
+    // zlib's own words ("incorrect header check") say nothing to a client.
+    if (typeof (err as { code?: unknown }).code === 'string' && /^Z_/.test((err as { code: string }).code)) {
+      const encoding = req.headers['content-encoding'] ?? 'compressed';
+      return send(400, {
+        error: `request body is not valid ${encoding} data (Content-Encoding: ${encoding}); send it compressed with ${encoding}, or uncompressed without Content-Encoding`,
+      });
     }
     if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
       return send(e.status, { error: e.message ?? 'bad request' });

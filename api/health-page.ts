@@ -16,6 +16,7 @@ import type { WorkflowClient } from '@temporalio/client';
 import express, { type Request, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
+import { displayDomain } from '../domain/fields';
 import { WORKFLOW_TYPES, workflowIds } from '../domain/operations';
 import { CLUSTER } from '../domain/search-attributes';
 import type { InventoryStore } from '../inventory/store';
@@ -332,7 +333,7 @@ function renderGroup(g: GroupHealth, now: Date): SafeHtml {
             ${domains.map(
               (domain) =>
                 html`<tr data-site="${domain}">
-                  <th scope="row">${domain}</th>
+                  <th scope="row">${displayDomain(domain)}</th>
                   ${nodes.map((node) =>
                     cell(
                       find(node, `probe:${domain}`),

@@ -160,6 +160,13 @@ const OPS: Op[] = [
     ok: { '204': { description: 'Removed' } },
   },
   {
+    method: 'get',
+    path: '/v1/servers/{name}/host-key',
+    summary: 'Read the ssh host key the server offers now, beside the pinned one (for re-pinning)',
+    tag: 'Server',
+    ok: { '200': { description: '{ server, host, port, pinned, offered, type, changed }' } },
+  },
+  {
     method: 'post',
     path: '/v1/servers/{name}/verify',
     summary: `Verify a server (${WORKFLOW_TYPES.verifyServer})`,

@@ -2,7 +2,13 @@
  * Starts operations as Temporal workflows and reports on them. One operation at a time per resource: the
  * workflow id names the resource and a second start is refused (409) with the running operation named.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowClient } from '@temporalio/client';
+import {
+  QueryNotRegisteredError,
+  QueryRejectedError,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type WorkflowClient,
+} from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
@@ -39,6 +45,23 @@ function errorMessage(err: unknown): string {
     if (!(e instanceof Error)) break;
   }
   return messages.join(': ');
+}
+
+/**
+ * Why an operation's progress could not be read, in a plain sentence: Temporal's own text names internal queries
+ * (`__stack_trace`, `__temporal_workflow_metadata`) that mean nothing to an operator.
+ */
+export function progressUnavailable(err: unknown, status: string): string {
+  const when = status === 'RUNNING' ? 'yet' : 'recorded';
+  if (err instanceof QueryNotRegisteredError) {
+    return `no progress ${when}: this operation's workflow does not report progress (it may have been started by an older sitefleet or another program)`;
+  }
+  if (err instanceof QueryRejectedError) return `no progress ${when}: the workflow refused the progress query`;
+  const text = errorMessage(err);
+  if (/deadline|timed? ?out|timeout/i.test(text)) {
+    return `no progress ${when}: no worker answered within ${QUERY_TIMEOUT_MS / 1000} s (the worker may be busy or restarting)`;
+  }
+  return `no progress ${when}: the progress could not be read (${text.replace(/\s*Registered queries:.*$/s, '').slice(0, 200)})`;
 }
 
 export class OperationService {
@@ -145,7 +168,7 @@ export class OperationService {
           handle.query<OperationProgress>(progressQuery),
         );
       } catch (err) {
-        view.progressError = `no progress ${status === 'RUNNING' ? 'yet' : 'recorded'}: ${errorMessage(err)}`;
+        view.progressError = progressUnavailable(err, status);
       }
     }
     if (status !== 'RUNNING') {

@@ -173,14 +173,69 @@ export async function planApply(api: ApiClient, file: ApplyFile): Promise<ApplyP
   return plan;
 }
 
-export function formatPlan(plan: ApplyPlan): string[] {
+/** One field that an update changes: its dotted path and the values before and after (JSON text). */
+export interface FieldChange {
+  field: string;
+  from: string;
+  to: string;
+}
+
+function flatten(value: unknown, prefix: string, into: Map<string, string>): void {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (v !== undefined) flatten(v, prefix ? `${prefix}.${k}` : k, into);
+    }
+    return;
+  }
+  into.set(prefix, JSON.stringify(value));
+}
+
+/** The fields an update changes, in a stable order; lists compare as a whole. */
+export function fieldChanges(before: unknown, after: unknown): FieldChange[] {
+  const a = new Map<string, string>();
+  const b = new Map<string, string>();
+  flatten(before, '', a);
+  flatten(after, '', b);
+  const fields = [...new Set([...a.keys(), ...b.keys()])].sort();
+  return fields
+    .filter((f) => a.get(f) !== b.get(f))
+    .map((field) => ({ field, from: a.get(field) ?? '(none)', to: b.get(field) ?? '(none)' }));
+}
+
+const RED = '\u001b[31m';
+const BOLD_RED = '\u001b[1;31m';
+const RESET = '\u001b[0m';
+
+/**
+ * The plan as lines: every resource with its change, every update with its field-level diff (old → new), a
+ * host-key change marked (red with `color`, and "!" always), then the operations numbered 1, 2, 3 in the order
+ * they run (operations that run together share a number).
+ */
+export function formatPlan(plan: ApplyPlan, opts: { color?: boolean } = {}): string[] {
+  const red = (text: string) => (opts.color ? `${RED}${text}${RESET}` : text);
   const lines: string[] = ['Inventory:'];
   const mark = { create: '+', update: '~', unchanged: '=' } as const;
-  for (const r of plan.resources) lines.push(`  ${mark[r.change]} ${r.kind} ${r.key} (${r.change})`);
+  for (const r of plan.resources) {
+    lines.push(`  ${mark[r.change]} ${r.kind} ${r.key} (${r.change})`);
+    if (r.change !== 'update') continue;
+    for (const c of fieldChanges(r.existing, r.body)) {
+      if (r.kind === 'server' && c.field === 'ssh.hostKey') {
+        lines.push(red(`      ! ${c.field}: ${c.from} → ${c.to}`));
+        lines.push(
+          opts.color
+            ? `${BOLD_RED}        HOST KEY CHANGE: from now on only the new key is trusted; make sure it is the server's real key${RESET}`
+            : "        HOST KEY CHANGE: from now on only the new key is trusted; make sure it is the server's real key",
+        );
+      } else {
+        lines.push(`      ${c.field}: ${c.from} → ${c.to}`);
+      }
+    }
+  }
   for (const s of plan.schedules) lines.push(`  ${mark[s.change]} schedule ${s.id} (${s.change})`);
   if (plan.resources.length === 0 && plan.schedules.length === 0) lines.push('  (nothing described)');
   lines.push('Operations:');
-  for (const o of plan.operations) lines.push(`  ${o.phase}. ${o.label}`);
+  const phases = [...new Set(plan.operations.map((o) => o.phase))].sort((x, y) => x - y);
+  for (const o of plan.operations) lines.push(`  ${phases.indexOf(o.phase) + 1}. ${o.label}`);
   if (plan.operations.length === 0) lines.push('  (none)');
   return lines;
 }

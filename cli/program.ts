@@ -20,6 +20,7 @@ import { siteCommands } from './commands/site';
 import { verbCommands } from './commands/verbs';
 import { CliContext, type CliIo, OperationFailed, UsageError } from './context';
 import { messageOf } from '../common/error-message';
+import { addHelpExamples } from './examples';
 
 export type { CliIo } from './context';
 
@@ -45,6 +46,7 @@ export function buildProgram(io: CliIo): Command {
   operationCommands(cli);
   scheduleCommands(cli);
   applyCommand(cli);
+  addHelpExamples(program);
   return program;
 }
 

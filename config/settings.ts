@@ -13,6 +13,7 @@
  * | SITEFLEET_API_PORT | 8080 | API port |
  * | SITEFLEET_TEMPORAL_BIN | (cache, then PATH) | an existing temporal CLI binary |
  * | SITEFLEET_SSH_KEY | ~/.ssh/id_ed25519 | the worker's default ssh private key (servers without ssh.keyPath) |
+ * | SITEFLEET_SSH_KEY_DIRS | ~/.ssh:$SITEFLEET_DATA_DIR/ssh-keys | directories a server's ssh.keyPath may name, colon-separated |
  * | SITEFLEET_INVENTORY_URL | (none: the SQLite file) | postgres://user:password@host:5432/db inventory |
  * | SITEFLEET_CODEC_KEY_FILE | (none: payloads plain) | payload encryption keys, `id:base64` lines, first is current |
  * | SITEFLEET_CODEC_KEY | (none) | one payload key `id:base64`, instead of the file |
@@ -23,7 +24,8 @@
  * | SITEFLEET_METRICS_ADDRESS | (off) | host:port of sitefleet's Prometheus metrics (worker) |
  * | SITEFLEET_RUNTIME_METRICS_ADDRESS | (off) | host:port of the Temporal SDK's Prometheus metrics (worker) |
  */
-import { resolve, join } from 'node:path';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 
 export interface Settings {
   dataDir: string;
@@ -38,6 +40,11 @@ export interface Settings {
   secretFile: string;
   inventoryFile: string;
   tokenFile: string;
+  /**
+   * Directories whose files a server's `ssh.keyPath` may name (api/key-path.ts); any other path is refused, so that
+   * a client cannot make the worker read the API token or another file of the controller.
+   */
+  sshKeyDirs: string[];
   /** PostgreSQL inventory (postgres://...); unset: the SQLite file. */
   inventoryUrl?: string;
   /** Payload encryption keys; with codecKey also unset, payloads stay plain (codec/codec-keys.ts). */
@@ -61,6 +68,18 @@ function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return n;
 }
 
+function sshKeyDirs(env: NodeJS.ProcessEnv, dataDir: string): string[] {
+  const raw = env.SITEFLEET_SSH_KEY_DIRS;
+  if (raw === undefined || raw.trim() === '') return [join(homedir(), '.ssh'), join(dataDir, 'ssh-keys')];
+  const dirs = raw.split(':').filter(Boolean);
+  for (const dir of dirs) {
+    if (!isAbsolute(dir) || resolve(dir) === '/') {
+      throw new Error(`SITEFLEET_SSH_KEY_DIRS=${raw}: "${dir}" must be an absolute directory other than /`);
+    }
+  }
+  return dirs.map((dir) => resolve(dir));
+}
+
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const dataDir = resolve(env.SITEFLEET_DATA_DIR ?? '.data');
   const uiPort = port(env, 'SITEFLEET_UI_PORT', 8233);
@@ -76,6 +95,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     secretFile: env.SITEFLEET_SECRET_FILE ?? join(dataDir, 'worker-secret'),
     inventoryFile: env.SITEFLEET_INVENTORY_FILE ?? join(dataDir, 'inventory.sqlite'),
     tokenFile: env.SITEFLEET_TOKEN_FILE ?? join(dataDir, 'api-token'),
+    sshKeyDirs: sshKeyDirs(env, dataDir),
     inventoryUrl: env.SITEFLEET_INVENTORY_URL || undefined,
     codecKeyFile: env.SITEFLEET_CODEC_KEY_FILE || undefined,
     codecKey: env.SITEFLEET_CODEC_KEY || undefined,

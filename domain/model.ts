@@ -9,6 +9,7 @@ import {
   gitRef,
   hostAddress,
   ipv4Subnet,
+  ownedDirectory,
   posixUser,
   resourceName,
   sourceUrl,
@@ -70,7 +71,7 @@ export const serverSchema = z
     db: dbServiceSchema.optional(),
     nfs: nfsServiceSchema.optional(),
     /** Aegir's layout root on this server. @default '/var/aegir' */
-    aegirRoot: absolutePath.default('/var/aegir'),
+    aegirRoot: ownedDirectory.default('/var/aegir'),
     /** The user that owns platforms and sites. @default 'aegir' */
     aegirUser: posixUser.default('aegir'),
   })
@@ -87,13 +88,20 @@ export const packSchema = z
       .object({
         /** The server that exports the platforms (usually the master). */
         server: resourceName,
-        exportPath: absolutePath.default('/var/aegir/platforms'),
-        /** Who may mount the export. */
+        exportPath: ownedDirectory.default('/var/aegir/platforms'),
+        /** Who may mount the export: the network address and prefix, such as 10.0.0.0/24. */
         clients: ipv4Subnet,
         /** How slaves mount: kernel NFS, or sshfs where the kernel lacks an NFS client. */
         clientFlavour: z.enum(['kernel', 'sshfs'], { message: 'must be "kernel" or "sshfs"' }).default('kernel'),
+        /** `true` lets `clients` be 0.0.0.0/0, an export anyone who reaches the server may mount. @default false */
+        exportToAnyone: z.boolean().optional(),
       })
-      .strict(),
+      .strict()
+      .refine((share) => share.exportToAnyone || !share.clients.endsWith('/0'), {
+        path: ['clients'],
+        message:
+          "must not be 0.0.0.0/0 (the export would be open to anyone): name the web nodes' subnet, or set share.exportToAnyone: true to force it",
+      }),
     /** How platform code reaches the master: parallel rsync or relay, and the link rates `auto` decides by. */
     transfer: transferOptionsSchema.optional(),
   })

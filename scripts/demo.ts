@@ -161,9 +161,15 @@ function checkMachine(): void {
 
 /** The demo's settings: its own data directory, with the inventory, token and secret inside it. */
 function demoEnvironment(): { env: NodeJS.ProcessEnv; settings: Settings } {
+  const dataDir = resolve(process.env.SITEFLEET_DATA_DIR ?? join(REPO_ROOT, '.data', 'demo'));
+  // The bed's servers name the bed's client key: its directory is one the API lets ssh.keyPath name.
+  const bedDir = bedPaths(process.env.SITEFLEET_DEMO_BED ?? 'demo', defaultBaseDir()).dir;
+  const keyDirs =
+    process.env.SITEFLEET_SSH_KEY_DIRS || loadSettings({ SITEFLEET_DATA_DIR: dataDir }).sshKeyDirs.join(':');
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    SITEFLEET_DATA_DIR: resolve(process.env.SITEFLEET_DATA_DIR ?? join(REPO_ROOT, '.data', 'demo')),
+    SITEFLEET_DATA_DIR: dataDir,
+    SITEFLEET_SSH_KEY_DIRS: `${keyDirs}:${bedDir}`,
   };
   for (const name of [
     'SITEFLEET_INVENTORY_URL',

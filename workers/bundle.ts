@@ -22,6 +22,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { bundleWorkflowCode, type BundleOptions, type Logger } from '@temporalio/worker';
 import { ENCRYPTED_FAILURE_CONVERTER_PATH } from '../codec/data-converter';
+import { sitefleetWebpackConfig } from './bundler-options';
 
 type WebpackConfig = Parameters<NonNullable<BundleOptions['webpackConfigHook']>>[0];
 type WebpackPlugin = NonNullable<WebpackConfig['plugins']>[number];
@@ -127,7 +128,10 @@ export async function buildWorkflowBundle(options: {
     workflowsPath,
     failureConverterPath: options.converter?.failureConverterPath,
     payloadConverterPath: options.converter?.payloadConverterPath,
-    webpackConfigHook: (config) => ({ ...config, plugins: [...(config.plugins ?? []), recordInputs] }),
+    webpackConfigHook: sitefleetWebpackConfig((config) => ({
+      ...config,
+      plugins: [...(config.plugins ?? []), recordInputs],
+    })),
     logger: options.logger,
   });
   const sources: Record<string, string> = {};

@@ -4,6 +4,7 @@
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
+import { sitefleetWebpackConfig } from './bundler-options';
 
 export interface SitefleetWorkerOptions {
   connection: NativeConnection;
@@ -36,7 +37,10 @@ export async function createSitefleetWorker(opts: SitefleetWorkerOptions): Promi
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
-      : { workflowsPath: require.resolve('../workflows') }),
+      : {
+          workflowsPath: require.resolve('../workflows'),
+          bundlerOptions: { webpackConfigHook: sitefleetWebpackConfig() },
+        }),
     activities,
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     shutdownGraceTime: opts.shutdownGraceTime ?? '60s',

@@ -179,7 +179,8 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
       const v = await quick.installVhost({ server, site, platform });
       if (v.changed) done.push(`vhost ${site.domain}`);
     }
-    progress.node(server.name, 'done', done.length > 0 ? `repaired ${done.length}` : 'in line');
+    // The same words as the result (`wp: 3 file(s)`), not a count of them that reads like a count of files.
+    progress.node(server.name, 'done', done.length > 0 ? `repaired ${repairSummary(done)}` : 'in line');
   });
   siteResults.forEach((s, i) => {
     if (!s.ok) noteFailure((siteMembers[i] as Server).name, describeFailure(s.error));
@@ -192,4 +193,10 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
       : { server: m.name, ok: false, repaired: repaired.get(m.name) ?? [], error };
   });
   return { group: group.name, ok: nodes.every((n) => n.ok), nodes };
+}
+
+/** What a member's repair changed, as the result lists it: `wp: 3 file(s); vhost a.example.com` (at most 3 named). */
+function repairSummary(done: readonly string[]): string {
+  const named = done.slice(0, 3).join('; ');
+  return done.length > 3 ? `${named} and ${done.length - 3} more` : named;
 }

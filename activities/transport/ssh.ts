@@ -167,7 +167,8 @@ function hostKeyMismatch(server: Server, presented: string): Error {
     FailureType.HostKeyMismatch,
     `server ${server.name} (${server.host}:${server.ssh.port}) presented host key ${presented}, but ${server.ssh.hostKey} is pinned. ` +
       'Either the server was reinstalled or someone is in between: check the key on the console ' +
-      "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then update the server's pinned key.",
+      '(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then pin it: ' +
+      `\`sitefleet server repin ${server.name}\` (shows the key the server offers; --yes pins it).`,
     { server: server.name, host: server.host, pinned: server.ssh.hostKey, presented },
   );
 }

@@ -34,6 +34,7 @@ interface PackAddOpts extends TransferFlags {
   clients?: string;
   exportPath?: string;
   clientFlavour?: string;
+  exportToAnyone?: boolean;
 }
 
 export function packCommands(cli: CliContext): void {
@@ -51,7 +52,8 @@ export function packCommands(cli: CliContext): void {
       .option('--master <server>', 'the master (receives code)')
       .option('--slaves <servers>', 'comma-separated slaves', list)
       .option('--share-server <server>', 'the NFS server (default: the master)')
-      .option('--clients <cidr>', 'subnet allowed to mount the share')
+      .option('--clients <cidr>', 'subnet allowed to mount the share (its network address, such as 10.0.0.0/24)')
+      .option('--export-to-anyone', 'allow --clients 0.0.0.0/0: anyone who reaches the share server may mount it')
       .option('--export-path <path>', 'exported path (default /var/aegir/platforms)')
       .addOption(new Option('--client-flavour <flavour>', 'how slaves mount').choices(['kernel', 'sshfs'])),
   );
@@ -70,6 +72,7 @@ export function packCommands(cli: CliContext): void {
           clients: o.clients,
           exportPath: o.exportPath,
           clientFlavour: o.clientFlavour,
+          exportToAnyone: o.exportToAnyone,
         }),
         transfer: transferFromFlags(o),
       }),

@@ -14,6 +14,7 @@ import {
   resource,
   UsageError,
 } from '../context';
+import { repinServer, RepinRefused } from '../repin';
 
 export const serverColumns: ListColumns<Server> = {
   header: ['NAME', 'HOST', 'SSH', 'SERVICES', 'HOST KEY'],
@@ -98,4 +99,20 @@ export function serverCommands(cli: CliContext): void {
   });
   remove(cli, serverCmd, 'servers', 'server');
   operation(cli, serverCmd, 'verify', 'verify a server (VerifyServer)', (n) => `/v1/servers/${seg(n)}/verify`);
+  serverCmd
+    .command('repin <name>')
+    .description('show the ssh host key the server offers now beside the pinned one, and pin the new one')
+    .option('-y, --yes', 'pin the offered key without asking (needed without a terminal)')
+    .action(async (name: string, o: { yes?: boolean }) => {
+      const { io } = cli;
+      try {
+        await repinServer(cli.client(), name, Boolean(o.yes), {
+          out: io.out,
+          ...(io.isTTY && io.confirm ? { confirm: io.confirm } : {}),
+        });
+      } catch (err) {
+        if (err instanceof RepinRefused) throw new UsageError(err.message);
+        throw err;
+      }
+    });
 }

@@ -1,5 +1,6 @@
 /** `sitefleet site ...`: domains served from a platform. */
 import type { Command } from 'commander';
+import { displayDomain } from '../../domain/fields';
 import type { Site } from '../../domain/model';
 import {
   addFromFile,
@@ -15,7 +16,15 @@ import {
 
 export const siteColumns: ListColumns<Site> = {
   header: ['DOMAIN', 'PLATFORM', 'DB', 'SCHEME', 'STATUS', 'ALIASES'],
-  row: (s) => [s.domain, s.platform, s.dbServer ?? '-', s.https ? 'https' : 'http', s.status, s.aliases.join(',')],
+  // An internationalised domain shows its Unicode form beside the punycode: bücher.example (xn--bcher-kva.example).
+  row: (s) => [
+    displayDomain(s.domain),
+    s.platform,
+    s.dbServer ?? '-',
+    s.https ? 'https' : 'http',
+    s.status,
+    s.aliases.map(displayDomain).join(','),
+  ],
 };
 
 interface SiteAddOpts {

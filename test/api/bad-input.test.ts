@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { displayDomain, domainName, hostAddress } from '../../domain/fields';
+import { packSchema } from '../../domain/model';
 import { FAKE_KEY, server, startHarness, type Harness } from './harness';
 
 /** Strings that must never reach a shell, a path or a config file. */
@@ -182,6 +187,8 @@ void describe('bad input', () => {
   let inventoryBefore: unknown;
   let workflowsBefore: string[];
   let schedulesBefore: unknown;
+  /** An operation left running on site a.example.com (no worker serves the harness's task queue). */
+  let siteBackup: { operationId: string; runId: string };
 
   before(async () => {
     h = await startHarness();
@@ -196,6 +203,9 @@ void describe('bad input', () => {
     // An operation and a schedule exist too, so that "unchanged" covers them.
     assert.equal((await h.request('POST', '/v1/servers/web1/verify')).status, 202);
     assert.equal((await h.request('POST', '/v1/schedules', validSchedule)).status, 201);
+    const backup = await h.request('POST', '/v1/sites/a.example.com/backup');
+    assert.equal(backup.status, 202);
+    siteBackup = backup.body;
     inventoryBefore = await h.store.dump();
     workflowsBefore = await h.workflowIds();
     schedulesBefore = (await h.request('GET', '/v1/schedules')).body;
@@ -376,15 +386,264 @@ void describe('bad input', () => {
     assert.equal(tooLarge.body.error, 'request body too large');
     const malformed = await refused('POST', '/v1/servers', undefined, [400], '{"name": "x",');
     assert.equal(malformed.body.error, 'request body is not valid JSON');
-    // JSON sent as text/plain is not parsed: the body is missing.
+    // JSON sent as text/plain is refused as such, not read as a missing body.
     const res = await h.request('POST', '/v1/servers', undefined, {
       raw: JSON.stringify(validServer),
       headers: { 'content-type': 'text/plain' },
     });
-    assert.equal(res.status, 400);
-    assert.deepEqual(res.body.fields, [
-      { field: '(body)', rule: 'Invalid input: expected object, received undefined' },
+    assert.equal(res.status, 415);
+    assert.match(res.body.error, /request body must be JSON: send Content-Type: application\/json \(got text\/plain\)/);
+  });
+
+  /** A 400 whose fields include `field` with a rule matching `rule`. */
+  async function refusedField(method: string, path: string, body: unknown, field: string, rule: RegExp) {
+    const res = await refused(method, path, body, [400]);
+    const problems = (res.body.fields as { field: string; rule: string }[]).filter((f) => f.field === field);
+    assert.ok(
+      problems.some((p) => rule.test(p.rule)),
+      `${method} ${path}: expected ${field} refused by ${String(rule)}, got ${JSON.stringify(res.body.fields)}`,
+    );
+    return res;
+  }
+
+  void test('case 1: domains that are not valid IDNA are refused (invalid punycode, "--" in positions 3-4)', async () => {
+    await refusedField(
+      'POST',
+      '/v1/sites',
+      setPath(validSite, 'domain', 'xn--a.example.com'),
+      'domain',
+      /not valid punycode/,
+    );
+    await refusedField(
+      'POST',
+      '/v1/sites',
+      setPath(validSite, 'domain', 'ab--cd.example.com'),
+      'domain',
+      /positions 3-4/,
+    );
+    await refusedField(
+      'POST',
+      '/v1/sites',
+      setPath(validSite, 'aliases', ['xn--a.example.com']),
+      'aliases.0',
+      /punycode/,
+    );
+    await refusedField(
+      'POST',
+      '/v1/sites',
+      setPath(validSite, 'domain', 'bücher.example'),
+      'domain',
+      /xn--bcher-kva\.example/,
+    );
+    // Valid A-labels still pass (checked without changing the inventory).
+    for (const ok of ['xn--bcher-kva.example', 'xn--ls8h.la', 'a-b.example.com', 'new.example.com']) {
+      assert.ok(domainName.safeParse(ok).success, ok);
+    }
+    // The CLI's site list and the fleet page show the Unicode form beside the punycode.
+    assert.equal(displayDomain('xn--bcher-kva.example'), 'bücher.example (xn--bcher-kva.example)');
+    assert.equal(displayDomain('blog.example.com'), 'blog.example.com');
+  });
+
+  void test('case 2: numeric host names that are not a dotted-quad IPv4 address are refused', async () => {
+    for (const host of ['256.1.1.1', '127.1', '0177.0.0.1', '0x7f.1', '10.0.0.01', '1.2.3.4.5']) {
+      await refusedField('POST', '/v1/servers', setPath(validServer, 'host', host), 'host', /dotted-quad IPv4/);
+      await refusedField('POST', '/v1/servers', setPath(validServer, 'address', host), 'address', /dotted-quad IPv4/);
+    }
+    for (const ok of ['10.0.0.1', '255.255.255.255', 'web1', 'db.internal', 'h2.example.com', '3com.example']) {
+      assert.ok(hostAddress.safeParse(ok).success, ok);
+    }
+  });
+
+  void test('case 3: aegirRoot "/", system directories, relative and ".." paths are refused', async () => {
+    for (const root of ['/', '/etc', '/var', '/var/', '/usr', '/usr/lib/aegir', '/proc/1', '/root', '/tmp']) {
+      await refusedField(
+        'POST',
+        '/v1/servers',
+        setPath(validServer, 'aegirRoot', root),
+        'aegirRoot',
+        /system directory/,
+      );
+    }
+    for (const root of ['var/aegir', './aegir', '/var/aegir/../../etc', '/var/aegir/..']) {
+      await refused('POST', '/v1/servers', setPath(validServer, 'aegirRoot', root), [400]);
+    }
+    await refusedField(
+      'POST',
+      '/v1/packs',
+      setPath(validPack, 'share.exportPath', '/'),
+      'share.exportPath',
+      /system directory/,
+    );
+  });
+
+  void test('case 4: pack share clients open to the world or with host bits set are refused, saying which', async () => {
+    const world = await refusedField(
+      'POST',
+      '/v1/packs',
+      setPath(validPack, 'share.clients', '0.0.0.0/0'),
+      'share.clients',
+      /open to anyone.*exportToAnyone/,
+    );
+    assert.ok(world);
+    await refusedField(
+      'POST',
+      '/v1/packs',
+      setPath(validPack, 'share.clients', '10.250.0.1/24'),
+      'share.clients',
+      /host bits set: refused.*10\.250\.0\.0\/24/,
+    );
+    await refusedField(
+      'POST',
+      '/v1/packs',
+      setPath(validPack, 'share.clients', '10.250.7.9/16'),
+      'share.clients',
+      /10\.250\.0\.0\/16/,
+    );
+    // Forced explicitly, the world export is accepted (checked without changing the inventory).
+    const forced = setPath(setPath(validPack, 'share.clients', '0.0.0.0/0'), 'share.exportToAnyone', true);
+    assert.ok(packSchema.safeParse(forced).success);
+    assert.ok(packSchema.safeParse(setPath(validPack, 'share.clients', '10.0.0.7/32')).success);
+  });
+
+  void test('case 5: a git URL whose host or user starts with "-" is refused', async () => {
+    for (const url of ['ssh://-oProxyCommand/x', 'git://-x/y', 'ssh://-x:22/y', 'ssh://-oProxy@host/x']) {
+      await refusedField(
+        'POST',
+        '/v1/platforms',
+        setPath(validGitPlatform, 'source.url', url),
+        'source.url',
+        /does not start with "-"/,
+      );
+    }
+  });
+
+  void test('case 6: a key that appears twice in a JSON object is refused with 400 naming it', async () => {
+    const twice = await refused('POST', '/v1/servers', undefined, [400], '{"name": "dup1", "name": "dup2"}');
+    assert.deepEqual(twice.body.fields, [
+      { field: 'name', rule: 'appears more than once in its JSON object; send each key once' },
     ]);
+    const body = JSON.stringify(validServer).replace('"port":22', '"port":22,"port":2222');
+    const nested = await refused('POST', '/v1/servers', undefined, [400], body);
+    assert.equal(nested.body.fields[0].field, 'ssh.port');
+    const inArray = await refused(
+      'POST',
+      '/v1/packs',
+      undefined,
+      [400],
+      '{"name":"p9","master":"web1","slaves":[{"a":1,"a":2}]}',
+    );
+    assert.equal(inArray.body.fields[0].field, 'slaves.0.a');
+    // The same key in two different objects is fine: the refusal is for this body's other problems, not a duplicate.
+    const distinct = await refused('POST', '/v1/packs', undefined, [400], '{"name":"p9","share":{"name":"x"}}');
+    assert.ok(!JSON.stringify(distinct.body).includes('more than once'));
+  });
+
+  void test('case 7: a site cannot be forgotten while an operation on it runs (409 naming the run)', async () => {
+    const res = await refused('DELETE', '/v1/sites/a.example.com?forget=true', undefined, [409]);
+    assert.match(
+      res.body.error,
+      new RegExp(`operation ${siteBackup.operationId} \\(BackupSite, run ${siteBackup.runId}\\)`),
+    );
+    assert.equal(res.body.running.runId, siteBackup.runId);
+    assert.ok(await h.store.get('site', 'a.example.com'));
+  });
+
+  void test('case 8: an operation request whose body is not JSON is refused with 415', async () => {
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const res = await h.request('POST', '/v1/servers/web2/verify', undefined, {
+        raw: '{}',
+        headers: { 'content-type': type },
+      });
+      assert.equal(res.status, 415, type);
+      assert.match(res.body.error, /must be JSON/);
+    }
+    const deploy = await h.request('POST', '/v1/platforms/wp/deploy', undefined, {
+      raw: '{"transfer":{"mode":"rsync"}}',
+      headers: { 'content-type': 'text/plain' },
+    });
+    assert.equal(deploy.status, 415);
+  });
+
+  void test('case 9: ssh.keyPath outside the key directories, or leading out of them, is refused', async () => {
+    const rule = /must be a private key file inside a key directory/;
+    for (const keyPath of [h.settings.tokenFile, h.settings.secretFile, '/etc/shadow', '/tmp/id_ed25519']) {
+      await refusedField('POST', '/v1/servers', setPath(validServer, 'ssh.keyPath', keyPath), 'ssh.keyPath', rule);
+      await refusedField(
+        'PUT',
+        '/v1/servers/web3',
+        setPath({ ...validServer, name: 'web3' }, 'ssh.keyPath', keyPath),
+        'ssh.keyPath',
+        rule,
+      );
+    }
+    // A link inside a key directory that points at the API token is refused too.
+    const keys = join(h.dataDir, 'ssh-keys');
+    mkdirSync(keys, { recursive: true });
+    symlinkSync(h.settings.tokenFile, join(keys, 'id_token'));
+    await refusedField(
+      'POST',
+      '/v1/servers',
+      setPath(validServer, 'ssh.keyPath', join(keys, 'id_token')),
+      'ssh.keyPath',
+      /link that leads out/,
+    );
+  });
+
+  void test('case 10: problems in URL path and query parameters name the parameter', async () => {
+    const cases: [string, string][] = [
+      ['/v1/operations/site/a.example.com?runId=nothex!', 'runId (query)'],
+      ['/v1/operations/Site/x', 'operationId (path)'],
+      ['/v1/schedules/resync/cluster/BAD', 'scheduleId (path)'],
+      ['/v1/servers/BAD', 'name (path)'],
+      ['/v1/sites/UPPER.example.com', 'domain (path)'],
+      ['/v1/operations?limit=0', 'limit (query)'],
+      ['/v1/operations?resource=nope', 'resource (query)'],
+    ];
+    for (const [path, field] of cases) {
+      const res = await refused('GET', path, undefined, [400]);
+      assert.deepEqual(
+        res.body.fields.map((f: { field: string }) => f.field),
+        [field],
+        path,
+      );
+    }
+    const forget = await refused('DELETE', '/v1/sites/a.example.com?forget=yes', undefined, [400]);
+    assert.equal(forget.body.fields[0].field, 'forget (query)');
+  });
+
+  void test('case 11: an unsupported method answers 405 with an Allow header', async () => {
+    const cases: [string, string, string][] = [
+      ['PATCH', '/v1/servers/web1', 'DELETE, GET, HEAD, PUT'],
+      ['DELETE', '/v1/servers', 'GET, HEAD, POST'],
+      ['GET', '/v1/servers/web1/verify', 'POST'],
+      ['PUT', '/v1/operations', 'GET, HEAD'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await refused(method, path, undefined, [405]);
+      assert.equal(res.headers.get('allow'), allow, `${method} ${path}`);
+      assert.match(res.body.error, new RegExp(`${method} is not allowed`));
+    }
+    await refused('GET', '/v1/nothing-here', undefined, [404]);
+  });
+
+  void test("case 12: an invalid gzip body is refused in sitefleet's words", async () => {
+    const res = await fetch(`${h.url}/v1/servers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: 'this is not gzip',
+    });
+    const body = (await res.json()) as { error: string };
+    assert.equal(res.status, 400);
+    assert.match(body.error, /request body is not valid gzip data/);
+    assert.doesNotMatch(body.error, /incorrect header check/);
+    // A valid gzip body is read (and then judged on its content: a duplicate key here).
+    const ok = await fetch(`${h.url}/v1/servers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync('{"name":"a","name":"b"}'),
+    });
+    assert.equal(ok.status, 400);
+    assert.equal(((await ok.json()) as { fields: { field: string }[] }).fields[0]?.field, 'name');
   });
 
   void test('after all refused requests, the inventory is unchanged and no workflow has started', async () => {
@@ -396,6 +655,31 @@ void describe('bad input', () => {
   void test('a git ref containing ".." is refused', async () => {
     for (const ref of ['../', '../../etc/passwd']) {
       await refused('POST', '/v1/platforms', setPath(validGitPlatform, 'source.ref', ref), [400]);
+    }
+  });
+
+  void test("case 13: progressError is a plain sentence, without Temporal's internal query names", async () => {
+    // A workflow that registers no progress query, on a task queue a worker serves.
+    const { Worker } = await import('@temporalio/worker');
+    const taskQueue = 'bad-input-no-progress';
+    const worker = await Worker.create({
+      connection: h.env.nativeConnection,
+      namespace: h.settings.namespace,
+      taskQueue,
+      workflowsPath: require.resolve('./stub-workflows'),
+    });
+    const running = worker.run();
+    try {
+      const id = 'verify/server/no-progress';
+      await h.env.client.workflow.start('NoProgress', { taskQueue, workflowId: id });
+      const res = await h.request('GET', `/v1/operations/${id}`);
+      assert.equal(res.status, 200);
+      assert.match(res.body.progressError, /^no progress yet: this operation's workflow does not report progress/);
+      assert.doesNotMatch(res.body.progressError, /__|Registered queries|handler/);
+      await h.env.client.workflow.getHandle(id).terminate('test over');
+    } finally {
+      worker.shutdown();
+      await running;
     }
   });
 });

@@ -17,6 +17,7 @@ import { openInventoryStore } from '../../inventory/open-store';
 import type { InventoryStore } from '../../inventory/store';
 import { createApi, type Api } from '../../api/app';
 import { loadOrCreateToken } from '../../api/auth';
+import { defaultBaseDir } from '../../testbed/plan';
 import { startTestPostgres, type TestPostgres } from '../support/postgres';
 import { startTestTemporal } from '../support/temporal';
 
@@ -66,6 +67,8 @@ export async function startHarness(
     SITEFLEET_DATA_DIR: dataDir,
     TEMPORAL_NAMESPACE: env.namespace ?? 'default',
     SITEFLEET_UI_URL: 'http://127.0.0.1:8233',
+    // The bodies of the API tests name /root/.ssh keys; bed inventories name the bed's client key.
+    SITEFLEET_SSH_KEY_DIRS: ['/root/.ssh', defaultBaseDir(), join(dataDir, 'ssh-keys')].join(':'),
     ...(postgres ? { SITEFLEET_INVENTORY_URL: await postgres.createDatabase() } : {}),
   });
   const store = await openInventoryStore(settings);

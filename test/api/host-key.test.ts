@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fetchHostKey } from '../../api/host-key';
+import { runCli } from '../../cli/program';
 import { FAKE_KEY, startHarness, type Harness } from './harness';
 
 async function freePort(): Promise<number> {
@@ -128,5 +129,37 @@ void describe('ssh host key pinning', () => {
     const res = await h.request('POST', '/v1/servers', { name: 'scanned', host: '127.0.0.1', ssh: { port: 1 } });
     assert.equal(res.status, 409);
     assert.match(res.body.error, /already exists/);
+  });
+
+  void test('server repin shows the pinned and the offered key, refuses without --yes off a terminal, pins with it', async () => {
+    const [sshd] = sshds;
+    const name = 'repin1';
+    const stale = { name, host: '127.0.0.1', ssh: { port: sshd!.port, hostKey: FAKE_KEY } };
+    assert.equal((await h.request('POST', '/v1/servers', stale)).status, 201);
+    const report = await h.request('GET', `/v1/servers/${name}/host-key`);
+    assert.equal(report.status, 200);
+    assert.deepEqual(
+      { pinned: report.body.pinned, offered: report.body.offered, changed: report.body.changed },
+      { pinned: FAKE_KEY, offered: sshd!.fingerprint, changed: true },
+    );
+    const cli = async (args: string[]) => {
+      const lines: string[] = [];
+      const env = { SITEFLEET_API_URL: h.url, SITEFLEET_TOKEN: h.token };
+      const code = await runCli(args, { out: (l) => lines.push(l), err: (l) => lines.push(l), env, isTTY: false });
+      return { code, text: lines.join('\n') };
+    };
+    const asked = await cli(['server', 'repin', name]);
+    assert.equal(asked.code, 2);
+    assert.match(asked.text, new RegExp(`pinned: +${FAKE_KEY}`));
+    assert.ok(asked.text.includes(`offered: ${sshd!.fingerprint} (ssh-ed25519)`), asked.text);
+    assert.match(asked.text, /rerun with --yes/);
+    assert.equal((await h.store.get('server', name))!.ssh.hostKey, FAKE_KEY);
+
+    const pinned = await cli(['server', 'repin', name, '--yes']);
+    assert.equal(pinned.code, 0, pinned.text);
+    assert.equal((await h.store.get('server', name))!.ssh.hostKey, sshd!.fingerprint);
+    const again = await cli(['server', 'repin', name]);
+    assert.equal(again.code, 0);
+    assert.match(again.text, /offers the pinned key: nothing to change/);
   });
 });

@@ -62,3 +62,8 @@ export const RestoreSite = (i: AnyInput) => stub('RestoreSite', i);
 export const MigrateSite = (i: AnyInput) => stub('MigrateSite', i);
 export const AddClusterMember = (i: AnyInput) => stub('AddClusterMember', i);
 export const RemoveClusterMember = (i: AnyInput) => stub('RemoveClusterMember', i);
+
+/** A workflow that registers no progress query (as one started by another program would), until it is ended. */
+export async function NoProgress(): Promise<void> {
+  await sleep(3_600_000);
+}

@@ -356,8 +356,9 @@ void describe('sitefleet CLI', () => {
     assert.match(plan.out, /^ {2}\+ site static\.example\.com \(create\)$/m);
     assert.match(plan.out, /^ {2}\+ schedule verify\/cluster\/c2 \(create\)$/m);
     assert.match(plan.out, /^ {2}1\. verify server web5$/m);
-    assert.match(plan.out, /^ {2}3\. deploy platform static2$/m);
-    assert.match(plan.out, /^ {2}5\. install site static\.example\.com$/m);
+    // Steps are numbered in the order they run, without gaps.
+    assert.match(plan.out, /^ {2}2\. deploy platform static2$/m);
+    assert.match(plan.out, /^ {2}3\. install site static\.example\.com$/m);
     assert.doesNotMatch(plan.out, /verify server web1/);
 
     const noTty = await cli(['apply', file]);
@@ -389,7 +390,9 @@ void describe('sitefleet CLI', () => {
     writeFileSync(file, stringify(description));
     const changed = await cli(['apply', file, '--yes', ...fast]);
     assert.match(changed.out, /^ {2}~ cluster c2 \(update\)$/m);
-    assert.match(changed.out, /^ {2}4\. resync cluster c2$/m);
+    assert.match(changed.out, /^ {6}members: \["web5","web6"\] → \["web5","web6","web1"\]$/m);
+    assert.match(changed.out, /^ {2}1\. resync cluster c2$/m);
+    assert.match(changed.out, /^ {2}2\. install site fail2\.example\.com$/m);
     assert.match(changed.out, /InstallSiteOnCluster site\/fail2\.example\.com: FAILED/);
     assert.equal(changed.code, 1);
     await ok(['schedule', 'remove', 'verify/cluster/c2']);

@@ -3,13 +3,18 @@
  */
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { sitefleetWebpackConfig } from '../../workers/bundler-options';
 import { createSitefleetWorker } from '../../workers/worker';
 
 let bundle: Promise<{ code: string }> | undefined;
 
 /** Bundles workflows/ once per process (about a second). */
 export function workflowBundle(): Promise<{ code: string }> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: undefined });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    webpackConfigHook: sitefleetWebpackConfig(),
+    logger: undefined,
+  });
   return bundle;
 }
 
