@@ -6,7 +6,9 @@ import { type BaselineName, BASELINES } from './baselines';
 const REPO_ROOT = path.resolve(__dirname, '..');
 
 /** `relay` runs last: it shapes the bed's links (200 Mbit/s by default) and removes the shaping afterwards. */
-export const SCENARIOS = ['fanout', 'noop', 'install', 'verify', 'relay'] as const;
+export const SCENARIOS = ['fanout', 'noop', 'install', 'verify', 'relay', 'scale'] as const;
+/** `scale` (1,000 sites on the production topology, hours on a small machine) runs only when asked for. */
+export const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== 'scale');
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface Plan {
@@ -21,6 +23,10 @@ export interface Plan {
   inARow: number;
   relaySizes: number[];
   relayRuns: number;
+  /** The scale scenario: sites in all (half with one worker, half with two), cluster members, installs at once. */
+  scaleSites: number;
+  scaleMembers: number;
+  scaleConcurrency: number;
   /** tc rate of every host link and of the controller's egress in the relay scenario. */
   relayRate: string;
   sitefleet: boolean;
@@ -79,6 +85,12 @@ export function parsePlan(argv: string[]): Plan {
     .option('--in-a-row <n>', 'sites installed in a row for throughput (default 50)', wholeNumber('--in-a-row'))
     .option('--relay-sizes <list>', 'cluster sizes for the shaped relay scenario (default 4,8)', countsOf('size', 32))
     .option('--relay-runs <n>', 'measured runs of the relay scenario (default 3)', wholeNumber('--relay-runs', 1))
+    .option('--scale-sites <n>', 'sites of the scale scenario (default 1000)', wholeNumber('--scale-sites', 2))
+    .option(
+      '--scale-concurrency <n>',
+      'installs at once in the scale scenario (default 8)',
+      wholeNumber('--scale-concurrency', 1),
+    )
     .option('--relay-rate <rate>', 'link rate of the relay scenario, tc syntax (default 200mbit)', '200mbit')
     .option('--baselines <list>', `baselines to run: ${BASELINES.join(',')}`, listOf(BASELINES, 'baseline'))
     .option('--no-baselines', 'run sitefleet only')
@@ -107,6 +119,8 @@ export function parsePlan(argv: string[]): Plan {
     inARow?: number;
     relaySizes?: number[];
     relayRuns?: number;
+    scaleSites?: number;
+    scaleConcurrency?: number;
     relayRate: string;
     baselines?: BaselineName[] | false;
     sitefleet: boolean;
@@ -121,7 +135,7 @@ export function parsePlan(argv: string[]): Plan {
     runs: o.runs ?? (quick ? 1 : 5),
     warmup: o.warmup ?? (quick ? 0 : 1),
     quick,
-    scenarios: o.only ?? [...SCENARIOS],
+    scenarios: o.only ?? [...DEFAULT_SCENARIOS],
     fanoutSizes: o.sizes ?? (quick ? [2, 8] : [2, 4, 8]),
     verifyMembers: 8,
     verifySites: o.verifySites ?? (quick ? [1, 10] : [1, 10, 50]),
@@ -130,6 +144,9 @@ export function parsePlan(argv: string[]): Plan {
     relaySizes: o.relaySizes ?? (quick ? [4] : [4, 8]),
     relayRuns: o.relayRuns ?? (quick ? 1 : 3),
     relayRate: o.relayRate,
+    scaleSites: o.scaleSites ?? 1000,
+    scaleMembers: 8,
+    scaleConcurrency: o.scaleConcurrency ?? 8,
     sitefleet: o.sitefleet,
     baselines: o.baselines === false ? [] : (o.baselines ?? [...BASELINES]),
     ...(o.baseDir !== undefined ? { baseDir: path.resolve(o.baseDir) } : {}),

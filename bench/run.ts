@@ -25,6 +25,7 @@ import { fanoutScenario } from './scenarios/fanout';
 import { installScenario } from './scenarios/install';
 import { noopScenario } from './scenarios/noop';
 import { verifyScenario } from './scenarios/verify';
+import { scaleScenario } from './scenarios/scale';
 import { type BenchResults, type Cell, evaluateTargets, renderReport, writeResults } from './report';
 import { renderRelayTable } from './relay';
 import { log, type Runtime, startSitefleet } from './runtime';
@@ -64,6 +65,7 @@ async function main(): Promise<number> {
       needsSites ? plan.verifyMembers : 1,
       plan.scenarios.includes('install') ? plan.installMembers : 1,
       plan.scenarios.includes('relay') ? Math.max(...plan.relaySizes) : 1,
+      plan.scenarios.includes('scale') ? plan.scaleMembers : 1,
     );
     const baseDir = plan.baseDir ?? (await defaultBenchBaseDir());
     await reclaimStaleBeds(baseDir, log);
@@ -120,6 +122,7 @@ async function main(): Promise<number> {
       noop: noopScenario,
       install: installScenario,
       verify: verifyScenario,
+      scale: scaleScenario,
       relay: async (r) => {
         relay = await relayOnShapedLinks(r);
         return [];

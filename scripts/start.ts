@@ -9,6 +9,7 @@ import { ensureTemporalCli } from '../devserver/temporal-cli';
 import { startDevServer, temporalAnswers } from '../devserver/dev-server';
 import { loadSettings } from '../config/settings';
 import { messageOf } from '../common/error-message';
+import { checkNamespaceAt } from '../devserver/namespace-setup';
 
 const settings = loadSettings();
 const children: { name: string; proc: ChildProcess }[] = [];
@@ -69,6 +70,8 @@ async function main(): Promise<void> {
     children.push({ name: 'temporal dev server', proc: server });
     uiLine = `Temporal Web UI:  ${settings.uiUrl}`;
   }
+  // Refuse a namespace without sitefleet's search attributes (a server of the operator's, or an old data directory).
+  await checkNamespaceAt(settings.temporalAddress, settings.namespace);
   children.push({ name: 'worker', proc: startNode('worker', 'workers/main.ts') });
   children.push({ name: 'api', proc: startNode('api', 'api/main.ts') });
 

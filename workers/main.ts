@@ -4,6 +4,7 @@
 import { NativeConnection } from '@temporalio/worker';
 import { closeAllConnections } from '../activities/transport/ssh';
 import { loadSettings } from '../config/settings';
+import { checkNamespaceAt, NamespaceNotReadyError } from '../devserver/namespace-setup';
 import { sitefleetDataConverter } from '../codec/data-converter';
 import { loadWorkflowBundle } from './bundle';
 import { installRuntimeMetrics, startMetricsServer } from '../metrics/registry';
@@ -11,6 +12,8 @@ import { createSitefleetWorker } from './worker';
 
 async function main(): Promise<void> {
   const settings = loadSettings();
+  // Workflows set sitefleet's search attributes: without them every operation would fail on its first step.
+  await checkNamespaceAt(settings.temporalAddress, settings.namespace);
   process.env.SITEFLEET_SECRET_FILE ??= settings.secretFile;
   // The runtime's exporter must be installed before any connection is made.
   if (settings.runtimeMetricsAddress) installRuntimeMetrics(settings.runtimeMetricsAddress);
@@ -35,6 +38,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error('worker failed:', err);
+  console.error('worker failed:', err instanceof NamespaceNotReadyError ? err.message : err);
   process.exit(1);
 });

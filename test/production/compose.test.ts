@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse } from 'yaml';
 import { ensureTemporalCli } from '../../devserver/temporal-cli';
 import { WORKER_ENV, WORKER_NODE_OPTIONS } from '../../workers/node-options';
 import { ALL_SEARCH_ATTRIBUTES } from '../../domain/search-attributes';
+import { assertNamespaceReady } from '../../devserver/namespace-setup';
 
 const ROOT = resolve(__dirname, '..', '..');
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -61,13 +63,21 @@ void describe('docker-compose.yml', () => {
       'temporal-ui',
       'worker',
     ]);
-    assert.deepEqual(sitefleetServices.map(([name]) => name).sort(), ['api', 'codec', 'worker']);
+    assert.deepEqual(sitefleetServices.map(([name]) => name).sort(), ['api', 'codec', 'temporal-setup', 'worker']);
     // The compiled code of `npm run build` (dist/js, built in the image), not TypeScript through the tsx loader.
     // The worker with production's node options (workers/node-options.ts: a heap limit that keeps garbage collected).
     assert.deepEqual(services.worker!.command, ['node', ...WORKER_NODE_OPTIONS, 'dist/js/workers/main.js']);
     assert.deepEqual(services.api!.command, ['node', 'dist/js/api/main.js']);
     assert.deepEqual(services.codec!.command, ['node', 'dist/js/codec/main.js', 'serve']);
-    for (const script of ['workers/main.ts', 'api/main.ts', 'codec/main.ts']) assert.ok(existsSync(join(ROOT, script)));
+    // The one-shot setup is the operator's own setup command (npm run setup -- --temporal ...), compiled.
+    assert.deepEqual(services['temporal-setup']!.command!.slice(0, 4), [
+      'node',
+      'dist/js/devserver/setup-main.js',
+      '--temporal',
+      'temporal:7233',
+    ]);
+    for (const script of ['workers/main.ts', 'api/main.ts', 'codec/main.ts', 'devserver/setup-main.ts'])
+      assert.ok(existsSync(join(ROOT, script)));
   });
 
   void test('pins every image to an exact version, never latest', () => {
@@ -79,7 +89,6 @@ void describe('docker-compose.yml', () => {
       assert.match(tag!, /^\d+\.\d+(\.\d+)?([-.][\w.-]+)?$/, `${name}: "${tag}" is a version, not a moving tag`);
     }
     assert.equal(services.temporal!.image, 'temporalio/auto-setup:1.29.1');
-    assert.match(services['temporal-setup']!.image!, /^temporalio\/admin-tools:1\.29\.1-/);
     for (const [name, service] of sitefleetServices) {
       assert.equal(service.image, `sitefleet:${packageVersion}`, `${name} runs the image of this version`);
     }
@@ -254,13 +263,14 @@ void describe('Dockerfile', () => {
   });
 });
 
-void describe('deploy/temporal/setup-namespace.sh against a real Temporal server', () => {
+void describe('npm run setup -- --temporal (the temporal-setup service) against a real Temporal server', () => {
   let env: TestWorkflowEnvironment;
   let cli: string;
   const namespace = `sitefleet-setup-${randomUUID().slice(0, 8)}`;
 
   before(async () => {
     cli = await ensureTemporalCli();
+    // A server without sitefleet's search attributes, as an operator's own cluster starts out.
     env = await TestWorkflowEnvironment.createLocal({
       server: { executable: { type: 'existing-path', path: cli }, ui: false, extraArgs: ['--log-level', 'error'] },
     });
@@ -269,26 +279,46 @@ void describe('deploy/temporal/setup-namespace.sh against a real Temporal server
     await env?.teardown();
   });
 
-  function runSetup() {
-    return spawnSync('bash', [join(ROOT, 'deploy/temporal/setup-namespace.sh')], {
+  function runNode(script: string, args: string[], extraEnv: Record<string, string> = {}) {
+    return spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
       encoding: 'utf8',
       timeout: 120_000,
-      env: {
-        ...process.env,
-        PATH: `${dirname(cli)}:${process.env.PATH ?? ''}`,
-        TEMPORAL_ADDRESS: env.address,
-        TEMPORAL_NAMESPACE: namespace,
-        NAMESPACE_RETENTION: '7d',
-      },
+      cwd: ROOT,
+      env: { ...process.env, ...extraEnv },
     });
   }
+  const runSetup = () =>
+    runNode('devserver/setup-main.ts', ['--temporal', env.address, '--namespace', namespace, '--retention-days', '7']);
+
+  void test('the worker refuses a namespace without the search attributes and names the fix', () => {
+    const worker = runNode('workers/main.ts', [], {
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_NAMESPACE: 'default',
+      SITEFLEET_DATA_DIR: join(tmpdir(), `sitefleet-setup-test-${namespace}`),
+    });
+    assert.notEqual(worker.status, 0, 'the worker does not run');
+    assert.match(
+      worker.stderr,
+      /lacks the search attribute\(s\) SitefleetSite \(KEYWORD\), .*SitefleetServer \(KEYWORD_LIST\)/,
+    );
+    assert.match(worker.stderr, new RegExp(`npm run setup -- --temporal ${env.address.replace('.', '\\.')}`));
+    assert.doesNotMatch(worker.stdout, /polling task queue/);
+  });
+
+  void test('refuses a bad address before touching a server', () => {
+    const bad = runNode('devserver/setup-main.ts', ['--temporal', 'host;rm -rf /:7233']);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /--temporal "host;rm -rf \/:7233": must be host:port/);
+  });
 
   void test("creates the namespace and registers exactly sitefleet's search attributes, and can run again", async () => {
     const first = runSetup();
     assert.equal(first.status, 0, first.stderr + first.stdout);
+    assert.match(first.stdout, new RegExp(`creating namespace ${namespace}`));
     const again = runSetup();
     assert.equal(again.status, 0, again.stderr + again.stdout);
     assert.match(again.stdout, /namespace .* exists/);
+    assert.doesNotMatch(again.stdout, /registering/);
 
     const { namespaceInfo, config } = await env.connection.workflowService.describeNamespace({ namespace });
     assert.equal(namespaceInfo?.name, namespace);
@@ -297,5 +327,7 @@ void describe('deploy/temporal/setup-namespace.sh against a real Temporal server
     const indexedType = { KEYWORD: 2, KEYWORD_LIST: 7 } as Record<string, number>; // IndexedValueType enum
     const expected = Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((k) => [k.name, indexedType[k.type]]));
     assert.deepEqual(Object.fromEntries(Object.entries(res.customAttributes ?? {})), expected);
+    // The check the worker and npm start run now passes.
+    await assertNamespaceReady(env.connection, env.address, namespace);
   });
 });

@@ -1,0 +1,251 @@
+/**
+ * Scenario `scale` (`npm run bench -- --only scale [--scale-sites N] [--scale-concurrency C]`): WordPress sites on an
+ * 8-member cluster, run on the production topology (`npm run stack`: Temporal server on PostgreSQL as three
+ * processes, compiled workers, API): the first half of the sites with one worker, the second half with two (same
+ * hosts). Reports sites per minute of each half, VerifyClusterNodes time at 10 %, 50 % and 100 % of the sites
+ * (100, 500 and 1,000 at the default size), the largest workflow history (events and bytes) against Temporal's
+ * per-run limits, and the API's list latency. Prints its own table and writes bench-results/scale-DATE.json.
+ */
+import { promises as fs, mkdtempSync, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { Platform, Server, Site } from '../../domain/model';
+import { sitefleetDataConverter } from '../../codec/data-converter';
+import { stackAddresses, stackDown, stackUp, startStackWorker, type StackState } from '../../devserver/stack';
+import { DB_HOST_NAME } from '../bed';
+import { errorText } from '../measure';
+import type { Cell } from '../report';
+import { log, type Runtime } from '../runtime';
+import {
+  clusterGroupAllAtOnce,
+  createPlatformOnCluster,
+  installSiteOnCluster,
+  pathPlatform,
+  readServers,
+  type SitefleetContext,
+  verifyClusterNodes,
+  wordpressSite,
+} from '../sitefleet';
+
+/** Temporal's per-run limits (history.maximumHistoryEventCount / historySizeLimitError defaults). */
+export const HISTORY_LIMIT_EVENTS = 51_200;
+export const HISTORY_LIMIT_BYTES = 50 * 1024 * 1024;
+
+export interface ScaleResults {
+  sites: number;
+  members: number;
+  concurrency: number;
+  phases: { workers: number; sites: number; seconds: number; sitesPerMinute: number; error?: string }[];
+  verify: { sites: number; seconds: number; ok: boolean; error?: string }[];
+  largestHistory?: { workflowId: string; events: number; bytes: number; eventsPct: number; bytesPct: number };
+  workflowsListed: number;
+  apiListMs: number[];
+  loadAverage: number[];
+}
+
+async function freeBasePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 800) * 15;
+    if ((await Promise.all(Array.from({ length: 14 }, (_, i) => free(base + i)))).every(Boolean)) return base;
+  }
+  throw new Error('no 14 free ports below 32768 for the stack');
+}
+
+/** Installs `sites` with at most `concurrency` workflows at once; returns the wall-clock seconds. */
+async function installAll(
+  ctx: SitefleetContext,
+  group: ReturnType<typeof clusterGroupAllAtOnce>,
+  platform: Platform,
+  sites: Site[],
+  db: Server,
+  concurrency: number,
+  progress: (done: number) => void,
+): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  let done = 0;
+  const lane = async (): Promise<void> => {
+    while (next < sites.length) {
+      const site = sites[next++]!;
+      await installSiteOnCluster(ctx, group, platform, site, db);
+      progress(++done);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, sites.length) }, lane));
+  return (performance.now() - started) / 1000;
+}
+
+export function renderScaleTable(r: ScaleResults): string {
+  const lines = [
+    `scale: ${r.sites} WordPress sites on ${r.members} members, ${r.concurrency} installs at once (production topology)`,
+    '| measure | value |',
+    '|---|---|',
+  ];
+  for (const p of r.phases) {
+    lines.push(
+      `| install, ${p.workers} worker(s), ${p.sites} sites | ${p.error ? `error: ${p.error.slice(0, 120)}` : `${p.sitesPerMinute.toFixed(1)} sites/min (${p.seconds.toFixed(0)} s)`} |`,
+    );
+  }
+  const [one, two] = r.phases;
+  if (one && two && !one.error && !two.error) {
+    lines.push(
+      `| two workers / one worker | ${(two.sitesPerMinute / one.sitesPerMinute).toFixed(2)}x (target >= 1.6x) |`,
+    );
+  }
+  for (const v of r.verify) {
+    lines.push(
+      `| VerifyClusterNodes, ${r.members} x ${v.sites} sites | ${v.error ? `error: ${v.error.slice(0, 120)}` : `${v.seconds.toFixed(2)} s${v.ok ? '' : ' (not ok)'}`} |`,
+    );
+  }
+  const h = r.largestHistory;
+  if (h) {
+    lines.push(
+      `| largest history (${h.workflowId}) | ${h.events} events (${h.eventsPct.toFixed(2)} % of 51,200), ${h.bytes} bytes (${h.bytesPct.toFixed(3)} % of 50 MB); target < 10 % |`,
+    );
+  }
+  if (r.apiListMs.length > 0) {
+    const sorted = [...r.apiListMs].sort((a, b) => a - b);
+    lines.push(
+      `| API GET /v1/operations (${r.workflowsListed} workflows) | median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms, max ${sorted[sorted.length - 1]!.toFixed(0)} ms |`,
+    );
+  }
+  lines.push(`load average during the run: ${r.loadAverage.map((l) => l.toFixed(1)).join(', ')} (2 shared cores)`);
+  return lines.join('\n');
+}
+
+export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
+  const { scaleSites: total, scaleMembers: members, scaleConcurrency: concurrency } = rt.plan;
+  log(`\n== scale: ${total} sites on ${members} members, production topology ==`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sitefleet-scale-'));
+  const results: ScaleResults = {
+    sites: total,
+    members,
+    concurrency,
+    phases: [],
+    verify: [],
+    workflowsListed: 0,
+    apiListMs: [],
+    loadAverage: [],
+  };
+  let stack: StackState | undefined;
+  let connection: Connection | undefined;
+  try {
+    // The stack's workers log in to the bed's hosts with the bed's client key.
+    process.env.SITEFLEET_SSH_KEY = rt.bed.paths.clientKey;
+    stack = await stackUp({ dir, basePort: await freeBasePort(), workers: 1, log: (l) => log(`  ${l}`) });
+    const a = stackAddresses(stack);
+    connection = await Connection.connect({ address: a.temporal });
+    const dataConverter = sitefleetDataConverter({ codecKeyFile: path.join(dir, 'secrets', 'codec-keys') });
+    const client = new Client({ connection, namespace: stack.namespace, ...(dataConverter ? { dataConverter } : {}) });
+    const ctx: SitefleetContext = { client, taskQueue: stack.taskQueue, workflowTimeoutMs: rt.plan.workflowTimeoutMs };
+    const servers = await readServers(rt.bed.paths.inventoryFile);
+    const hosts = rt.webHosts.slice(0, members);
+    const group = clusterGroupAllAtOnce(
+      'scale',
+      hosts.map((h) => servers.get(h)!),
+    );
+    const db = servers.get(DB_HOST_NAME)!;
+    const platform = pathPlatform('wp-scale', 'scale', rt.plan.source);
+    await createPlatformOnCluster(ctx, group, platform);
+    const sites = Array.from({ length: total }, (_, i) =>
+      wordpressSite(`s${i + 1}.scale.bench.test`, platform.name, DB_HOST_NAME),
+    );
+    const checkpoints = [...new Set([Math.round(total / 10), Math.round(total / 2), total])].filter((n) => n > 0);
+    const half = Math.floor(total / 2);
+    let installed = 0;
+    const verifyAt = async (count: number): Promise<void> => {
+      try {
+        const r = await verifyClusterNodes(ctx, group, [platform], sites.slice(0, count), [db]);
+        results.verify.push({ sites: count, seconds: r.seconds, ok: true });
+        log(`  verify ${members} x ${count}: ${r.seconds.toFixed(2)} s`);
+      } catch (e) {
+        results.verify.push({ sites: count, seconds: 0, ok: false, error: errorText(e) });
+      }
+    };
+    for (const [workers, slice] of [
+      [1, sites.slice(0, half)],
+      [2, sites.slice(half)],
+    ] as const) {
+      if (workers === 2) {
+        startStackWorker(stack, 2);
+        stack.workers = 2;
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+      // Install up to each checkpoint in this phase, verify there, go on: the verify time is not in the rate.
+      let phaseSeconds = 0;
+      let error: string | undefined;
+      let done = 0;
+      const bounds = [
+        ...checkpoints.filter((c) => c > installed && c < installed + slice.length),
+        installed + slice.length,
+      ];
+      try {
+        for (const bound of bounds) {
+          const batch = sites.slice(installed, bound);
+          phaseSeconds += await installAll(ctx, group, platform, batch, db, concurrency, (n) => {
+            if ((done + n) % 25 === 0) log(`  ${installed + n}/${total} installed (${workers} worker(s))`);
+          });
+          done += batch.length;
+          installed = bound;
+          if (checkpoints.includes(installed)) await verifyAt(installed);
+        }
+      } catch (e) {
+        error = errorText(e);
+      }
+      results.phases.push({
+        workers,
+        sites: done,
+        seconds: phaseSeconds,
+        sitesPerMinute: (done / phaseSeconds) * 60,
+        ...(error ? { error } : {}),
+      });
+      results.loadAverage = os.loadavg();
+      if (error) break;
+    }
+    // Largest history of every workflow the run started (describe reports events and bytes).
+    for await (const w of client.workflow.list()) {
+      results.workflowsListed++;
+      const { raw } = await client.workflow.getHandle(w.workflowId, w.runId).describe();
+      const events = Number(raw.workflowExecutionInfo?.historyLength ?? 0);
+      const bytes = Number(raw.workflowExecutionInfo?.historySizeBytes ?? 0);
+      if (!results.largestHistory || events > results.largestHistory.events) {
+        results.largestHistory = {
+          workflowId: w.workflowId,
+          events,
+          bytes,
+          eventsPct: (events / HISTORY_LIMIT_EVENTS) * 100,
+          bytesPct: (bytes / HISTORY_LIMIT_BYTES) * 100,
+        };
+      }
+    }
+    const token = readFileSync(path.join(dir, 'sitefleet', 'api-token'), 'utf8').trim();
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const res = await fetch(`${a.api}/v1/operations`, { headers: { authorization: `Bearer ${token}` } });
+      await res.text();
+      if (!res.ok) throw new Error(`GET /v1/operations answered ${res.status}`);
+      results.apiListMs.push(performance.now() - t0);
+    }
+  } catch (e) {
+    log(`  scale stopped: ${errorText(e)}`);
+    results.phases.push({ workers: 0, sites: 0, seconds: 0, sitesPerMinute: 0, error: errorText(e) });
+  } finally {
+    await connection?.close();
+    await stackDown(dir, () => undefined).catch(() => undefined);
+    await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+  log(renderScaleTable(results));
+  await fs.mkdir(rt.plan.outDir, { recursive: true });
+  const file = path.join(rt.plan.outDir, `scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await fs.writeFile(file, JSON.stringify(results, null, 2));
+  log(`  scale results: ${file}`);
+  return [];
+}
