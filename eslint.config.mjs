@@ -1,10 +1,69 @@
 // Lint catches the two commonest Temporal bugs before a test runs:
 // Node builtins or activity implementations imported into workflow code, and floating promises.
+// It also keeps the layers (docs/architecture.md): imports run from the outer rooms (api, cli, workers, bench,
+// scripts, test) inward to workflows and activities, and from those to domain/ and common/, never back.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+
+/** An import of the top-level folder `dir` by a relative path (`../dir`, `../../dir/x`, ...). */
+function into(dir, message, allowTypeImports = false) {
+  return { regex: `^(\\.\\./)+${dir}(/|$)`, message, allowTypeImports };
+}
+
+const noTest = into('test', 'Only tests import test/: move what production code needs out of test/support.');
+const noBuiltins = nodeBuiltins.map((name) => ({
+  name,
+  message: 'Workflow code must be deterministic: no Node builtins.',
+}));
+
+function layerRules() {
+  const rule = (files, patterns, paths = [], ignores = []) => ({
+    files,
+    ignores,
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { paths, patterns }] },
+  });
+  const outer = ['workers', 'api', 'cli', 'bench', 'scripts'];
+  const noOuter = (who) => outer.map((dir) => into(dir, `${who} never imports ${dir}/: imports run inward.`));
+  return [
+    // Everything outside test/ (the next entries repeat it, since they replace this one for their files).
+    rule(['**/*.ts'], [noTest], [], ['test/**']),
+    rule(['workflows/**/*.ts'], [
+      noTest,
+      ...noOuter('Workflow code'),
+      {
+        group: ['**/activities', '**/activities/*', '../activities/**'],
+        allowTypeImports: true,
+        message: 'Workflows may import activity types only: `import type * as activities from ...`.',
+      },
+    ], noBuiltins),
+    rule(['activities/**/*.ts'], [
+      noTest,
+      ...noOuter('An activity'),
+      into('workflows', 'Activities never import workflow code.'),
+    ]),
+    // common/ is imported by workflows: no builtins (but ssh-fingerprint.ts, which workflows do not import).
+    rule(['common/**/*.ts'], [
+      noTest,
+      ...noOuter('common/'),
+      ...['activities', 'workflows', 'inventory', 'testbed'].map((d) => into(d, `common/ never imports ${d}/.`)),
+    ], noBuiltins, ['common/ssh-fingerprint.ts']),
+    // The API starts workflows by type (it may import their types) and never runs activity code.
+    rule(['api/**/*.ts'], [
+      noTest,
+      ...['workers', 'cli', 'bench', 'scripts'].map((d) => into(d, `api/ never imports ${d}/.`)),
+      into('activities', 'api/ never imports activities/: shared types belong in domain/.'),
+      into('workflows', 'api/ may import workflow types only.', true),
+    ]),
+    rule(['domain/**/*.ts'], [
+      noTest,
+      ...noOuter('domain/'),
+      ...['activities', 'workflows', 'inventory', 'testbed'].map((d) => into(d, `domain/ never imports ${d}/.`)),
+    ]),
+  ];
+}
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.data/**', 'test-artifacts/**', 'bench-results/**', '*.mjs'] },
@@ -25,22 +84,7 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
-  {
-    files: ['workflows/**/*.ts'],
-    rules: {
-      '@typescript-eslint/no-restricted-imports': [
-        'error',
-        {
-          paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must be deterministic: no Node builtins.' })),
-          patterns: [
-            {
-              group: ['**/activities', '**/activities/*', '../activities/**'],
-              allowTypeImports: true,
-              message: 'Workflows may import activity types only: `import type * as activities from ...`.',
-            },
-          ],
-        },
-      ],
-    },
-  },
+  // Layers. One no-restricted-imports entry per file set: a later entry for the same rule replaces an earlier one,
+  // so every set lists all that it may not import.
+  ...layerRules(),
 );

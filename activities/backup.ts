@@ -10,7 +10,7 @@ import { backupsDir, sitesDir } from '../domain/paths';
 import { activityCancellationSignal, withHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { siteDatabaseName, sqlIdentifier } from './database';
-import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { pipeRemote, runRemote } from './transport/ssh-command';
 
 /** @default 2 hours: big sites take a while to dump, pack and copy. */

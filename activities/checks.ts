@@ -9,13 +9,14 @@ import { platformSchema, serverSchema, siteSchema, type Platform, type Server, t
 import { vhostDir } from '../domain/paths';
 import { activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
-import { FailureType, messageOf, permanentFailure } from './support/failures';
+import { FailureType, permanentFailure } from '../common/failures';
 import { requestThroughNode } from './transport/http-request';
 import { writeRemoteFile } from './transport/remote-file';
 import { verifiedHostKey } from './transport/ssh';
 import { runRemote } from './transport/ssh-command';
 import { runConfigTest } from './web-server';
 import { SHARE_SENTINEL } from './nfs-share';
+import { messageOf } from '../common/error-message';
 
 // ---------------------------------------------------------------- aegir uid/gid
 

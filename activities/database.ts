@@ -10,7 +10,7 @@ import { domainName, hostAddress } from '../domain/fields';
 import { serverSchema, siteSchema, type Server, type Site } from '../domain/model';
 import { activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
-import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { dbPasswordFor } from './site-secrets';
 import { runRemote } from './transport/ssh-command';
 

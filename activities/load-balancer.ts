@@ -10,7 +10,7 @@ import { platformSchema, serverSchema, siteSchema, type Platform, type Server, t
 import { siteHealthSpec } from '../domain/site-probe';
 import { activityCancellationSignal, heartbeatProgress } from './support/activity-context';
 import { parseInput } from './support/activity-input';
-import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
 import { editRemoteFile, readRemoteFile } from './transport/remote-file';
 import { lbBackendName, renderHaproxyCluster } from './render';

@@ -8,7 +8,7 @@ import { serverSchema, type Server } from '../domain/model';
 import type { PackShare } from '../domain/operations';
 import { activityAttempt, activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
-import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
 import { editRemoteFile, readRemoteFile } from './transport/remote-file';
 import { renderExportsLine, renderGaneshaExport } from './render';

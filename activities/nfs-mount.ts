@@ -15,7 +15,7 @@ import type { PackShare } from '../domain/operations';
 import { platformsDir } from '../domain/paths';
 import { activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
-import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
 import { editRemoteFile, readRemoteFile, removeRemoteFile } from './transport/remote-file';
 import { renderFstabNfs, renderFstabSshfs } from './render';

@@ -15,7 +15,7 @@ import { loadSettings } from '../config/settings';
 import type { Platform } from '../domain/model';
 import { abortReason } from './support/activity-context';
 import { withKeyedLock } from './support/concurrency-limits';
-import { FailureType, permanentFailure, transientFailure } from './support/failures';
+import { FailureType, permanentFailure, transientFailure } from '../common/failures';
 
 function cacheDir(platform: Platform, key: string): string {
   const digest = createHash('sha256').update(key).digest('hex').slice(0, 16);

@@ -3,13 +3,13 @@
  * for drift with a dry run, seen through the share by a pack's slaves, listed and removed.
  */
 import { z } from 'zod';
-import { recordSync } from '../workers/metrics';
+import { recordSync } from '../metrics/registry';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
 import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { activityCancellationSignal, withHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
-import { FailureType, permanentFailure } from './support/failures';
+import { FailureType, permanentFailure } from '../common/failures';
 import { platformSourceDir } from './platform-source';
 import { rsyncToServer, rsyncToServers, type RsyncHostResult } from './transport/rsync';
 import type { RsyncSummary } from './transport/rsync-output';

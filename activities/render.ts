@@ -20,7 +20,7 @@ import {
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { platformRoot, siteDir, vhostDir } from '../domain/paths';
 import { parseInput } from './support/activity-input';
-import { badInput } from './support/failures';
+import { badInput } from '../common/failures';
 
 function templatesDir(): string {
   // From source (tsx) the templates sit next to activities/; from a build (dist/js/activities) further up.

@@ -8,7 +8,7 @@ import { backupsDir, platformRoot, siteDir, sitesDir } from '../domain/paths';
 import { activityCancellationSignal } from './support/activity-context';
 import { siteDatabaseName, siteDatabaseUser } from './database';
 import { parseInput } from './support/activity-input';
-import { badInput, FailureType, permanentFailure } from './support/failures';
+import { badInput, FailureType, permanentFailure } from '../common/failures';
 import { ensureRemoteFiles, type RemoteFileSpec, writeRemoteFile } from './transport/remote-file';
 import { renderSiteSettings, renderWordpressDispatcher, renderWordpressHealth, siteSettingsFileName } from './render';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';

@@ -6,9 +6,10 @@
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { activityCancellationSignal, heartbeatProgress, withHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
-import { FailureType, messageOf, permanentFailure, transientFailure } from './support/failures';
+import { FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { requestThroughNode } from './transport/http-request';
 import { wordpressAdminPasswordFor } from './site-secrets';
+import { messageOf } from '../common/error-message';
 
 /** The WordPress admin account the installer creates. */
 export const WORDPRESS_ADMIN_USER = 'sitefleet-admin';

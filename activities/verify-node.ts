@@ -3,33 +3,23 @@
  * (not an error), and only an unreachable node makes the activity fail.
  */
 import { z } from 'zod';
-import { recordCheck } from '../workers/metrics';
+import { recordCheck } from '../metrics/registry';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
 import { siteHealthSpec, siteProbeSpec } from '../domain/site-probe';
 import { activityCancellationSignal, heartbeatProgress } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { aegirIdsOf, probeSite, resolveOn } from './checks';
-import { messageOf } from './support/failures';
+
 import { checkNfsExport } from './nfs-export';
 import { checkShareRead, inspectShareMount } from './nfs-mount';
 import { checkPlatformVisible, syncPlatform } from './platform';
 import { verifiedHostKey } from './transport/ssh';
 import { runConfigTest } from './web-server';
+import { messageOf } from '../common/error-message';
+import type { NodeCheck, NodeReport } from '../domain/verify-report';
 
-export interface NodeCheck {
-  /** ssh, config-test, aegir-ids, drift:PLATFORM, share-mount, visible:PLATFORM, db-resolution:NAME, probe:DOMAIN */
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-
-export interface NodeReport {
-  server: string;
-  ok: boolean;
-  checks: NodeCheck[];
-  aegirIds?: { uid: number; gid: number };
-}
+export type { NodeCheck, NodeReport } from '../domain/verify-report';
 
 export interface VerifyNodeInput {
   server: Server;

@@ -8,7 +8,7 @@ import { vhostDir } from '../domain/paths';
 import { activityAttempt, activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { withKeyedLock } from './support/concurrency-limits';
-import { badInput, FailureType, permanentFailure, transientFailure } from './support/failures';
+import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { removeRemoteFile, writeRemoteFile } from './transport/remote-file';
 import { renderServerInclude } from './render';
 import { runRemote } from './transport/ssh-command';

@@ -20,10 +20,10 @@ import { displayDomain } from '../domain/fields';
 import { WORKFLOW_TYPES, workflowIds } from '../domain/operations';
 import { CLUSTER } from '../domain/search-attributes';
 import type { InventoryStore } from '../inventory/store';
-import type { NodeCheck } from '../activities/verify-node';
-import type { VerifyReport } from '../workflows/verify';
+import type { NodeCheck, VerifyReport } from '../domain/verify-report';
 import { tokenMatches } from './auth';
 import { webUiUrl } from './operations';
+import { messageOf } from '../common/error-message';
 
 /** How long a browser stays signed in to the page. @default 12 hours */
 export const SESSION_SECONDS = 12 * 60 * 60;
@@ -106,8 +106,6 @@ const visibilityQuery = (kind: 'pack' | 'cluster', name: string): string =>
   // Names are resource names ([a-z0-9_-]), so they need no quoting beyond the double quotes.
   `WorkflowType = "${WORKFLOW_TYPES.verifyClusterNodes}" AND ExecutionStatus = "Completed" AND ` +
   `${CLUSTER.name} = "${name}" AND WorkflowId STARTS_WITH "${workflowIds.verify(kind, name)}"`;
-
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 async function groupHealth(
   workflow: WorkflowClient,

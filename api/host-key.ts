@@ -3,8 +3,9 @@
  * The client only completes the key exchange: it captures the key the server proves it holds, then refuses
  * to go on, so no credentials are needed and nothing runs on the server.
  */
-import { createHash } from 'node:crypto';
+import { sshFingerprintOf } from '../common/ssh-fingerprint';
 import { NodeSSH } from 'node-ssh';
+import { messageOf } from '../common/error-message';
 
 export interface HostKey {
   /** OpenSSH SHA256 fingerprint, as `ssh-keygen -lf` prints it: `SHA256:` and unpadded base64. */
@@ -13,11 +14,6 @@ export interface HostKey {
   key: string;
   /** The key type named in the blob, such as `ssh-ed25519`. */
   type: string;
-}
-
-/** The fingerprint of an ssh public key blob (wire format). */
-export function sshFingerprintOf(blob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
 function keyType(blob: Buffer): string {
@@ -50,7 +46,7 @@ export async function fetchHostKey(host: string, port: number, timeoutMs = 10_00
     });
   } catch (err) {
     if (!captured) {
-      const reason = err instanceof Error ? err.message : String(err);
+      const reason = messageOf(err);
       throw new HostKeyFetchError(`could not read the ssh host key of ${host}:${port}: ${reason}`);
     }
   } finally {

@@ -3,6 +3,7 @@
  * its input resolved from the inventory, the search attributes and summary an operator sees in the Web UI, and
  * the inventory change to make when it completes. Building a plan reads the inventory and changes nothing.
  */
+import type * as workflows from '../workflows';
 import type { Server, Target } from '../domain/model';
 import { effectiveTransferOptions, type TransferOptions } from '../domain/transfer';
 import {
@@ -33,12 +34,26 @@ import {
 } from '../inventory/resolve';
 import { ConflictError, NotFoundError, type InventoryStore, type OperationEffect } from '../inventory/store';
 
-export interface OperationPlan {
-  workflowType: string;
+/** Every workflow type workers/ registers, and the input each takes, as workflows/index.ts exports them. */
+type Workflows = typeof workflows;
+export type WorkflowType = keyof Workflows;
+export type WorkflowInput<W extends WorkflowType> = Parameters<Workflows[W]>[0];
+
+// Every name in WORKFLOW_TYPES must be a workflow that workflows/index.ts exports (a compile-time check).
+WORKFLOW_TYPES satisfies Record<string, WorkflowType>;
+
+/**
+ * What the API starts: for each workflow type, its input type as the workflow declares it, so that a plan with
+ * the wrong input for its type does not compile.
+ */
+export type OperationPlan = { [W in WorkflowType]: PlanOf<W> }[WorkflowType];
+
+interface PlanOf<W extends WorkflowType> {
+  workflowType: W;
   workflowId: string;
   /** The resource the operation belongs to, such as `site/example.com`. */
   resource: string;
-  input: unknown;
+  input: WorkflowInput<W>;
   /** One line for the Web UI. */
   summary: string;
   tags: { site?: string; platform?: string; cluster?: string; servers: string[] };

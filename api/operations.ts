@@ -18,6 +18,7 @@ import type { InventoryStore, OperationRecord, OperationStatus } from '../invent
 import { HttpError } from './errors';
 import type { OperationPlan } from './operation-plans';
 import type { OperationStarted, OperationView } from './schemas';
+import { messageOf } from '../common/error-message';
 
 /** How long a progress query or a result fetch may take before the API answers without it. @default 3000 */
 const QUERY_TIMEOUT_MS = 3_000;
@@ -39,7 +40,7 @@ export function searchAttributesOf(plan: OperationPlan): SearchAttributePair[] {
 function errorMessage(err: unknown): string {
   const messages: string[] = [];
   for (let e: unknown = err; e !== undefined && messages.length < 5; e = (e as { cause?: unknown }).cause) {
-    const message = e instanceof Error ? e.message : String(e);
+    const message = messageOf(e);
     if (message && !messages.includes(message)) messages.push(message);
     if (!(e instanceof Error)) break;
   }

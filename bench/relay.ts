@@ -19,14 +19,14 @@ import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Server } from '../domain/model';
 import { WORKFLOW_TYPES, workflowIds } from '../domain/operations';
-import { startTestTemporal } from '../test/support/temporal';
+import { startEphemeralTemporal } from '../devserver/ephemeral';
 import { assertBedSupported, type Bed } from '../testbed';
 import { applyLinkShaping, checkLinkShaping, readLinkShaping } from '../testbed/shaping';
 import type { SyncedMember } from '../workflows/relay';
 import { type AnsibleSetup, type BaselineContext, prepareAnsible, runBaseline, SshMasters } from './baselines';
 import { defaultBenchBaseDir, startBenchBed, webHostName } from './bed';
 import { type Contender, errorText, measureRounds, type Measured, timed } from './measure';
-import { clusterGroup, pathPlatform, readServers, type SitefleetContext, timeWorkflow } from './sitefleet';
+import { clusterGroupAllAtOnce, pathPlatform, readServers, type SitefleetContext, timeWorkflow } from './sitefleet';
 import { BenchWorker } from './worker';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
@@ -157,7 +157,7 @@ function sitefleetContender(
     trial: (round) => {
       const cluster = `${compress ? 'relay' : 'plain'}${hosts.length}`;
       const platform = pathPlatform(`${cluster}-r${round}`, cluster, options.source);
-      const group = clusterGroup(
+      const group = clusterGroupAllAtOnce(
         cluster,
         hosts.map((h) => env.servers.get(h) as Server),
       );
@@ -307,7 +307,7 @@ async function main(): Promise<void> {
       });
     }
     if (options.contenders.some((c) => c.startsWith('sitefleet'))) {
-      const temporal = await startTestTemporal();
+      const temporal = await startEphemeralTemporal();
       cleanups.push(() => temporal.teardown());
       const { code } = await bundleWorkflowCode({
         workflowsPath: require.resolve('../workflows'),

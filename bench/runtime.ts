@@ -9,7 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { findTemporalCli, temporalCliVersion } from '../devserver/temporal-cli';
 import type { Server } from '../domain/model';
-import { startTestTemporal } from '../test/support/temporal';
+import { startEphemeralTemporal } from '../devserver/ephemeral';
 import type { Bed } from '../testbed';
 import { type AnsibleSetup, type BaselineContext, type BaselineName, runBaseline, type SshMasters } from './baselines';
 import { type Contender, errorText, type Measured, timed } from './measure';
@@ -44,7 +44,7 @@ export async function startSitefleet(
     const cli = findTemporalCli();
     if (cli) tools.temporalCli = temporalCliVersion(cli);
     const started = performance.now();
-    const env: TestWorkflowEnvironment = await startTestTemporal();
+    const env: TestWorkflowEnvironment = await startEphemeralTemporal();
     teardown.push('Temporal dev server', () => env.teardown());
     log(`Temporal dev server at ${env.address} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
     const bundleStarted = performance.now();

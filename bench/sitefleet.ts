@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { type Platform, type Server, serverInventorySchema, type Site } from '../domain/model';
-import { type WebGroup, WORKFLOW_TYPES, workflowIds } from '../domain/operations';
+import { clusterGroup, type WebGroup, WORKFLOW_TYPES, workflowIds } from '../domain/operations';
 import { breakdownOf, type WorkflowBreakdown } from './history';
 import type { RunOutcome } from './measure';
 
@@ -30,14 +30,8 @@ export async function readServers(inventoryFile: string): Promise<Map<string, Se
 }
 
 /** A cluster of `members`, every member a code receiver, fanned out to all of them at once. */
-export function clusterGroup(name: string, members: readonly Server[]): WebGroup {
-  return {
-    kind: 'cluster',
-    name,
-    members: [...members],
-    codeReceivers: members.map((m) => m.name),
-    maxParallel: Math.max(8, members.length),
-  };
+export function clusterGroupAllAtOnce(name: string, members: readonly Server[]): WebGroup {
+  return clusterGroup(name, members, { maxParallel: Math.max(8, members.length) });
 }
 
 /** A WordPress platform on cluster `cluster` whose code comes from a directory on the worker. */

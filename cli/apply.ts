@@ -13,6 +13,7 @@ import { canonicalJson, type ResourceKind } from '../inventory/store';
 import { scheduleCreateSchema, serverRegistrationSchema, type OperationStarted } from '../api/schemas';
 import { seg, type ApiClient } from './api-client';
 import { describeStart, watchOperation } from './watch';
+import { messageOf } from '../common/error-message';
 
 export const applyFileSchema = z
   .object({
@@ -41,7 +42,7 @@ export function readApplyFile(path: string): ApplyFile {
   try {
     raw = parseYaml(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new ApplyFileError(`cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ApplyFileError(`cannot read ${path}: ${messageOf(err)}`);
   }
   const parsed = applyFileSchema.safeParse(raw ?? {});
   if (!parsed.success)

@@ -5,6 +5,7 @@
  * (SITEFLEET_API_HOST/PORT and the token file in SITEFLEET_DATA_DIR).
  */
 import { confirmOnTerminal, runCli } from './program';
+import { messageOf } from '../common/error-message';
 
 runCli(process.argv.slice(2), {
   out: (line) => process.stdout.write(`${line}\n`),
@@ -17,7 +18,7 @@ runCli(process.argv.slice(2), {
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`error: ${messageOf(err)}\n`);
     process.exitCode = 1;
   },
 );

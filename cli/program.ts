@@ -20,6 +20,7 @@ import { serverCommands } from './commands/server';
 import { siteCommands } from './commands/site';
 import { verbCommands } from './commands/verbs';
 import { CliContext, type CliIo, OperationFailed, ProblemsFound, UsageError } from './context';
+import { messageOf } from '../common/error-message';
 import { addHelpExamples } from './examples';
 
 export type { CliIo } from './context';
@@ -86,7 +87,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       for (const line of err.fieldLines) io.err(`  ${line}`);
       return 1;
     }
-    io.err(`error: ${err instanceof Error ? err.message : String(err)}`);
+    io.err(`error: ${messageOf(err)}`);
     return 1;
   }
 }

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { messageOf } from '../common/error-message';
 
 /** The key-related settings (names as in config/settings.ts). */
 export interface CodecKeySettings {
@@ -94,7 +95,7 @@ export function loadCodecKeys(settings: CodecKeySettings = codecKeySettingsFromE
   try {
     text = readFileSync(codecKeyFile, 'utf8');
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     throw new Error(`SITEFLEET_CODEC_KEY_FILE=${codecKeyFile} cannot be read (${reason})`);
   }
   return parseCodecKeys(text, codecKeyFile);

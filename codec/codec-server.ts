@@ -14,6 +14,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Payload, PayloadCodec } from '@temporalio/common';
+import { messageOf } from '../common/error-message';
 
 export interface CodecHandlerOptions {
   codec: PayloadCodec;
@@ -158,7 +159,7 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecRequestHa
     try {
       result = action === 'encode' ? await options.codec.encode(payloads) : await options.codec.decode(payloads);
     } catch (err) {
-      throw new HttpError(422, err instanceof Error ? err.message : String(err));
+      throw new HttpError(422, messageOf(err));
     }
     sendJson(res, 200, { payloads: result.map(payloadToJson) });
   }
@@ -197,7 +198,7 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecRequestHa
     }
     handle(req, res, segment).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
-      const message = err instanceof Error ? err.message : String(err);
+      const message = messageOf(err);
       if (!res.headersSent) sendJson(res, status, { error: message });
       else res.destroy();
     });

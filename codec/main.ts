@@ -9,6 +9,7 @@ import { loadSettings } from '../config/settings';
 import { AesGcmCodec } from './aes-gcm-codec';
 import { generateCodecKeyLine, loadCodecKeys, type CodecKeySettings } from './codec-keys';
 import { startCodecServer } from './codec-server';
+import { messageOf } from '../common/error-message';
 
 /** The codec endpoint's settings; names and meaning as in config/settings.ts, so `loadSettings()` fits. */
 export interface CodecServerSettings extends CodecKeySettings {
@@ -76,7 +77,7 @@ if (require.main === module) {
     .argument('[id]', 'key id, for example the date of the rotation', new Date().toISOString().slice(0, 10))
     .action((id: string) => console.log(generateCodecKeyLine(id)));
   program.parseAsync().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
+    console.error(messageOf(err));
     process.exit(1);
   });
 }

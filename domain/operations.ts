@@ -39,6 +39,11 @@ export interface ClusterLoadBalancerInput {
   previous?: Server;
 }
 
+/** A cluster of `members`, every member a code receiver. */
+export function clusterGroup(name: string, members: readonly Server[], extra: Partial<WebGroup> = {}): WebGroup {
+  return { kind: 'cluster', name, members: [...members], codeReceivers: members.map((m) => m.name), ...extra };
+}
+
 export interface PackShare {
   server: Server;
   exportPath: string;

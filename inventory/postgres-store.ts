@@ -12,11 +12,11 @@
  * Migrations are versioned in `schema_migrations`, each applied once in its own transaction under a session
  * advisory lock, so processes opening the same database at once do not race.
  */
+import { messageOf } from '../common/error-message';
 import { Pool, type PoolClient, type PoolConfig, type QueryResultRow } from 'pg';
 import type { Target } from '../domain/model';
 import {
   closesOperation,
-  errorMessage,
   parseStored,
   planAsync,
   planCreate,
@@ -532,7 +532,7 @@ export class PostgresInventoryStore implements InventoryStore {
           await client.query('RELEASE SAVEPOINT effect');
         } catch (err) {
           await client.query('ROLLBACK TO SAVEPOINT effect');
-          effectError = errorMessage(err);
+          effectError = messageOf(err);
         }
       }
       const [updated] = await rowsOf<PgOperationRow>(

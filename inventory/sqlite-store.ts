@@ -4,6 +4,7 @@
  * WAL mode and a busy timeout let the API and the workers open the same file.
  * What a write checks and changes is decided in ./store-core, shared with the PostgreSQL store.
  */
+import { messageOf } from '../common/error-message';
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -11,7 +12,6 @@ import type { Target } from '../domain/model';
 import { migrate } from './migrations';
 import {
   closesOperation,
-  errorMessage,
   parseStored,
   planCreate,
   planEffect,
@@ -277,7 +277,7 @@ export class SqliteInventoryStore implements InventoryStore {
           // Nested, `run` is a savepoint: an effect that fails half-way leaves nothing behind.
           this.run((view) => planEffect(effect, view));
         } catch (err) {
-          effectError = errorMessage(err);
+          effectError = messageOf(err);
         }
       }
       this.db

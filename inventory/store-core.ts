@@ -373,10 +373,6 @@ export function closesOperation(current: OperationStatus, next: OperationStatus)
   return current === 'RUNNING' && next !== 'RUNNING';
 }
 
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 // ---- plans over an asynchronous backend ----
 
 /** Batch reads of an asynchronous backend, inside its transaction. */

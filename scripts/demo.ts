@@ -41,6 +41,7 @@ import {
   type HostOptions,
 } from '../testbed';
 import type { VerifyReport } from '../workflows/verify';
+import { messageOf } from '../common/error-message';
 
 const REPO_ROOT = resolve(__dirname, '..');
 const WORDPRESS = '/usr/share/wordpress';
@@ -83,7 +84,6 @@ const shown = (path: string): string => {
   const rel = relative(process.cwd(), path);
   return rel && !rel.startsWith('..') ? rel : path;
 };
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A failure the demo explains itself; printed without a stack. */

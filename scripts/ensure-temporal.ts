@@ -3,6 +3,7 @@
  * with Go into the cache when missing, so that a fresh machine's CI has them.
  */
 import { ensureTemporalCli, temporalCliVersion } from '../devserver/temporal-cli';
+import { messageOf } from '../common/error-message';
 import { ensureTemporalServer } from '../devserver/temporal-server';
 
 async function main(): Promise<void> {
@@ -13,6 +14,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  console.error(messageOf(err));
   process.exit(1);
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ensureTemporalCli } from '../devserver/temporal-cli';
 import { startDevServer, temporalAnswers } from '../devserver/dev-server';
 import { loadSettings } from '../config/settings';
+import { messageOf } from '../common/error-message';
 import { checkNamespaceAt } from '../devserver/namespace-setup';
 
 const settings = loadSettings();
@@ -89,6 +90,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  console.error(messageOf(err));
   void stop(1);
 });

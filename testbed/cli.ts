@@ -8,6 +8,7 @@ import { type Bed, openBed, startBed } from './bed';
 import { DEFAULT_BED_NAME, DEFAULT_SUBNET, defaultBaseDir, type HostOptions, ROLES, type Role } from './plan';
 import { applyLinkShaping, clearLinkShaping, isShaped, type LinkShaping, readLinkShaping } from './shaping';
 import { downBed } from './teardown';
+import { messageOf } from '../common/error-message';
 
 /**
  * `--roles` is one entry per host (comma-separated), each entry roles joined by "+", or "none"
@@ -285,7 +286,7 @@ if (require.main === module) {
     if (error.code !== 'EPIPE') throw error;
   });
   main(process.argv).catch((error: unknown) => {
-    console.error(`testbed: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(`testbed: ${messageOf(error)}`);
     process.exitCode = 1;
   });
 }

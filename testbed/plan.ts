@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { checkLinkShaping, type LinkShaping } from './shaping';
+import { checkLinkShaping, type LinkShaping } from './link-shaping';
 
 export const ROLES = ['web-nginx', 'web-apache', 'db', 'nfs', 'lb', 'nfs-kernel'] as const;
 /** Roles a VM host (a QEMU guest, `vm: true`) can have; `nfs-kernel` (the kernel's nfsd) needs one. */

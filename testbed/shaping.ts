@@ -8,47 +8,14 @@
  *   passes the bridge's own qdisc, so it limits only what the controller sends, however many hosts it sends to.
  *
  * With `rate 200mbit burst 256kb latency 50ms` one ssh stream carries ~183 Mbit/s of payload (TESTBED-NOTES.md).
- * Every qdisc lives on a link the bed owns: `down` deletes the links and the qdiscs go with them.
+ * Every qdisc lives on a link the bed owns: `down` deletes the links and the qdiscs go with them. What a shaping
+ * is and how it is checked is testbed/link-shaping.ts (the bed plan needs it without the tc side).
  */
 import { runCommand } from './command';
 import type { BedPlan } from './plan';
+import { checkLinkShaping, type LinkShaping } from './link-shaping';
 
-export interface LinkShaping {
-  /** Each host's link, in each direction, in tc units: `200mbit`, `1gbit`, `500kbit`. Absent: not limited. */
-  rate?: string;
-  /** The controller's total egress (all hosts together), in tc units. Absent: not limited. */
-  controllerRate?: string;
-  /** Bucket size of every tbf. @default '256kb' */
-  burst?: string;
-  /** Longest a packet may wait in a tbf queue before it is dropped. @default '50ms' */
-  latency?: string;
-}
-
-export const DEFAULT_BURST = '256kb';
-export const DEFAULT_LATENCY = '50ms';
-
-const RATE = /^\d+(\.\d+)?(bit|kbit|mbit|gbit|tbit|bps|kbps|mbps|gbps|tbps)$/i;
-const SIZE = /^\d+(\.\d+)?(b|k|kb|m|mb|g|gb|kbit|mbit|gbit)?$/i;
-const TIME = /^\d+(\.\d+)?(s|sec|secs|ms|msec|msecs|us|usec|usecs)$/i;
-
-/** Throws unless every given value is a tc rate, size or time; returns the shaping with defaults applied. */
-export function checkLinkShaping(shaping: LinkShaping): Required<Pick<LinkShaping, 'burst' | 'latency'>> & LinkShaping {
-  const check = (what: string, value: string | undefined, pattern: RegExp, example: string): void => {
-    if (value !== undefined && !pattern.test(value)) {
-      throw new Error(`${what} "${value}" is not a tc value such as ${example}`);
-    }
-  };
-  check('rate', shaping.rate, RATE, '200mbit');
-  check('controller rate', shaping.controllerRate, RATE, '200mbit');
-  check('burst', shaping.burst, SIZE, '256kb');
-  check('latency', shaping.latency, TIME, '50ms');
-  return { ...shaping, burst: shaping.burst ?? DEFAULT_BURST, latency: shaping.latency ?? DEFAULT_LATENCY };
-}
-
-/** True when the shaping limits anything. */
-export function isShaped(shaping: LinkShaping | undefined): shaping is LinkShaping {
-  return shaping?.rate !== undefined || shaping?.controllerRate !== undefined;
-}
+export { checkLinkShaping, isShaped, type LinkShaping } from './link-shaping';
 
 function tbf(dev: string, rate: string, burst: string, latency: string): string {
   return `qdisc replace dev ${dev} root tbf rate ${rate} burst ${burst} latency ${latency}`;

@@ -7,7 +7,7 @@ import { loadSettings } from '../config/settings';
 import { checkNamespaceAt, NamespaceNotReadyError } from '../devserver/namespace-setup';
 import { sitefleetDataConverter } from '../codec/data-converter';
 import { loadWorkflowBundle } from './bundle';
-import { installRuntimeMetrics, startMetricsServer } from './metrics';
+import { installRuntimeMetrics, startMetricsServer } from '../metrics/registry';
 import { createSitefleetWorker } from './worker';
 
 async function main(): Promise<void> {

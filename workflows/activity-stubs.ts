@@ -1,23 +1,11 @@
 /**
  * Activity stubs with timeouts and retry policies that fit each kind of step.
- * Failures of these types are permanent: retrying cannot help, so they are never retried.
+ * Failures of the types in PERMANENT_FAILURES (common/failures.ts) are never retried: retrying cannot help.
  */
 import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type * as activities from '../activities';
-
-export const PERMANENT_FAILURES = [
-  'BadInput',
-  'HostKeyMismatch',
-  'SshAuthenticationFailed',
-  'ServerNotReady',
-  'ConfigTestFailed',
-  'KernelNfsMissing',
-  'UidGidMismatch',
-  'ResolutionMismatch',
-  'ProbeFailed',
-  'Refused',
-];
+import { PERMANENT_FAILURES } from '../common/failures';
 
 const retry = (maximumAttempts: number, maximumInterval: Duration): ActivityOptions['retry'] => ({
   initialInterval: '1s',

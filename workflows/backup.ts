@@ -1,13 +1,14 @@
 /**
  * BackupSite, RestoreSite and MigrateSite: a site's files and database, kept and moved with a way back.
  */
+import { badInput } from '../common/failures';
 import { workflowInfo } from '@temporalio/workflow';
 import type { BackupSiteInput, MigrateSiteInput, RestoreSiteInput, WebGroup } from '../domain/operations';
 import type { Platform, Server, Site } from '../domain/model';
 import { siteProbeSpec } from '../domain/site-probe';
 import { probe, quick, transfer, undo } from './activity-stubs';
-import { allBounded } from './fan-out';
-import { badInput, failedAfterCompensation } from './failures';
+import { allBounded } from '../common/settle';
+import { failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';

@@ -1,13 +1,9 @@
 /**
  * Failure helpers for workflow code. A plain Error thrown in a workflow fails the workflow *task* and retries it
- * forever; these always raise an ApplicationFailure.
+ * forever; these always raise an ApplicationFailure. (badInput and permanentFailure are common/failures.ts.)
  */
 import { ApplicationFailure, ActivityFailure, CancelledFailure, isCancellation } from '@temporalio/workflow';
-
-/** Bad input: the workflow fails at once and is not retried. */
-export function badInput(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: 'BadInput', message, nonRetryable: true });
-}
+import { FailureType } from '../common/failures';
 
 /** The readable message of a failure, reaching through ActivityFailure to the activity's own error. */
 export function describeFailure(err: unknown): string {
@@ -34,7 +30,7 @@ export function failedAfterCompensation(
     return new CancelledFailure(`cancelled during "${step}". ${outcome}`);
   }
   return ApplicationFailure.create({
-    type: 'OperationFailed',
+    type: FailureType.OperationFailed,
     message: `${step} failed: ${describeFailure(err)}. ${outcome}`,
     nonRetryable: true,
     cause: err instanceof Error ? err : undefined,

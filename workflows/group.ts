@@ -1,9 +1,9 @@
 /**
  * Reading a resolved web group (server, pack or cluster) inside workflow code.
  */
+import { badInput } from '../common/failures';
 import type { Server } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
-import { badInput } from './failures';
 
 export const DEFAULT_MAX_PARALLEL = 8;
 

@@ -7,7 +7,8 @@
 import type { ClusterLoadBalancerInput, WebGroup } from '../domain/operations';
 import type { Platform, Server, Site } from '../domain/model';
 import { quick, undo } from './activity-stubs';
-import { badInput, failedAfterCompensation } from './failures';
+import { failedAfterCompensation } from './failures';
+import { badInput } from '../common/failures';
 import { expectGroup } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';

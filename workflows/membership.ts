@@ -2,11 +2,11 @@
  * AddClusterMember and RemoveClusterMember: a new member receives everything before it serves; a leaving member
  * stops serving before anything is removed from it.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { badInput, FailureType, permanentFailure } from '../common/failures';
 import type { ClusterMemberInput } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
 import { drainWait, probe, quick, transfer, undo } from './activity-stubs';
-import { badInput, failedAfterCompensation } from './failures';
+import { failedAfterCompensation } from './failures';
 import { expectGroup } from './group';
 import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
@@ -70,11 +70,7 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
       if (!platform) continue;
       const res = await probe.probeSite({ server: member, site, platform, ...siteProbeSpec(site, platform) });
       if (!res.ok) {
-        throw ApplicationFailure.create({
-          type: 'ProbeFailed',
-          message: `${site.domain} through ${member.name}: ${res.detail}`,
-          nonRetryable: true,
-        });
+        throw permanentFailure(FailureType.ProbeFailed, `${site.domain} through ${member.name}: ${res.detail}`);
       }
     }
     if (group.loadBalancer) {

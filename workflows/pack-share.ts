@@ -1,12 +1,13 @@
 /**
  * SetupPackShare and TeardownPackShare: the NFS share through which a pack's slaves read the master's platforms.
  */
+import { badInput, FailureType, permanentFailure } from '../common/failures';
 import { ApplicationFailure, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { SetupPackShareInput, TeardownPackShareInput } from '../domain/operations';
 import type { Server } from '../domain/model';
 import { quick, probe, undo } from './activity-stubs';
-import { allBounded, settleBounded } from './fan-out';
-import { badInput, compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
+import { allBounded, settleBounded } from '../common/settle';
+import { compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
 import { expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';
@@ -49,11 +50,10 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
       .filter(({ id }) => id.uid !== first.uid || id.gid !== first.gid);
     if (odd.length > 0) {
       const all = ids.map((id, i) => `${everyone[i]?.name}=${id.uid}:${id.gid}`).join(', ');
-      throw ApplicationFailure.create({
-        type: 'UidGidMismatch',
-        message: `the aegir uid:gid differs between pack members (${all}); NFS permissions would break. Make them equal, then retry.`,
-        nonRetryable: true,
-      });
+      throw permanentFailure(
+        FailureType.UidGidMismatch,
+        `the aegir uid:gid differs between pack members (${all}); NFS permissions would break. Make them equal, then retry.`,
+      );
     }
 
     step = 'export the share';
@@ -87,20 +87,15 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
     await allBounded(slaves, limit, async (slave) => {
       const seen = await probe.checkSentinel({ server: slave, dir: share.exportPath, token });
       if (!seen.visible) {
-        throw ApplicationFailure.create({
-          type: 'ShareNotVisible',
-          message: `${slave.name} does not see the sentinel written on ${share.server.name}: ${seen.detail}`,
-          nonRetryable: true,
-        });
+        throw permanentFailure(
+          FailureType.ShareNotVisible,
+          `${slave.name} does not see the sentinel written on ${share.server.name}: ${seen.detail}`,
+        );
       }
       if (share.server.nfs) {
         const nfs = await probe.checkNfsExport({ server: slave, share });
         if (!nfs.ok) {
-          throw ApplicationFailure.create({
-            type: 'ShareNotVisible',
-            message: `${slave.name}: ${nfs.detail}`,
-            nonRetryable: true,
-          });
+          throw permanentFailure(FailureType.ShareNotVisible, `${slave.name}: ${nfs.detail}`);
         }
         nfsReadable.push(slave.name);
       }

@@ -1,12 +1,12 @@
 /**
  * Platform workflows: deploy a codebase on a server, a pack or a cluster; delete it.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { badInput, FailureType, permanentFailure } from '../common/failures';
 import type { CreatePlatformInput, DeletePlatformInput, WebGroup } from '../domain/operations';
 import type { Server } from '../domain/model';
 import { quick, probe, transfer, undo } from './activity-stubs';
-import { allBounded } from './fan-out';
-import { badInput, failedAfterCompensation } from './failures';
+import { allBounded } from '../common/settle';
+import { failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { rollOutCode } from './rolling';
@@ -70,13 +70,11 @@ async function createPlatformOnGroup(
         progress,
       });
       if (rolled.stoppedAt) {
-        throw ApplicationFailure.create({
-          type: 'ProbeFailed',
-          message:
-            `rolling update stopped at ${rolled.stoppedAt.server}: ${rolled.stoppedAt.error}; ` +
+        throw permanentFailure(
+          FailureType.ProbeFailed,
+          `rolling update stopped at ${rolled.stoppedAt.server}: ${rolled.stoppedAt.error}; ` +
             `updated: ${rolled.updated.join(', ') || 'none'}; not reached: ${rolled.notReached.join(', ') || 'none'}`,
-          nonRetryable: true,
-        });
+        );
       }
       step = 'sync platform code';
     }
@@ -107,11 +105,10 @@ async function createPlatformOnGroup(
         progress.node(server.name, 'running', step);
         const seen = await probe.checkPlatformVisible({ server, platform });
         if (!seen.visible) {
-          throw ApplicationFailure.create({
-            type: 'ShareNotVisible',
-            message: `${server.name} does not see platform ${platform.name} through the share: ${seen.detail}`,
-            nonRetryable: true,
-          });
+          throw permanentFailure(
+            FailureType.ShareNotVisible,
+            `${server.name} does not see platform ${platform.name} through the share: ${seen.detail}`,
+          );
         }
         progress.node(server.name, 'done', 'sees the platform through the share');
       });
@@ -145,11 +142,10 @@ export async function DeletePlatform(input: DeletePlatformInput): Promise<{ plat
   expectGroup(group, group.kind);
   tagRun({ platform: platform.name, group });
   if (input.sites.length > 0) {
-    throw ApplicationFailure.create({
-      type: 'Refused',
-      message: `platform ${platform.name} still has ${input.sites.length} site(s): ${input.sites.join(', ')}; delete them first`,
-      nonRetryable: true,
-    });
+    throw permanentFailure(
+      FailureType.Refused,
+      `platform ${platform.name} still has ${input.sites.length} site(s): ${input.sites.join(', ')}; delete them first`,
+    );
   }
   const receivers = codeReceivers(group);
   const remote = await allBounded(receivers, parallelism(group), (server) =>
@@ -157,11 +153,10 @@ export async function DeletePlatform(input: DeletePlatformInput): Promise<{ plat
   );
   const leftovers = remote.flatMap((sites, i) => sites.map((s) => `${s} on ${receivers[i]?.name}`));
   if (leftovers.length > 0) {
-    throw ApplicationFailure.create({
-      type: 'Refused',
-      message: `platform ${platform.name} still has site directories: ${leftovers.join(', ')}; delete those sites first`,
-      nonRetryable: true,
-    });
+    throw permanentFailure(
+      FailureType.Refused,
+      `platform ${platform.name} still has site directories: ${leftovers.join(', ')}; delete those sites first`,
+    );
   }
   await allBounded(receivers, parallelism(group), (server) => quick.removePlatform({ server, platform }));
   return { platform: platform.name, removedFrom: receivers.map((r) => r.name) };

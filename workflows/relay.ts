@@ -8,9 +8,10 @@ import type * as activities from '../activities';
 import type { Server } from '../domain/model';
 import type { CreatePlatformInput } from '../domain/operations';
 import type { TransferOptions } from '../domain/transfer';
-import { PERMANENT_FAILURES, quick, undo } from './activity-stubs';
+import { PERMANENT_FAILURES } from '../common/failures';
+import { quick, undo } from './activity-stubs';
 import { describeFailure } from './failures';
-import { allBounded } from './fan-out';
+import { allBounded } from '../common/settle';
 import type { Progress } from './progress';
 import type { Saga } from './saga';
 

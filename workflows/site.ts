@@ -1,15 +1,16 @@
 /**
  * Site workflows: install on a single server, a pack or a cluster; delete; enable and disable.
  */
-import { ApplicationFailure, sleep } from '@temporalio/workflow';
+import { badInput, FailureType, permanentFailure } from '../common/failures';
+import { sleep } from '@temporalio/workflow';
 import { fieldErrors } from '../domain/fields';
 import { siteSchema } from '../domain/model';
 import type { DeleteSiteInput, InstallSiteInput, WebGroup } from '../domain/operations';
 import type { Platform, Server, Site } from '../domain/model';
 import { siteProbeSpec } from '../domain/site-probe';
 import { quick, probe, transfer, undo } from './activity-stubs';
-import { allBounded } from './fan-out';
-import { badInput, compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
+import { allBounded } from '../common/settle';
+import { compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism } from './group';
 import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
@@ -141,11 +142,7 @@ async function installSiteOnGroup(
       progress.node(server.name, 'running', step);
       const res = await probeUntilAnswered(server, site, platform);
       if (!res.ok) {
-        throw ApplicationFailure.create({
-          type: 'ProbeFailed',
-          message: `${site.domain} through ${server.name}: ${res.detail}`,
-          nonRetryable: true,
-        });
+        throw permanentFailure(FailureType.ProbeFailed, `${site.domain} through ${server.name}: ${res.detail}`);
       }
       progress.node(server.name, 'done', 'serving');
       return { server: server.name, status: res.status };

@@ -1,25 +1,20 @@
 /**
  * VerifyClusterNodes and ResyncCluster: find drift on every member, and repair it.
  */
+import { badInput } from '../common/failures';
 import { workflowInfo } from '@temporalio/workflow';
 import type { ResyncInput, VerifyNodesInput } from '../domain/operations';
 import type { Server } from '../domain/model';
-import type { NodeReport } from '../activities/verify-node';
+import type { NodeReport, VerifyReport } from '../domain/verify-report';
+
+export type { VerifyReport } from '../domain/verify-report';
 import { probe, quick, transfer } from './activity-stubs';
 import { rollOutCode } from './rolling';
-import { settleBounded } from './fan-out';
-import { badInput, describeFailure } from './failures';
+import { settleBounded } from '../common/settle';
+import { describeFailure } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { markHealth, tagRun } from './search';
-
-export interface VerifyReport {
-  group: string;
-  kind: string;
-  ok: boolean;
-  checkedAt: string;
-  nodes: NodeReport[];
-}
 
 /** The uid:gid most members have; members that differ fail the parity check. */
 function markIdParity(nodes: NodeReport[]): void {

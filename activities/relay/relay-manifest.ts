@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Platform } from '../../domain/model';
 import { abortReason } from '../support/activity-context';
-import { settleBounded } from '../support/concurrency-limits';
-import { FailureType, permanentFailure, transientFailure } from '../support/failures';
+import { settleBounded } from '../../common/settle';
+import { FailureType, permanentFailure, transientFailure } from '../../common/failures';
 import { PLATFORM_CHMOD, platformSyncFilters } from '../platform';
 import { VCS_EXCLUDES } from '../transport/rsync';
 

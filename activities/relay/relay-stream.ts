@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from '../../domain/model';
 import { abortReason } from '../support/activity-context';
-import { FailureType, transientFailure } from '../support/failures';
+import { FailureType, transientFailure } from '../../common/failures';
 import { RELAY_CHMOD } from './relay-manifest';
 import { RELAY_BLOCKING_FACTOR } from './relay-scripts';
 import { quoteArgs } from '../transport/shell-quote';

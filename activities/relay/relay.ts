@@ -19,8 +19,8 @@ import { platformSchema, serverSchema, type Platform, type Server } from '../../
 import { platformRoot, platformsDir } from '../../domain/paths';
 import { activityCancellationSignal, heartbeatProgress } from '../support/activity-context';
 import { parseInput } from '../support/activity-input';
-import { settleBounded } from '../support/concurrency-limits';
-import { badInput, messageOf } from '../support/failures';
+import { settleBounded } from '../../common/settle';
+import { badInput } from '../../common/failures';
 import { ensureManagedBlock, removeManagedBlock } from '../transport/managed-block';
 import { platformSourceDir } from '../platform-source';
 import {
@@ -46,6 +46,7 @@ import { editRemoteFile, readRemoteFile } from '../transport/remote-file';
 import { ensureWordpressDispatcher } from '../site-files';
 import { verifiedHostKey } from '../transport/ssh';
 import { runRemote } from '../transport/ssh-command';
+import { messageOf } from '../../common/error-message';
 
 /** How long the stream may run before it is stopped. @default 30 minutes */
 const STREAM_TIMEOUT_MS = 30 * 60_000;

@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import { fieldErrors } from '../../domain/fields';
-import { badInput } from './failures';
+import { badInput } from '../../common/failures';
 
 /** Parses `value` with `schema`, or throws a non-retryable BadInput failure that says what is wrong with `what`. */
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {

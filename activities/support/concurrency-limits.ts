@@ -1,6 +1,6 @@
 /**
- * Bounded concurrency inside one worker process: a counting semaphore, a per-key lock, and a fan-out that runs a
- * function over many items with at most N in flight and gives every item its own result.
+ * Bounded concurrency inside one worker process: a counting semaphore and a per-key lock. (The bounded fan-out
+ * over many items is common/settle.ts, shared with the workflows.)
  */
 
 /** A counting semaphore: at most `limit` holders at once, the rest wait in arrival order. */
@@ -52,32 +52,4 @@ export async function withKeyedLock<T>(key: string, fn: () => Promise<T>): Promi
     entry.users--;
     if (entry.users === 0) locks.delete(key);
   }
-}
-
-export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-/**
- * Runs `fn` over `items` with at most `limit` in flight. Never rejects: every item gets its own result, in input
- * order, so one failing host neither stops nor hides the others.
- */
-export async function settleBounded<I, T>(
-  items: readonly I[],
-  limit: number,
-  fn: (item: I, index: number) => Promise<T>,
-): Promise<Settled<T>[]> {
-  const results = new Array<Settled<T>>(items.length);
-  let next = 0;
-  async function lane(): Promise<void> {
-    while (next < items.length) {
-      const index = next++;
-      try {
-        results[index] = { ok: true, value: await fn(items[index] as I, index) };
-      } catch (error) {
-        results[index] = { ok: false, error };
-      }
-    }
-  }
-  const lanes = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
-  await Promise.all(Array.from({ length: lanes }, () => lane()));
-  return results;
 }

@@ -10,7 +10,7 @@ import { absolutePath, posixUser } from '../../domain/fields';
 import type { Server } from '../../domain/model';
 import { parseInput } from '../support/activity-input';
 import { withKeyedLock } from '../support/concurrency-limits';
-import { badInput, FailureType, transientFailure } from '../support/failures';
+import { badInput, FailureType, transientFailure } from '../../common/failures';
 import { runRemote } from './ssh-command';
 
 /** @default 30 s */

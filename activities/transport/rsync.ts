@@ -16,11 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from '../../domain/model';
 import { abortReason, heartbeatProgress } from '../support/activity-context';
-import { settleBounded, withKeyedLock } from '../support/concurrency-limits';
-import { FailureType, messageOf, permanentFailure, transientFailure } from '../support/failures';
+import { settleBounded } from '../../common/settle';
+import { withKeyedLock } from '../support/concurrency-limits';
+import { FailureType, permanentFailure, transientFailure } from '../../common/failures';
 import { parseRsyncOutput, isItemizedLine, type RsyncSummary } from './rsync-output';
 import { onCloseAllConnections, onForgetServer, privateKeyPathFor, verifiedHostKey } from './ssh';
 import { runRemote } from './ssh-command';
+import { messageOf } from '../../common/error-message';
 
 /** Version-control metadata never travels. */
 export const VCS_EXCLUDES = ['.git/', '.svn/', '.hg/', '.bzr/', 'CVS/', '_darcs/'];

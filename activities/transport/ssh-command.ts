@@ -5,7 +5,7 @@
  */
 import type { Server } from '../../domain/model';
 import { abortReason } from '../support/activity-context';
-import { FailureType, permanentFailure, transientFailure } from '../support/failures';
+import { FailureType, permanentFailure, transientFailure } from '../../common/failures';
 import { quoteArgs } from './shell-quote';
 import {
   confirmedForThisActivity,

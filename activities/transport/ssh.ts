@@ -3,7 +3,7 @@
  * (`server.ssh.hostKey`, an OpenSSH SHA256 fingerprint) and reused by every activity that runs on that host.
  * Commands run over it through ssh-command.ts.
  */
-import { createHash } from 'node:crypto';
+import { sshFingerprintOf } from '../../common/ssh-fingerprint';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { NodeSSH } from 'node-ssh';
 import { Context } from '@temporalio/activity';
 import type { Server } from '../../domain/model';
 import { Semaphore } from '../support/concurrency-limits';
-import { FailureType, permanentFailure, transientFailure } from '../support/failures';
+import { FailureType, permanentFailure, transientFailure } from '../../common/failures';
 
 /** How long a connection attempt may take before the host counts as unreachable. @default 10 s */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -69,11 +69,6 @@ const pool = new Map<string, Promise<PooledConnection>>();
 const closeHooks = new Set<() => Promise<void>>();
 /** Called with a server's name when its host key no longer matches the pin (rsync drops its control master). */
 const forgetHooks = new Set<(serverName: string) => Promise<void>>();
-
-/** The OpenSSH SHA256 fingerprint of a raw public key blob, as `ssh-keygen -lf` prints it. */
-export function sshFingerprintOf(keyBlob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
-}
 
 /** `user@host:port` of a server, for messages. */
 export function sshTarget(server: Server): string {

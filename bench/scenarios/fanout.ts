@@ -13,7 +13,7 @@ import {
   toCells,
   unavailable,
 } from '../runtime';
-import { clusterGroup, createPlatformOnCluster, pathPlatform } from '../sitefleet';
+import { clusterGroupAllAtOnce, createPlatformOnCluster, pathPlatform } from '../sitefleet';
 
 export async function fanoutScenario(rt: Runtime): Promise<Cell[]> {
   const cells: Cell[] = [];
@@ -25,7 +25,7 @@ export async function fanoutScenario(rt: Runtime): Promise<Cell[]> {
     const sf = rt.sf;
     if (sf) {
       const cluster = `fan${size}`;
-      const group = clusterGroup(cluster, serversOf(sf, hosts));
+      const group = clusterGroupAllAtOnce(cluster, serversOf(sf, hosts));
       contenders.push({
         name: 'sitefleet',
         trial: (round) => {

@@ -5,7 +5,13 @@ import { DB_HOST_NAME } from '../bed';
 import { breakdownNearMedian, errorText, measureRounds, type RunOutcome } from '../measure';
 import type { Cell, ScenarioId } from '../report';
 import { guarded, log, type Runtime, type Sitefleet, serversOf, toCells } from '../runtime';
-import { clusterGroup, createPlatformOnCluster, installSiteOnCluster, pathPlatform, wordpressSite } from '../sitefleet';
+import {
+  clusterGroupAllAtOnce,
+  createPlatformOnCluster,
+  installSiteOnCluster,
+  pathPlatform,
+  wordpressSite,
+} from '../sitefleet';
 import { summarize } from '../stats';
 
 /** Creates the platform of a site scenario; throws with a clear message. */
@@ -13,7 +19,7 @@ export async function sitePlatform(sf: Sitefleet, cluster: string, hosts: string
   const platform = pathPlatform(`wp-${cluster}`, cluster, source);
   try {
     const created = await guarded(sf, () =>
-      createPlatformOnCluster(sf.ctx, clusterGroup(cluster, serversOf(sf, hosts)), platform),
+      createPlatformOnCluster(sf.ctx, clusterGroupAllAtOnce(cluster, serversOf(sf, hosts)), platform),
     );
     log(`  set-up: platform ${platform.name} created on ${hosts.length} members in ${created.seconds.toFixed(2)} s`);
   } catch (error) {
@@ -32,7 +38,7 @@ export async function installInARow(
   count: number,
   prefix: string,
 ): Promise<{ cell: Cell; sites: Site[] }> {
-  const group = clusterGroup(cluster, serversOf(sf, hosts));
+  const group = clusterGroupAllAtOnce(cluster, serversOf(sf, hosts));
   const db = serversOf(sf, [DB_HOST_NAME])[0] as Server;
   const runs: RunOutcome[] = [];
   const sites: Site[] = [];
@@ -95,7 +101,7 @@ export async function installScenario(rt: Runtime): Promise<Cell[]> {
   } catch (error) {
     return failed(errorText(error));
   }
-  const group = clusterGroup(cluster, serversOf(sf, hosts));
+  const group = clusterGroupAllAtOnce(cluster, serversOf(sf, hosts));
   const db = serversOf(sf, [DB_HOST_NAME])[0] as Server;
   const latency = await measureRounds(
     `install ${members}`,

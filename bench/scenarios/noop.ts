@@ -13,7 +13,7 @@ import {
   toCells,
   unavailable,
 } from '../runtime';
-import { clusterGroup, createPlatformOnCluster, pathPlatform, resyncCluster } from '../sitefleet';
+import { clusterGroupAllAtOnce, createPlatformOnCluster, pathPlatform, resyncCluster } from '../sitefleet';
 
 export async function noopScenario(rt: Runtime): Promise<Cell[]> {
   const cells: Cell[] = [];
@@ -25,7 +25,7 @@ export async function noopScenario(rt: Runtime): Promise<Cell[]> {
     const sf = rt.sf;
     if (sf) {
       const cluster = `noop${size}`;
-      const group = clusterGroup(cluster, serversOf(sf, hosts));
+      const group = clusterGroupAllAtOnce(cluster, serversOf(sf, hosts));
       const platform = pathPlatform(cluster, cluster, rt.plan.source);
       let setupError: string | undefined;
       try {

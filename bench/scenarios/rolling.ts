@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Platform, Server, Site } from '../../domain/model';
 import type { WebGroup } from '../../domain/operations';
-import { startLoad, type LoadResult } from '../../test/support/load';
+import { startLoad, type LoadResult } from '../load-client';
 import { DB_HOST_NAME, LB_HOST_NAME } from '../bed';
 import { errorText } from '../measure';
 import type { Cell } from '../report';
 import { guarded, log, type Runtime, serversOf } from '../runtime';
-import { clusterGroup } from '../sitefleet';
+import { clusterGroupAllAtOnce } from '../sitefleet';
 import { installInARow, sitePlatform } from './install';
 
 export const ROLLING_SIZES = [3, 8];
@@ -60,7 +60,7 @@ async function rollingOn(rt: Runtime, members: number, source: string): Promise<
   const port = 8000 + members;
   const lb: Server = { ...(lbHost as Server), lb: { type: 'haproxy', port, configFile: '/etc/haproxy/haproxy.cfg' } };
   const group: WebGroup = {
-    ...clusterGroup(cluster, serversOf(sf, hosts)),
+    ...clusterGroupAllAtOnce(cluster, serversOf(sf, hosts)),
     loadBalancer: lb,
     loadBalancerRoutes: { platforms: [platform], sites },
   };

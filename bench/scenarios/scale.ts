@@ -18,7 +18,7 @@ import { errorText } from '../measure';
 import type { Cell } from '../report';
 import { log, type Runtime } from '../runtime';
 import {
-  clusterGroup,
+  clusterGroupAllAtOnce,
   createPlatformOnCluster,
   installSiteOnCluster,
   pathPlatform,
@@ -62,7 +62,7 @@ async function freeBasePort(): Promise<number> {
 /** Installs `sites` with at most `concurrency` workflows at once; returns the wall-clock seconds. */
 async function installAll(
   ctx: SitefleetContext,
-  group: ReturnType<typeof clusterGroup>,
+  group: ReturnType<typeof clusterGroupAllAtOnce>,
   platform: Platform,
   sites: Site[],
   db: Server,
@@ -148,7 +148,7 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
     const ctx: SitefleetContext = { client, taskQueue: stack.taskQueue, workflowTimeoutMs: rt.plan.workflowTimeoutMs };
     const servers = await readServers(rt.bed.paths.inventoryFile);
     const hosts = rt.webHosts.slice(0, members);
-    const group = clusterGroup(
+    const group = clusterGroupAllAtOnce(
       'scale',
       hosts.map((h) => servers.get(h)!),
     );

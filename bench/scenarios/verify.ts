@@ -4,7 +4,7 @@ import { DB_HOST_NAME } from '../bed';
 import { errorText, measureRounds } from '../measure';
 import type { Cell } from '../report';
 import { guarded, log, type Runtime, serversOf, toCells } from '../runtime';
-import { clusterGroup, verifyClusterNodes } from '../sitefleet';
+import { clusterGroupAllAtOnce, verifyClusterNodes } from '../sitefleet';
 import { installInARow, sitePlatform } from './install';
 
 export async function verifyScenario(rt: Runtime): Promise<Cell[]> {
@@ -28,7 +28,7 @@ export async function verifyScenario(rt: Runtime): Promise<Cell[]> {
   log(`  set-up: ${wanted} sites in a row on ${members} members:`);
   const setup = await installInARow(sf, 'install-in-a-row-8', cluster, hosts, platform, wanted, 'site');
   const cells: Cell[] = [setup.cell];
-  const group = clusterGroup(cluster, serversOf(sf, hosts));
+  const group = clusterGroupAllAtOnce(cluster, serversOf(sf, hosts));
   const db = serversOf(sf, [DB_HOST_NAME]);
   for (const count of counts) {
     if (setup.sites.length < count) {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { closeAllConnections, sshFingerprintOf, verifiedHostKey } from '../../activities/transport/ssh';
+import { closeAllConnections, verifiedHostKey } from '../../activities/transport/ssh';
 import { runRemote } from '../../activities/transport/ssh-command';
+import { sshFingerprintOf } from '../../common/ssh-fingerprint';
 import { useTestBed } from '../support/testbed';
 import { eventually, failure, serverOf, useWorkerEnvironment } from './bed-servers';
 

@@ -7,7 +7,7 @@ import {
   recordSync,
   startMetricsServer,
   type RunningMetricsServer,
-} from '../../workers/metrics';
+} from '../../metrics/registry';
 
 /** One sample line of the Prometheus text format: name, labels, value. */
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*",?)*\})? (\S+)$/;

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Worker } from '@temporalio/worker';
 import { ensureTemporalCli } from '../../devserver/temporal-cli';
-import { installRuntimeMetrics } from '../../workers/metrics';
+import { installRuntimeMetrics } from '../../metrics/registry';
 import * as activities from './activities';
 
 async function freePort(): Promise<number> {

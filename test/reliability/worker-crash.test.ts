@@ -2,7 +2,7 @@
  * Reliability: the worker dies (SIGKILL to it and every rsync and ssh it started) in the middle of an operation; a
  * new worker resumes it; the operation completes and nothing is done twice. The kill lands inside a `transfer`
  * activity (rsync, the WordPress installer), whose 20 s heartbeat timeout is what hands it to the new worker; a
- * `quick` activity would wait for its 2-minute start-to-close timeout (scripts/reliability.ts has that long case).
+ * `quick` activity would wait for its 2-minute start-to-close timeout (test/reliability/long-cases.ts has that long case).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';

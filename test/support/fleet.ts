@@ -7,7 +7,8 @@ import { after, before } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
 import { serverInventorySchema, type Server } from '../../domain/model';
-import type { WebGroup } from '../../domain/operations';
+
+export { clusterGroup } from '../../domain/operations';
 import type { Bed } from '../../testbed';
 import { closeAllConnections } from '../../activities/transport/ssh';
 import { startTestBed, stopTestBed, type TestBedOptions } from './testbed';
@@ -72,9 +73,4 @@ export function useFleet(bedOptions: TestBedOptions): () => Fleet {
     if (!fleet) throw new Error('the fleet is not up: use it inside a test');
     return fleet;
   };
-}
-
-/** A cluster group made of bed servers. */
-export function clusterGroup(name: string, members: Server[], extra: Partial<WebGroup> = {}): WebGroup {
-  return { kind: 'cluster', name, members, codeReceivers: members.map((m) => m.name), ...extra };
 }

@@ -13,5 +13,8 @@ export async function recordHistory(handle: WorkflowHandle, workflowType: string
   if (process.env.SITEFLEET_RECORD_HISTORIES !== '1') return;
   const history = await handle.fetchHistory();
   // Binary protobuf: exact, and independent of the JSON mapping's version quirks.
-  writeFileSync(join(HISTORY_DIR, `${workflowType}--${label}.pb`), temporal.api.history.v1.History.encode(history).finish());
+  writeFileSync(
+    join(HISTORY_DIR, `${workflowType}--${label}.pb`),
+    temporal.api.history.v1.History.encode(history).finish(),
+  );
 }

@@ -1,5 +1,5 @@
 /**
- * Parts of the reliability suite (test/reliability, scripts/reliability.ts): a sitefleet worker in a child process
+ * Parts of the reliability suite (test/reliability, test/reliability/long-cases.ts): a sitefleet worker in a child process
  * that can be SIGKILLed, a Temporal dev server of our own that can be restarted on the same SQLite file, a fixture
  * that puts them together with a test bed, and the probes the cases assert with — pending activities, activity
  * attempts from a workflow's history, the full text of every history, and what a platform or a site leaves on each

@@ -9,7 +9,7 @@ import { workflowIds } from '../../domain/operations';
 import type { InstallSiteResult } from '../../workflows/site';
 import type { PlatformResult } from '../../workflows/platform';
 import type { VerifyReport, ResyncReport } from '../../workflows/verify';
-import { startMetricsServer } from '../../workers/metrics';
+import { startMetricsServer } from '../../metrics/registry';
 import { clusterGroup, useFleet } from '../support/fleet';
 import { wordpressPlatform, wordpressSite } from '../support/wordpress';
 

@@ -13,7 +13,7 @@ import type { Server } from '../../domain/model';
 import { inspectLoadBalancer, setLoadBalancerMember } from '../../activities/load-balancer';
 import { clusterGroup, useFleet } from '../support/fleet';
 import type { ResyncReport, VerifyReport } from '../../workflows/verify';
-import { startLoad, type LoadResult } from '../support/load';
+import { startLoad, type LoadResult } from '../../bench/load-client';
 import { WORDPRESS_SOURCE, wordpressPlatform, wordpressSite } from '../support/wordpress';
 
 const fleet = useFleet({

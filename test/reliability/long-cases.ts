@@ -1,5 +1,5 @@
 /**
- * The long reliability cases (issue 8), kept out of `npm test`: `tsx scripts/reliability.ts [CASE...]`
+ * The long reliability cases (issue 8), kept out of `npm test`: `tsx test/reliability/long-cases.ts [CASE...]`
  * (`npm run test:reliability`). Each case brings up its own test bed, Temporal dev server and sitefleet worker (in a
  * child process, as test/reliability does), acts, checks the final state of every node and of the database server,
  * and tears everything down. Prints a table of results and timings; exits 1 when any case fails.
@@ -16,16 +16,17 @@
  *
  * The short cases are the test files under test/reliability (run by `npm test`); docs/reliability.md has both.
  */
+import { settleBounded } from '../../common/settle';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
-import { siteDatabaseName } from '../activities/database';
-import type { Platform, Server, Site } from '../domain/model';
-import { workflowIds, type WebGroup } from '../domain/operations';
-import { assertBedSupported } from '../testbed';
-import { clusterGroup } from '../test/support/fleet';
+import { siteDatabaseName } from '../../activities/database';
+import type { Platform, Server, Site } from '../../domain/model';
+import { workflowIds, type WebGroup } from '../../domain/operations';
+import { assertBedSupported } from '../../testbed';
+import { clusterGroup } from '../support/fleet';
 import {
   activityRuns,
   type CrashableFleet,
@@ -39,9 +40,10 @@ import {
   startCrashableFleet,
   waitFor,
   waitForPending,
-} from '../test/support/reliability';
-import type { PackShareResult } from '../workflows/pack-share';
-import type { VerifyReport } from '../workflows/verify';
+} from '../support/reliability';
+import type { PackShareResult } from '../../workflows/pack-share';
+import type { VerifyReport } from '../../workflows/verify';
+import { messageOf } from '../../common/error-message';
 
 const run = promisify(execFile);
 const SOURCE = '/usr/share/wordpress';
@@ -125,27 +127,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
-/** Runs `fn` over `items`, at most `limit` at once; every item settles. */
-async function settleWindow<I, T>(
-  items: I[],
-  limit: number,
-  fn: (item: I) => Promise<T>,
-): Promise<PromiseSettledResult<T>[]> {
-  const results: PromiseSettledResult<T>[] = new Array(items.length);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as I).then(
-        (value) => ({ status: 'fulfilled', value }) as const,
-        (reason: unknown) => ({ status: 'rejected', reason }) as const,
-      );
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
-  return results;
-}
-
 // ---------------------------------------------------------------- load
 
 async function loadCase(opts: Options, facts: string[]): Promise<void> {
@@ -167,7 +148,7 @@ async function loadCase(opts: Options, facts: string[]): Promise<void> {
     const domains = Array.from({ length: opts.sites }, (_, i) => `load${String(i + 1).padStart(3, '0')}.example.com`);
     const latencies: number[] = [];
     t0 = Date.now();
-    const settled = await settleWindow(domains, opts.concurrency, async (domain) => {
+    const settled = await settleBounded(domains, opts.concurrency, async (domain) => {
       const started = Date.now();
       await runWorkflow(fleet, 'InstallSiteOnCluster', workflowIds.site(domain), {
         site: wordpressSite(domain, dbHost),
@@ -179,12 +160,10 @@ async function loadCase(opts: Options, facts: string[]): Promise<void> {
     });
     const installMs = Date.now() - t0;
     const failures = settled.flatMap((s, i) =>
-      s.status === 'rejected'
-        ? [`${domains[i]}: ${String(((s.reason as Error).cause as Error | undefined)?.message ?? s.reason)}`]
-        : [],
+      s.ok ? [] : [`${domains[i]}: ${String(((s.error as Error).cause as Error | undefined)?.message ?? s.error)}`],
     );
     // What must be there: the sites that installed; a failed install must have left nothing behind.
-    const installed = domains.filter((_, i) => settled[i]?.status === 'fulfilled');
+    const installed = domains.filter((_, i) => settled[i]?.ok === true);
     latencies.sort((a, b) => a - b);
     facts.push(
       `${opts.sites} installs, ${opts.concurrency} at a time: ${seconds(installMs)} ` +
@@ -485,7 +464,7 @@ async function main(): Promise<number> {
     } catch (error) {
       failed++;
       outcome.ok = false;
-      outcome.facts.push(`FAILED: ${error instanceof Error ? error.message : String(error)}`);
+      outcome.facts.push(`FAILED: ${messageOf(error)}`);
     }
     outcome.seconds = (Date.now() - started) / 1000;
     for (const fact of outcome.facts) console.log(`  ${fact}`);

@@ -1,8 +1,9 @@
 /**
- * The failures activities raise, one constructor per kind, so that every activity classifies the same fault the
- * same way. Permanent faults (bad input, a changed host key, a config that fails its test, a host without kernel
- * NFS) are non-retryable and carry a `type` the workflows list in `nonRetryableErrorTypes`; transient faults (a
- * dropped ssh connection, a host that is down, a timeout) are retryable.
+ * The failures activities and workflows raise, one constructor per kind, so that every step classifies the same
+ * fault the same way. Permanent faults (bad input, a changed host key, a config that fails its test, a host without
+ * kernel NFS) are non-retryable and carry a `type` the workflows list in `nonRetryableErrorTypes`
+ * ({@link PERMANENT_FAILURES}); transient faults (a dropped ssh connection, a host that is down, a timeout) are
+ * retryable. No Node builtins: workflow code imports this module too.
  */
 import { ApplicationFailure } from '@temporalio/common';
 
@@ -25,8 +26,29 @@ export const FailureType = {
   ResolutionMismatch: 'ResolutionMismatch',
   ProbeFailed: 'ProbeFailed',
   Refused: 'Refused',
+  /** A pack member or share reader does not see what the share should show it (a workflow's own check). */
+  ShareNotVisible: 'ShareNotVisible',
+  /** A workflow failed and compensated: the failure names the step and what could not be undone. */
+  OperationFailed: 'OperationFailed',
 } as const;
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
+
+/**
+ * The failure types no retry can help: every activity stub lists them in `nonRetryableErrorTypes`. (The order is
+ * the one recorded in existing workflow histories.)
+ */
+export const PERMANENT_FAILURES: FailureTypeName[] = [
+  FailureType.BadInput,
+  FailureType.HostKeyMismatch,
+  FailureType.SshAuthenticationFailed,
+  FailureType.ServerNotReady,
+  FailureType.ConfigTestFailed,
+  FailureType.KernelNfsMissing,
+  FailureType.UidGidMismatch,
+  FailureType.ResolutionMismatch,
+  FailureType.ProbeFailed,
+  FailureType.Refused,
+];
 
 /** A permanent failure: retrying cannot help, an operator has to change something first. */
 export function permanentFailure(type: FailureTypeName, message: string, details?: unknown): ApplicationFailure {
@@ -50,9 +72,4 @@ export function transientFailure(type: FailureTypeName, message: string, details
 
 export function badInput(message: string, details?: unknown): ApplicationFailure {
   return permanentFailure(FailureType.BadInput, message, details);
-}
-
-/** The message of any thrown value. */
-export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
