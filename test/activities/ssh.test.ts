@@ -106,7 +106,7 @@ describe('runRemote', () => {
       runRemote(h2, ['true'], { timeoutMs: 10_000 }),
       failure('HostKeyMismatch', {
         nonRetryable: true,
-        message: new RegExp(`server h2 .*${escape(current)}.*${escape(previous)} is pinned`),
+        message: new RegExp(`server h2 .*expected ${escape(previous)} \\(pinned\\), got ${escape(current)}`),
       }),
     );
     // Re-pinned to the new key, the same server is reachable again.
