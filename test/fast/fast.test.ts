@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { sitefleetWebpackConfig } from '../../workers/bundler-options';
 import { WorkflowFailedError } from '@temporalio/client';
 import { startEphemeralTemporal } from '../../devserver/ephemeral';
 import type { Server, Site, Platform } from '../../domain/model';
@@ -112,7 +113,11 @@ void describe('fast layer: workflows with mocked activities', () => {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     [env, bundle] = await Promise.all([
       startEphemeralTemporal(),
-      bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: new DefaultLogger('ERROR') }),
+      bundleWorkflowCode({
+        workflowsPath: require.resolve('./workflows'),
+        webpackConfigHook: sitefleetWebpackConfig(),
+        logger: new DefaultLogger('ERROR'),
+      }),
     ]);
   });
   after(async () => {
