@@ -13,6 +13,7 @@
  * removing it afterwards is not timed.
  */
 import { promises as fs } from 'node:fs';
+import { sitefleetWebpackConfig } from '../workers/bundler-options';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
@@ -311,6 +312,7 @@ async function main(): Promise<void> {
       cleanups.push(() => temporal.teardown());
       const { code } = await bundleWorkflowCode({
         workflowsPath: require.resolve('../workflows'),
+        webpackConfigHook: sitefleetWebpackConfig(),
         logger: new DefaultLogger('WARN'),
       });
       const bundlePath = path.join(workDir, 'workflow-bundle.js');
