@@ -324,7 +324,7 @@ void describe('npm run setup -- --temporal (the temporal-setup service) against 
     assert.equal(namespaceInfo?.name, namespace);
     assert.equal(Number(config?.workflowExecutionRetentionTtl?.seconds), 7 * 24 * 3600);
     const res = await env.connection.operatorService.listSearchAttributes({ namespace });
-    const indexedType = { KEYWORD: 2, KEYWORD_LIST: 7 } as Record<string, number>; // IndexedValueType enum
+    const indexedType = { KEYWORD: 2, BOOL: 5, KEYWORD_LIST: 7 } as Record<string, number>; // IndexedValueType enum
     const expected = Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((k) => [k.name, indexedType[k.type]]));
     assert.deepEqual(Object.fromEntries(Object.entries(res.customAttributes ?? {})), expected);
     // The check the worker and npm start run now passes.
