@@ -180,7 +180,9 @@ export async function setupNamespace(
   // Registered is not yet queryable everywhere: wait until visibility accepts each attribute in a query.
   for (const attr of SITEFLEET_SEARCH_ATTRIBUTES) {
     await waitFor(`search attribute ${attr.name} to be queryable`, timeoutMs, async () => {
-      await connection.workflowService.countWorkflowExecutions({ namespace, query: `${attr.name} = 'setup-probe'` });
+      // A value of the attribute's own type: PostgreSQL visibility refuses a string for a Bool.
+      const probe = attr.type === 'BOOL' ? 'true' : `'setup-probe'`;
+      await connection.workflowService.countWorkflowExecutions({ namespace, query: `${attr.name} = ${probe}` });
       return true;
     });
   }
