@@ -5,6 +5,7 @@
  * a `type`; dropped connections, hosts that are down and timeouts are retryable.
  */
 export { ensureWebConfig, testWebConfig } from './web-server';
+export { reloadPhpFpm } from './php-fpm';
 export { installVhost, restoreVhost, removeVhost, inspectSite } from './vhost';
 export {
   syncPlatform,

@@ -68,6 +68,11 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
         const s = await transfer.syncPlatform({ server, platform, dryRun: false });
         if (s.filesChanged > 0) input.onSynced?.(server.name, platform.name, s.filesChanged);
       }
+      // opcache (validate_timestamps, revalidate_freq) would serve the old code to the probe for a while: start
+      // PHP cold on this member, which is drained, so no request sees the reload.
+      step = 'reload php-fpm';
+      progress.node(server.name, 'running', step);
+      await quick.reloadPhpFpm({ server });
       step = 'probe every site';
       progress.node(server.name, 'running', step);
       for (const site of sites) {
