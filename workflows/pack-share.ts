@@ -63,7 +63,11 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
     if (!exported.present) {
       saga.add('remove export', () => undo.removeExport({ share, packName: group.name }), { on: share.server.name });
     }
-    await quick.ensureExport({ share, packName: group.name });
+    await quick.ensureExport({
+      share,
+      packName: group.name,
+      slaveAddresses: slaves.map((s) => s.address ?? s.host),
+    });
     progress.node(share.server.name, 'done', 'exporting');
 
     step = 'mount on every slave';
