@@ -14,6 +14,7 @@ import type { Platform, Server, Site } from '../../domain/model';
 import { sitefleetDataConverter } from '../../codec/data-converter';
 import { stackAddresses, stackDown, stackUp, startStackWorker, type StackState } from '../../devserver/stack';
 import { DB_HOST_NAME } from '../bed';
+import type { WorkflowBreakdown } from '../history';
 import { errorText } from '../measure';
 import type { Cell } from '../report';
 import { log, type Runtime } from '../runtime';
@@ -23,6 +24,7 @@ import {
   installSiteOnCluster,
   pathPlatform,
   readServers,
+  resyncCluster,
   type SitefleetContext,
   verifyClusterNodes,
   wordpressSite,
@@ -36,12 +38,81 @@ export interface ScaleResults {
   sites: number;
   members: number;
   concurrency: number;
-  phases: { workers: number; sites: number; seconds: number; sitesPerMinute: number; error?: string }[];
+  phases: {
+    workers: number;
+    sites: number;
+    seconds: number;
+    sitesPerMinute: number;
+    error?: string;
+    /** Where an install's time went, summed over the phase's installs (from their histories). */
+    profile?: InstallProfile;
+  }[];
+  /** Each block of installs (a tenth of the sites) between two verifications: how the rate moves with the sites. */
+  blocks: { from: number; to: number; workers: number; seconds: number; sitesPerMinute: number }[];
   verify: { sites: number; seconds: number; ok: boolean; error?: string }[];
+  /** A ResyncCluster of every installed site at the end (nothing to repair): its time and history. */
+  resync?: { sites: number; seconds: number; events?: number; bytes?: number; error?: string };
   largestHistory?: { workflowId: string; events: number; bytes: number; eventsPct: number; bytesPct: number };
   workflowsListed: number;
+  /** Per workflow type: how many ran and their largest history. */
+  historyByType: Record<string, { workflows: number; maxEvents: number; maxBytes: number }>;
   apiListMs: number[];
   loadAverage: number[];
+}
+
+/** Sums of the installs' history breakdowns (bench/history.ts): what one install waits for, on average. */
+export interface InstallProfile {
+  installs: number;
+  /** Mean wall-clock of one install (its history, start to close), seconds. */
+  meanSeconds: number;
+  /** Mean time of one install with an activity running, seconds. */
+  meanActivitySeconds: number;
+  /** Mean workflow task time of one install, seconds. */
+  meanWorkflowTaskSeconds: number;
+  maxQueueSeconds: number;
+  /** Per activity type: executions per install and mean execution seconds, most total time first. */
+  byType: { type: string; perInstall: number; meanSeconds: number; totalSeconds: number }[];
+}
+
+function profileOf(breakdowns: WorkflowBreakdown[]): InstallProfile | undefined {
+  if (breakdowns.length === 0) return undefined;
+  const n = breakdowns.length;
+  const types = new Map<string, { count: number; seconds: number }>();
+  for (const b of breakdowns) {
+    for (const t of b.byType) {
+      const e = types.get(t.type) ?? { count: 0, seconds: 0 };
+      e.count += t.count;
+      e.seconds += t.meanSeconds * t.count;
+      types.set(t.type, e);
+    }
+  }
+  const sum = (f: (b: WorkflowBreakdown) => number) => breakdowns.reduce((a, b) => a + f(b), 0);
+  return {
+    installs: n,
+    meanSeconds: sum((b) => b.historySeconds) / n,
+    meanActivitySeconds: sum((b) => b.activityBusySeconds) / n,
+    meanWorkflowTaskSeconds: sum((b) => b.workflowTaskSeconds) / n,
+    maxQueueSeconds: Math.max(...breakdowns.map((b) => b.maxActivityQueueSeconds)),
+    byType: [...types]
+      .map(([type, e]) => ({
+        type,
+        perInstall: e.count / n,
+        meanSeconds: e.seconds / e.count,
+        totalSeconds: e.seconds,
+      }))
+      .sort((a, b) => b.totalSeconds - a.totalSeconds),
+  };
+}
+
+function describeProfile(p: InstallProfile): string {
+  return (
+    `one install ${p.meanSeconds.toFixed(2)} s (activities ${p.meanActivitySeconds.toFixed(2)} s, workflow tasks ` +
+    `${p.meanWorkflowTaskSeconds.toFixed(2)} s, max queue ${p.maxQueueSeconds.toFixed(2)} s); ` +
+    p.byType
+      .slice(0, 5)
+      .map((t) => `${t.type} ${t.perInstall.toFixed(0)}x ${t.meanSeconds.toFixed(2)} s`)
+      .join(', ')
+  );
 }
 
 async function freeBasePort(): Promise<number> {
@@ -68,6 +139,7 @@ async function installAll(
   db: Server,
   concurrency: number,
   progress: (done: number) => void,
+  breakdowns: WorkflowBreakdown[],
 ): Promise<number> {
   const started = performance.now();
   let next = 0;
@@ -75,7 +147,8 @@ async function installAll(
   const lane = async (): Promise<void> => {
     while (next < sites.length) {
       const site = sites[next++]!;
-      await installSiteOnCluster(ctx, group, platform, site, db);
+      const r = await installSiteOnCluster(ctx, group, platform, site, db);
+      if (r.breakdown) breakdowns.push(r.breakdown);
       progress(++done);
     }
   };
@@ -94,10 +167,19 @@ export function renderScaleTable(r: ScaleResults): string {
       `| install, ${p.workers} worker(s), ${p.sites} sites | ${p.error ? `error: ${p.error.slice(0, 120)}` : `${p.sitesPerMinute.toFixed(1)} sites/min (${p.seconds.toFixed(0)} s)`} |`,
     );
   }
+  for (const p of r.phases) {
+    if (p.profile)
+      lines.push(`| where an install's time went, ${p.workers} worker(s) | ${describeProfile(p.profile)} |`);
+  }
   const [one, two] = r.phases;
   if (one && two && !one.error && !two.error) {
     lines.push(
       `| two workers / one worker | ${(two.sitesPerMinute / one.sitesPerMinute).toFixed(2)}x (target >= 1.6x) |`,
+    );
+  }
+  for (const b of r.blocks) {
+    lines.push(
+      `| install, sites ${b.from}-${b.to}, ${b.workers} worker(s) | ${b.sitesPerMinute.toFixed(1)} sites/min (${b.seconds.toFixed(0)} s) |`,
     );
   }
   for (const v of r.verify) {
@@ -109,6 +191,14 @@ export function renderScaleTable(r: ScaleResults): string {
   if (h) {
     lines.push(
       `| largest history (${h.workflowId}) | ${h.events} events (${h.eventsPct.toFixed(2)} % of 51,200), ${h.bytes} bytes (${h.bytesPct.toFixed(3)} % of 50 MB); target < 10 % |`,
+    );
+  }
+  for (const [type, t] of Object.entries(r.historyByType)) {
+    lines.push(`| history of ${type} (${t.workflows} run(s)), largest | ${t.maxEvents} events, ${t.maxBytes} bytes |`);
+  }
+  if (r.resync) {
+    lines.push(
+      `| ResyncCluster, ${r.members} x ${r.resync.sites} sites (nothing to repair) | ${r.resync.error ? `error: ${r.resync.error.slice(0, 120)}` : `${r.resync.seconds.toFixed(1)} s`} |`,
     );
   }
   if (r.apiListMs.length > 0) {
@@ -130,8 +220,10 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
     members,
     concurrency,
     phases: [],
+    blocks: [],
     verify: [],
     workflowsListed: 0,
+    historyByType: {},
     apiListMs: [],
     loadAverage: [],
   };
@@ -158,7 +250,11 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
     const sites = Array.from({ length: total }, (_, i) =>
       wordpressSite(`s${i + 1}.scale.bench.test`, platform.name, DB_HOST_NAME),
     );
-    const checkpoints = [...new Set([Math.round(total / 10), Math.round(total / 2), total])].filter((n) => n > 0);
+    // A verification after every tenth of the sites (100, 200, ... 1,000 by default): the growth curve.
+    const block = Math.max(1, Math.round(total / 10));
+    const checkpoints = [
+      ...new Set([...Array.from({ length: Math.floor(total / block) }, (_, i) => (i + 1) * block), total]),
+    ];
     const half = Math.floor(total / 2);
     let installed = 0;
     const verifyAt = async (count: number): Promise<void> => {
@@ -183,6 +279,7 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
       let phaseSeconds = 0;
       let error: string | undefined;
       let done = 0;
+      const breakdowns: WorkflowBreakdown[] = [];
       const bounds = [
         ...checkpoints.filter((c) => c > installed && c < installed + slice.length),
         installed + slice.length,
@@ -190,9 +287,29 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
       try {
         for (const bound of bounds) {
           const batch = sites.slice(installed, bound);
-          phaseSeconds += await installAll(ctx, group, platform, batch, db, concurrency, (n) => {
-            if ((done + n) % 25 === 0) log(`  ${installed + n}/${total} installed (${workers} worker(s))`);
+          const seconds = await installAll(
+            ctx,
+            group,
+            platform,
+            batch,
+            db,
+            concurrency,
+            (n) => {
+              if ((done + n) % 25 === 0) log(`  ${installed + n}/${total} installed (${workers} worker(s))`);
+            },
+            breakdowns,
+          );
+          phaseSeconds += seconds;
+          results.blocks.push({
+            from: installed + 1,
+            to: bound,
+            workers,
+            seconds,
+            sitesPerMinute: (batch.length / seconds) * 60,
           });
+          log(
+            `  sites ${installed + 1}-${bound}: ${((batch.length / seconds) * 60).toFixed(1)} sites/min (${workers} worker(s))`,
+          );
           done += batch.length;
           installed = bound;
           if (checkpoints.includes(installed)) await verifyAt(installed);
@@ -206,9 +323,20 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
         seconds: phaseSeconds,
         sitesPerMinute: (done / phaseSeconds) * 60,
         ...(error ? { error } : {}),
+        ...(breakdowns.length > 0 ? { profile: profileOf(breakdowns) } : {}),
       });
       results.loadAverage = os.loadavg();
       if (error) break;
+    }
+    // A resync of every site at the end: nothing to repair, but it looks at every site on every member.
+    try {
+      const r = await resyncCluster(ctx, group, [platform], sites.slice(0, installed), [db]);
+      results.resync = { sites: installed, seconds: r.seconds };
+      log(
+        `  resync ${members} x ${installed}: ${r.seconds.toFixed(2)} s${r.notes.length ? ` (${r.notes.length} note(s))` : ''}`,
+      );
+    } catch (e) {
+      results.resync = { sites: installed, seconds: 0, error: errorText(e) };
     }
     // Largest history of every workflow the run started (describe reports events and bytes).
     for await (const w of client.workflow.list()) {
@@ -216,6 +344,13 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
       const { raw } = await client.workflow.getHandle(w.workflowId, w.runId).describe();
       const events = Number(raw.workflowExecutionInfo?.historyLength ?? 0);
       const bytes = Number(raw.workflowExecutionInfo?.historySizeBytes ?? 0);
+      if (results.resync && w.type === 'ResyncCluster') Object.assign(results.resync, { events, bytes });
+      const kind = results.historyByType[w.type] ?? { workflows: 0, maxEvents: 0, maxBytes: 0 };
+      results.historyByType[w.type] = {
+        workflows: kind.workflows + 1,
+        maxEvents: Math.max(kind.maxEvents, events),
+        maxBytes: Math.max(kind.maxBytes, bytes),
+      };
       if (!results.largestHistory || events > results.largestHistory.events) {
         results.largestHistory = {
           workflowId: w.workflowId,
