@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { siteProbeSpec } from '../domain/site-probe';
-import { heartbeatProgress } from './support/activity-context';
+import { boundHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { probeSite } from './checks';
 import { ensureSiteDir } from './site-files';
@@ -43,6 +43,7 @@ export async function ensureSitesOnServer(input: EnsureSitesOnServerInput): Prom
   const platforms = parseInput(z.array(platformSchema), input.platforms, 'platforms');
   const sites = parseInput(z.array(siteSchema), input.sites, 'sites');
   const dbServers = parseInput(z.array(serverSchema), input.dbServers, 'dbServers');
+  const heartbeat = boundHeartbeat();
   const repaired: string[] = [];
   const onPlatform = sites.flatMap((site) => {
     const platform = platforms.find((p) => p.name === site.platform);
@@ -50,14 +51,14 @@ export async function ensureSitesOnServer(input: EnsureSitesOnServerInput): Prom
   });
   if (input.receivesCode) {
     for (const [i, { site, platform }] of onPlatform.entries()) {
-      heartbeatProgress({ server: server.name, step: 'site dirs', done: i, of: onPlatform.length });
+      heartbeat({ server: server.name, step: 'site dirs', done: i, of: onPlatform.length });
       const dbServer = dbServers.find((d) => d.name === site.dbServer);
       const d = await ensureSiteDir({ server, site, platform, dbServer });
       if (d.changed) repaired.push(`site dir ${site.domain}`);
     }
   }
   const vhosts = await installVhosts({ server, sites: onPlatform }, (done) =>
-    heartbeatProgress({ server: server.name, step: 'vhosts', done, of: onPlatform.length }),
+    heartbeat({ server: server.name, step: 'vhosts', done, of: onPlatform.length }),
   );
   for (const v of vhosts) if (v.changed) repaired.push(`vhost ${v.domain}`);
   return { server: server.name, repaired, sites: onPlatform.length };
@@ -87,12 +88,13 @@ export async function probeSitesOnServer(input: ProbeSitesOnServerInput): Promis
   const server = parseInput(serverSchema, input.server, 'server');
   const platforms = parseInput(z.array(platformSchema), input.platforms, 'platforms');
   const sites = parseInput(z.array(siteSchema), input.sites, 'sites');
+  const heartbeat = boundHeartbeat();
   const failures: ProbeSitesOnServerResult['failures'] = [];
   let probed = 0;
   for (const site of sites) {
     const platform = platforms.find((p) => p.name === site.platform);
     if (!platform) continue;
-    heartbeatProgress({ server: server.name, probed, of: sites.length });
+    heartbeat({ server: server.name, probed, of: sites.length });
     const res = await probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
     probed++;
     if (!res.ok) {

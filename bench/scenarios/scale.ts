@@ -6,7 +6,8 @@
  * (100, 500 and 1,000 at the default size), the largest workflow history (events and bytes) against Temporal's
  * per-run limits, and the API's list latency. Prints its own table and writes bench-results/scale-DATE.json.
  */
-import { promises as fs, mkdtempSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { promises as fs, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -48,7 +49,17 @@ export interface ScaleResults {
     profile?: InstallProfile;
   }[];
   /** Each block of installs (a tenth of the sites) between two verifications: how the rate moves with the sites. */
-  blocks: { from: number; to: number; workers: number; seconds: number; sitesPerMinute: number }[];
+  blocks: {
+    from: number;
+    to: number;
+    workers: number;
+    seconds: number;
+    sitesPerMinute: number;
+    /** Busy CPU time of the whole machine during the block, per site (other load on the machine included). */
+    cpuSecondsPerSite: number;
+    /** 1-minute load average at the end of the block. */
+    load: number;
+  }[];
   verify: { sites: number; seconds: number; ok: boolean; error?: string }[];
   /** A ResyncCluster of every installed site at the end (nothing to repair): its time and history. */
   resync?: { sites: number; seconds: number; events?: number; bytes?: number; error?: string };
@@ -115,6 +126,13 @@ function describeProfile(p: InstallProfile): string {
   );
 }
 
+/** Busy CPU seconds of the whole machine since boot (all cores; /proc/stat: everything but idle and iowait). */
+function machineCpuSeconds(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = cpu as number[];
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+}
+
 async function freeBasePort(): Promise<number> {
   const { createServer } = await import('node:net');
   const free = (port: number) =>
@@ -179,7 +197,7 @@ export function renderScaleTable(r: ScaleResults): string {
   }
   for (const b of r.blocks) {
     lines.push(
-      `| install, sites ${b.from}-${b.to}, ${b.workers} worker(s) | ${b.sitesPerMinute.toFixed(1)} sites/min (${b.seconds.toFixed(0)} s) |`,
+      `| install, sites ${b.from}-${b.to}, ${b.workers} worker(s) | ${b.sitesPerMinute.toFixed(1)} sites/min (${b.seconds.toFixed(0)} s; ${b.cpuSecondsPerSite.toFixed(1)} CPU-s per site, load ${b.load.toFixed(1)}) |`,
     );
   }
   for (const v of r.verify) {
@@ -255,7 +273,6 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
     const checkpoints = [
       ...new Set([...Array.from({ length: Math.floor(total / block) }, (_, i) => (i + 1) * block), total]),
     ];
-    const half = Math.floor(total / 2);
     let installed = 0;
     const verifyAt = async (count: number): Promise<void> => {
       try {
@@ -266,68 +283,91 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
         results.verify.push({ sites: count, seconds: 0, ok: false, error: errorText(e) });
       }
     };
-    for (const [workers, slice] of [
-      [1, sites.slice(0, half)],
-      [2, sites.slice(half)],
-    ] as const) {
-      if (workers === 2) {
-        startStackWorker(stack, 2);
-        stack.workers = 2;
+    // Blocks alternate between one worker and two (same hosts), so that both are measured at about the same number
+    // of sites: the rate falls as sites grow, and a first half / second half split would charge that to two workers.
+    // Blocks are installed whole; after the deadline (--scale-minutes) no new block starts.
+    const deadline = rt.plan.scaleMinutes === undefined ? Infinity : Date.now() + rt.plan.scaleMinutes * 60_000;
+    let second: ChildProcess | undefined;
+    const useWorkers = async (n: 1 | 2): Promise<void> => {
+      if (n === 2 && !second) {
+        second = startStackWorker(stack!, 2);
         await new Promise((r) => setTimeout(r, 5000));
+      } else if (n === 1 && second) {
+        const exited = new Promise((r) => second!.once('exit', r));
+        second.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+        second = undefined;
+        // `stack down` stops the recorded pids: this one is gone, and its number may be another process's soon.
+        delete stack!.pids['worker-2'];
+        const file = path.join(dir, 'stack.json');
+        const state = JSON.parse(readFileSync(file, 'utf8')) as { pids: Record<string, number> };
+        delete state.pids['worker-2'];
+        writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
       }
-      // Install up to each checkpoint in this phase, verify there, go on: the verify time is not in the rate.
-      let phaseSeconds = 0;
-      let error: string | undefined;
-      let done = 0;
-      const breakdowns: WorkflowBreakdown[] = [];
-      const bounds = [
-        ...checkpoints.filter((c) => c > installed && c < installed + slice.length),
-        installed + slice.length,
-      ];
-      try {
-        for (const bound of bounds) {
-          const batch = sites.slice(installed, bound);
-          const seconds = await installAll(
-            ctx,
-            group,
-            platform,
-            batch,
-            db,
-            concurrency,
-            (n) => {
-              if ((done + n) % 25 === 0) log(`  ${installed + n}/${total} installed (${workers} worker(s))`);
-            },
-            breakdowns,
-          );
-          phaseSeconds += seconds;
-          results.blocks.push({
-            from: installed + 1,
-            to: bound,
-            workers,
-            seconds,
-            sitesPerMinute: (batch.length / seconds) * 60,
-          });
-          log(
-            `  sites ${installed + 1}-${bound}: ${((batch.length / seconds) * 60).toFixed(1)} sites/min (${workers} worker(s))`,
-          );
-          done += batch.length;
-          installed = bound;
-          if (checkpoints.includes(installed)) await verifyAt(installed);
+    };
+    const byWorkers = new Map<number, { sites: number; seconds: number; breakdowns: WorkflowBreakdown[] }>([
+      [1, { sites: 0, seconds: 0, breakdowns: [] }],
+      [2, { sites: 0, seconds: 0, breakdowns: [] }],
+    ]);
+    let error: string | undefined;
+    try {
+      for (const [i, bound] of checkpoints.entries()) {
+        if (Date.now() > deadline) {
+          log(`  deadline reached after ${installed} sites`);
+          break;
         }
-      } catch (e) {
-        error = errorText(e);
+        const workers = i % 2 === 0 ? 1 : 2;
+        await useWorkers(workers);
+        const batch = sites.slice(installed, bound);
+        const phase = byWorkers.get(workers)!;
+        const cpu0 = machineCpuSeconds();
+        const seconds = await installAll(
+          ctx,
+          group,
+          platform,
+          batch,
+          db,
+          concurrency,
+          (n) => {
+            if (n % 25 === 0) log(`  ${installed + n}/${total} installed (${workers} worker(s))`);
+          },
+          phase.breakdowns,
+        );
+        const cpu = machineCpuSeconds() - cpu0;
+        phase.sites += batch.length;
+        phase.seconds += seconds;
+        results.blocks.push({
+          from: installed + 1,
+          to: bound,
+          workers,
+          seconds,
+          sitesPerMinute: (batch.length / seconds) * 60,
+          cpuSecondsPerSite: cpu / batch.length,
+          load: os.loadavg()[0]!,
+        });
+        log(
+          `  sites ${installed + 1}-${bound}: ${((batch.length / seconds) * 60).toFixed(1)} sites/min (${workers} worker(s)), ` +
+            `${(cpu / batch.length).toFixed(1)} CPU-s per site, load ${os.loadavg()[0]!.toFixed(1)}`,
+        );
+        installed = bound;
+        await verifyAt(installed);
       }
+    } catch (e) {
+      error = errorText(e);
+      log(`  install stopped: ${error}`);
+    }
+    for (const [workers, phase] of byWorkers) {
+      if (phase.sites === 0 && !error) continue;
       results.phases.push({
         workers,
-        sites: done,
-        seconds: phaseSeconds,
-        sitesPerMinute: (done / phaseSeconds) * 60,
+        sites: phase.sites,
+        seconds: phase.seconds,
+        sitesPerMinute: phase.seconds > 0 ? (phase.sites / phase.seconds) * 60 : 0,
         ...(error ? { error } : {}),
-        ...(breakdowns.length > 0 ? { profile: profileOf(breakdowns) } : {}),
+        ...(phase.breakdowns.length > 0 ? { profile: profileOf(phase.breakdowns) } : {}),
       });
-      results.loadAverage = os.loadavg();
-      if (error) break;
     }
+    results.loadAverage = os.loadavg();
     // A resync of every site at the end: nothing to repair, but it looks at every site on every member.
     try {
       const r = await resyncCluster(ctx, group, [platform], sites.slice(0, installed), [db]);
