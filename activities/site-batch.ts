@@ -10,9 +10,13 @@ import { platformSchema, serverSchema, siteSchema, type Platform, type Server, t
 import { siteProbeSpec } from '../domain/site-probe';
 import { boundHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
+import { allBounded } from '../common/settle';
 import { probeSite } from './checks';
 import { ensureSiteDir } from './site-files';
 import { installVhosts } from './vhost';
+
+/** Sites whose directories one server's batch ensures at the same time. */
+const SITES_AT_ONCE = 4;
 
 export interface EnsureSitesOnServerInput {
   server: Server;
@@ -50,12 +54,17 @@ export async function ensureSitesOnServer(input: EnsureSitesOnServerInput): Prom
     return platform ? [{ site, platform }] : [];
   });
   if (input.receivesCode) {
-    for (const [i, { site, platform }] of onPlatform.entries()) {
-      heartbeat({ server: server.name, step: 'site dirs', done: i, of: onPlatform.length });
+    // A few sites at once over the server's ssh connection: each is a handful of short round trips.
+    let done = 0;
+    const dirs = await allBounded(onPlatform, SITES_AT_ONCE, async ({ site, platform }) => {
       const dbServer = dbServers.find((d) => d.name === site.dbServer);
       const d = await ensureSiteDir({ server, site, platform, dbServer });
-      if (d.changed) repaired.push(`site dir ${site.domain}`);
-    }
+      heartbeat({ server: server.name, step: 'site dirs', done: ++done, of: onPlatform.length });
+      return d.changed;
+    });
+    dirs.forEach((changed, i) => {
+      if (changed) repaired.push(`site dir ${onPlatform[i]!.site.domain}`);
+    });
   }
   const vhosts = await installVhosts({ server, sites: onPlatform }, (done) =>
     heartbeat({ server: server.name, step: 'vhosts', done, of: onPlatform.length }),

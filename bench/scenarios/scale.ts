@@ -64,6 +64,8 @@ export interface ScaleResults {
   /** A ResyncCluster of every installed site at the end (nothing to repair): its time and history. */
   resync?: { sites: number; seconds: number; events?: number; bytes?: number; error?: string };
   largestHistory?: { workflowId: string; events: number; bytes: number; eventsPct: number; bytesPct: number };
+  /** Installs that failed (the run goes on without them): domain and error. */
+  failedInstalls: string[];
   workflowsListed: number;
   /** Per workflow type: how many ran and their largest history. */
   historyByType: Record<string, { workflows: number; maxEvents: number; maxBytes: number }>;
@@ -158,6 +160,7 @@ async function installAll(
   concurrency: number,
   progress: (done: number) => void,
   breakdowns: WorkflowBreakdown[],
+  failures: string[],
 ): Promise<number> {
   const started = performance.now();
   let next = 0;
@@ -165,8 +168,14 @@ async function installAll(
   const lane = async (): Promise<void> => {
     while (next < sites.length) {
       const site = sites[next++]!;
-      const r = await installSiteOnCluster(ctx, group, platform, site, db);
-      if (r.breakdown) breakdowns.push(r.breakdown);
+      try {
+        const r = await installSiteOnCluster(ctx, group, platform, site, db);
+        if (r.breakdown) breakdowns.push(r.breakdown);
+      } catch (e) {
+        // One failed install (a timeout on a loaded machine) is reported, and the others go on.
+        failures.push(`${site.domain}: ${errorText(e)}`);
+        log(`  install of ${site.domain} failed: ${errorText(e)}`);
+      }
       progress(++done);
     }
   };
@@ -193,6 +202,11 @@ export function renderScaleTable(r: ScaleResults): string {
   if (one && two && !one.error && !two.error) {
     lines.push(
       `| two workers / one worker | ${(two.sitesPerMinute / one.sitesPerMinute).toFixed(2)}x (target >= 1.6x) |`,
+    );
+  }
+  if (r.failedInstalls.length > 0) {
+    lines.push(
+      `| failed installs | ${r.failedInstalls.length}: ${r.failedInstalls.slice(0, 3).join('; ').slice(0, 300)} |`,
     );
   }
   for (const b of r.blocks) {
@@ -240,6 +254,7 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
     phases: [],
     blocks: [],
     verify: [],
+    failedInstalls: [],
     workflowsListed: 0,
     historyByType: {},
     apiListMs: [],
@@ -332,6 +347,7 @@ export async function scaleScenario(rt: Runtime): Promise<Cell[]> {
             if (n % 25 === 0) log(`  ${installed + n}/${total} installed (${workers} worker(s))`);
           },
           phase.breakdowns,
+          results.failedInstalls,
         );
         const cpu = machineCpuSeconds() - cpu0;
         phase.sites += batch.length;
