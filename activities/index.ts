@@ -30,6 +30,7 @@ export {
   inspectServer,
 } from './checks';
 export { verifyNode } from './verify-node';
+export { ensureSitesOnServer, probeSitesOnServer } from './site-batch';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
 export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay/relay';
 export {

@@ -65,6 +65,41 @@ export async function installVhost(input: InstallVhostInput): Promise<VhostChang
   return { server: server.name, path: result.path, changed: result.changed, previous: result.previous };
 }
 
+/**
+ * Writes the vhosts of many sites on one server, then tests the config and reloads once (only when a vhost
+ * changed, or on a retry): what a resync of every site does, without a reload per site. A config that fails the
+ * test rolls every vhost of the batch back (non-retryable ConfigTestFailed); the server keeps serving as before.
+ * `onProgress` is called after each file, with the number written so far.
+ */
+export async function installVhosts(
+  input: { server: Server; sites: { site: Site; platform: Platform }[] },
+  onProgress?: (done: number) => void,
+): Promise<{ domain: string; changed: boolean }[]> {
+  const signal = activityCancellationSignal();
+  const { server } = input;
+  const written: { domain: string; changed: boolean; undo: () => Promise<unknown> }[] = [];
+  await changeWebConfig(
+    server,
+    `the vhosts of ${input.sites.length} site(s)`,
+    async () => {
+      written.length = 0;
+      for (const { site, platform } of input.sites) {
+        const w = await putVhost(server, site.domain, renderVhost({ server, site, platform }), signal);
+        written.push({ domain: site.domain, changed: w.changed, undo: w.undo });
+        onProgress?.(written.length);
+      }
+      return {
+        changed: written.some((w) => w.changed),
+        undo: async () => {
+          for (const w of [...written].reverse()) if (w.changed) await w.undo();
+        },
+      };
+    },
+    signal,
+  );
+  return written.map(({ domain, changed }) => ({ domain, changed }));
+}
+
 export interface RestoreVhostInput {
   server: Server;
   site: Pick<Site, 'domain'>;

@@ -116,12 +116,31 @@ export async function reloadWebServer(server: Server, signal?: AbortSignal): Pro
   }
 }
 
+/** A change waiting for its server's config test and reload (see changeWebConfig). */
+interface PendingChange {
+  what: string;
+  change: () => Promise<{ changed: boolean; undo: () => Promise<unknown> }>;
+  /** A retry reloads even when nothing changed (an earlier attempt may have written but not reloaded). */
+  retry: boolean;
+  signal?: AbortSignal;
+  resolve: (result: { changed: boolean }) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Changes waiting per server; whoever holds the server's lock next takes them all. */
+const pendingChanges = new Map<string, PendingChange[]>();
+
 /**
  * Changes the web server's config safely: `change` writes files and returns how to undo itself; then the config is
  * tested; on failure the change is undone and a non-retryable ConfigTestFailed names the server and quotes the
  * test's output, and the server keeps serving its old config (it was never reloaded). On success the server is
  * reloaded when something changed, or when this is a retry (an earlier attempt may have written but not reloaded).
- * Changes on one server are serialized within this worker.
+ *
+ * Changes on one server are serialized within this worker, and the changes that queue up while a test and reload
+ * run share the next test and reload (many installs at once on the same members: one `nginx -t` and one reload
+ * for all of them instead of one each, which made installs wait for each other's reloads). If the shared test
+ * fails, every change of the batch is undone and each is tried again alone, so that only the change that breaks
+ * the config fails, with its own test output.
  */
 export async function changeWebConfig<T extends { changed: boolean }>(
   server: Server,
@@ -129,24 +148,72 @@ export async function changeWebConfig<T extends { changed: boolean }>(
   change: () => Promise<T & { undo: () => Promise<unknown> }>,
   signal?: AbortSignal,
 ): Promise<T> {
-  return withKeyedLock(`web-config|${server.name}`, async () => {
-    const result = await change();
-    if (!result.changed && activityAttempt() === 1) return result;
-    const test = await runConfigTest(server, signal);
+  const retry = activityAttempt() > 1;
+  return new Promise<T>((resolve, reject) => {
+    const queue = pendingChanges.get(server.name) ?? [];
+    pendingChanges.set(server.name, queue);
+    queue.push({ what, change, retry, signal, resolve: resolve as (r: { changed: boolean }) => void, reject });
+    void withKeyedLock(`web-config|${server.name}`, async () => {
+      const batch = queue.splice(0);
+      if (queue.length === 0 && pendingChanges.get(server.name) === queue) pendingChanges.delete(server.name);
+      if (batch.length === 1) await applyAlone(server, batch[0] as PendingChange);
+      else if (batch.length > 1) await applyTogether(server, batch);
+    });
+  });
+}
+
+/** One change: write, test, reload (or undo and fail). Settles the change's promise; never throws. */
+async function applyAlone(server: Server, p: PendingChange): Promise<void> {
+  try {
+    const result = await p.change();
+    if (!result.changed && !p.retry) return p.resolve(result);
+    const test = await runConfigTest(server, p.signal);
     if (!test.ok) {
       await result.undo();
-      const after = await runConfigTest(server, signal);
+      const after = await runConfigTest(server, p.signal);
       throw permanentFailure(
         FailureType.ConfigTestFailed,
-        `server ${server.name}: ${what} failed the ${webServerType(server)} config test, so it was rolled back and the ` +
+        `server ${server.name}: ${p.what} failed the ${webServerType(server)} config test, so it was rolled back and the ` +
           `server was not reloaded (it still serves its previous config${after.ok ? '' : ', which itself does not pass the test'}). ` +
           `Test output: ${test.output}`,
         { server: server.name, output: test.output },
       );
     }
-    await reloadWebServer(server, signal);
-    return result;
-  });
+    await reloadWebServer(server, p.signal);
+    p.resolve(result);
+  } catch (err) {
+    p.reject(err);
+  }
+}
+
+/** Several changes: write all, one test, one reload; on a failed test undo all and apply each alone. */
+async function applyTogether(server: Server, batch: PendingChange[]): Promise<void> {
+  const applied: { p: PendingChange; result: { changed: boolean; undo: () => Promise<unknown> } }[] = [];
+  try {
+    for (const p of batch) {
+      try {
+        applied.push({ p, result: await p.change() });
+      } catch (err) {
+        p.reject(err);
+      }
+    }
+    if (!applied.some((a) => a.result.changed || a.p.retry)) {
+      for (const a of applied) a.p.resolve(a.result);
+      return;
+    }
+    // No one change's cancellation signal aborts the test and reload the others share (both have a timeout).
+    const test = await runConfigTest(server);
+    if (test.ok) {
+      await reloadWebServer(server);
+      for (const a of applied) a.p.resolve(a.result);
+      return;
+    }
+    for (const a of [...applied].reverse()) await a.result.undo();
+  } catch (err) {
+    for (const a of applied) a.p.reject(err);
+    return;
+  }
+  for (const a of applied) await applyAlone(server, a.p);
 }
 
 export interface EnsureWebConfigInput {

@@ -23,10 +23,14 @@ export interface Plan {
   inARow: number;
   relaySizes: number[];
   relayRuns: number;
-  /** The scale scenario: sites in all (half with one worker, half with two), cluster members, installs at once. */
+  /**
+   * The scale scenario: sites in all (in blocks of a tenth, alternately with one worker and two), cluster members,
+   * installs at once, and a time budget after which no new block starts (undefined: none).
+   */
   scaleSites: number;
   scaleMembers: number;
   scaleConcurrency: number;
+  scaleMinutes?: number;
   /** tc rate of every host link and of the controller's egress in the relay scenario. */
   relayRate: string;
   sitefleet: boolean;
@@ -91,6 +95,11 @@ export function parsePlan(argv: string[]): Plan {
       'installs at once in the scale scenario (default 8)',
       wholeNumber('--scale-concurrency', 1),
     )
+    .option(
+      '--scale-minutes <n>',
+      "time budget of the scale scenario's installs: no new block of sites starts after it (default: none)",
+      wholeNumber('--scale-minutes', 1),
+    )
     .option('--relay-rate <rate>', 'link rate of the relay scenario, tc syntax (default 200mbit)', '200mbit')
     .option('--baselines <list>', `baselines to run: ${BASELINES.join(',')}`, listOf(BASELINES, 'baseline'))
     .option('--no-baselines', 'run sitefleet only')
@@ -121,6 +130,7 @@ export function parsePlan(argv: string[]): Plan {
     relayRuns?: number;
     scaleSites?: number;
     scaleConcurrency?: number;
+    scaleMinutes?: number;
     relayRate: string;
     baselines?: BaselineName[] | false;
     sitefleet: boolean;
@@ -147,6 +157,7 @@ export function parsePlan(argv: string[]): Plan {
     scaleSites: o.scaleSites ?? 1000,
     scaleMembers: 8,
     scaleConcurrency: o.scaleConcurrency ?? 8,
+    ...(o.scaleMinutes === undefined ? {} : { scaleMinutes: o.scaleMinutes }),
     sitefleet: o.sitefleet,
     // Only fanout, noop and relay have baselines: a run of other scenarios needs no rsync loops nor Ansible.
     baselines:

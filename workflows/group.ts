@@ -7,6 +7,13 @@ import type { WebGroup } from '../domain/operations';
 
 export const DEFAULT_MAX_PARALLEL = 8;
 
+/**
+ * Patch id (workflow `patched()`) of the per-server batch activities (activities/site-batch.ts) that replaced one
+ * or two activities per site in ResyncCluster, the rolling update and AddClusterMember's probes: histories
+ * recorded before replay the per-site loops.
+ */
+export const SITE_BATCH_PATCH = 'sitefleet-site-batch';
+
 export function parallelism(group: WebGroup): number {
   return Math.max(1, group.maxParallel ?? DEFAULT_MAX_PARALLEL);
 }

@@ -3,11 +3,12 @@
  * stops serving before anything is removed from it.
  */
 import { badInput, FailureType, permanentFailure } from '../common/failures';
+import { patched } from '@temporalio/workflow';
 import type { ClusterMemberInput } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
-import { drainWait, probe, quick, transfer, undo } from './activity-stubs';
+import { drainWait, perServer, probe, quick, transfer, undo } from './activity-stubs';
 import { failedAfterCompensation } from './failures';
-import { expectGroup } from './group';
+import { expectGroup, SITE_BATCH_PATCH } from './group';
 import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
 import { Saga } from './saga';
@@ -65,7 +66,15 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
     }
     step = 'probe every site through the new member';
     progress.node(member.name, 'running', step);
-    for (const site of sites) {
+    if (sites.length > 0 && patched(SITE_BATCH_PATCH)) {
+      // One activity for every site (the history does not grow with the sites).
+      const r = await perServer.probeSitesOnServer({ server: member, platforms, sites, stopAtFirstFailure: true });
+      const failure = r.failures[0];
+      if (failure) {
+        throw permanentFailure(FailureType.ProbeFailed, `${failure.domain} through ${member.name}: ${failure.detail}`);
+      }
+    }
+    for (const site of patched(SITE_BATCH_PATCH) ? [] : sites) {
       const platform = platforms.find((p) => p.name === site.platform);
       if (!platform) continue;
       const res = await probe.probeSite({ server: member, site, platform, ...siteProbeSpec(site, platform) });

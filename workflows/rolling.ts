@@ -2,13 +2,13 @@
  * Rolling code updates behind a cluster's load balancer, one member at a time, so that no request meets a member
  * whose code is half synced or broken.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { Platform, Server, Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
-import { drainWait, probe, quick, transfer } from './activity-stubs';
+import { drainWait, perServer, probe, quick, transfer } from './activity-stubs';
 import { describeFailure } from './failures';
-import { parallelism } from './group';
+import { parallelism, SITE_BATCH_PATCH } from './group';
 import type { Progress } from './progress';
 
 export interface RollOutInput {
@@ -75,7 +75,19 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
       await quick.reloadPhpFpm({ server });
       step = 'probe every site';
       progress.node(server.name, 'running', step);
-      for (const site of sites) {
+      if (sites.length > 0 && patched(SITE_BATCH_PATCH)) {
+        // One activity for every site of the member (the history does not grow with the sites).
+        const r = await perServer.probeSitesOnServer({ server, platforms, sites, stopAtFirstFailure: true });
+        const failure = r.failures[0];
+        if (failure) {
+          throw ApplicationFailure.create({
+            type: 'ProbeFailed',
+            message: `${failure.domain} through ${server.name}: ${failure.detail}`,
+            nonRetryable: true,
+          });
+        }
+      }
+      for (const site of patched(SITE_BATCH_PATCH) ? [] : sites) {
         const platform = platforms.find((p) => p.name === site.platform) as Platform;
         const res = await probe.probeSite({ server, site, platform, ...siteProbeSpec(site, platform) });
         if (!res.ok) {

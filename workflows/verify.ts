@@ -2,17 +2,17 @@
  * VerifyClusterNodes and ResyncCluster: find drift on every member, and repair it.
  */
 import { badInput } from '../common/failures';
-import { workflowInfo } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { ResyncInput, VerifyNodesInput } from '../domain/operations';
 import type { Server } from '../domain/model';
 import type { NodeReport, VerifyReport } from '../domain/verify-report';
 
 export type { VerifyReport } from '../domain/verify-report';
-import { probe, quick, transfer } from './activity-stubs';
+import { perServer, probe, quick, transfer } from './activity-stubs';
 import { rollOutCode } from './rolling';
 import { settleBounded } from '../common/settle';
 import { describeFailure } from './failures';
-import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
+import { codeReceivers, expectGroup, parallelism, shareReaders, SITE_BATCH_PATCH } from './group';
 import { Progress } from './progress';
 import { markHealth, tagRun } from './search';
 
@@ -92,7 +92,7 @@ export async function VerifyClusterNodes(input: VerifyNodesInput): Promise<Verif
       : input.sites.filter((_, j) => j % members.length === index).map((s) => s.domain);
   const settled = await settleBounded(members, parallelism(group), async (server: Server) => {
     progress.node(server.name, 'running', 'checks');
-    const report = await probe.verifyNode({
+    const report = await perServer.verifyNode({
       server,
       group,
       platforms: input.platforms,
@@ -221,11 +221,27 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
     }
   }
 
-  // Site directories (code receivers) and vhosts (every member).
+  // Site directories (code receivers) and vhosts (every member): one activity per member for all its sites (one
+  // config test and reload), so that the history does not grow with the sites. Histories recorded before
+  // (SITE_BATCH_PATCH not set) replay the loop of two activities per site and member.
   const siteMembers = healthy(members);
+  const batched = patched(SITE_BATCH_PATCH);
   const siteResults = await settleBounded(siteMembers, parallelism(group), async (server: Server) => {
     const receivesCode = group.codeReceivers.includes(server.name);
     const done = repaired.get(server.name) ?? [];
+    if (batched) {
+      progress.node(server.name, 'running', `${sites.length} site(s)`);
+      const r = await perServer.ensureSitesOnServer({
+        server,
+        platforms,
+        sites,
+        dbServers: input.dbServers,
+        receivesCode,
+      });
+      done.push(...r.repaired);
+      progress.node(server.name, 'done', done.length > 0 ? `repaired ${repairSummary(done)}` : 'in line');
+      return;
+    }
     for (const site of sites) {
       const platform = platforms.find((p) => p.name === site.platform);
       if (!platform) continue;

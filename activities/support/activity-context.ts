@@ -25,6 +25,15 @@ export function heartbeatProgress(details: unknown): void {
   currentContext()?.heartbeat(details);
 }
 
+/**
+ * A heartbeat function bound to the activity running now: for progress reported from code that may run in another
+ * activity's async context (a change queued for a server's shared config test runs in whoever holds the lock).
+ */
+export function boundHeartbeat(): (details: unknown) => void {
+  const context = currentContext();
+  return (details) => context?.heartbeat(details);
+}
+
 /** The running activity's attempt number (1 for the first try, and outside an activity). */
 export function activityAttempt(): number {
   return currentContext()?.info.attempt ?? 1;

@@ -148,6 +148,36 @@ for (const [host, type] of [
       );
     });
 
+    test('vhosts changed at once share a config test and reload; one that breaks the config fails alone', async () => {
+      const server = serverOf(bed(), host);
+      const broken = withHttps(server, '/etc/ssl/sitefleet-missing/cert.pem', '/etc/ssl/sitefleet-missing/key.pem');
+      const good = ['a1', 'a2', 'a3'].map((n) => ({ ...site, domain: `${n}.example.com`, aliases: [] }));
+      const bad = { ...site, domain: 'bad.example.com', aliases: [], https: true };
+      const settled = await Promise.allSettled([
+        ...good.map((s) => installVhost({ server, site: s, platform })),
+        installVhost({ server: broken, site: bad, platform }),
+      ]);
+      for (const [i, s] of good.entries()) {
+        const r = settled[i];
+        assert.equal(r?.status, 'fulfilled', `${s.domain}: ${r?.status === 'rejected' ? String(r.reason) : ''}`);
+        assert.equal((await get(host, s.domain)).status, 200, `${s.domain} answers`);
+      }
+      const last = settled[good.length];
+      assert.equal(last?.status, 'rejected');
+      await assert.rejects(
+        Promise.reject((last as PromiseRejectedResult).reason),
+        failure('ConfigTestFailed', { nonRetryable: true, message: /bad\.example\.com/ }),
+      );
+      assert.equal(
+        (await bed().exec(host, ['test', '-e', vhostPath(server, type, bad.domain)], { check: false })).code,
+        1,
+        'the broken vhost was removed again',
+      );
+      await Promise.all(good.map((s) => removeVhost({ server, site: s })));
+      assert.equal((await testWebConfig({ server })).ok, true);
+      for (const s of good) assert.notEqual((await get(host, s.domain)).body, `hello from ${host} for ${s.domain}\n`);
+    });
+
     test("serves https with the server's own certificate", async () => {
       const server = withHttps(
         serverOf(bed(), host),

@@ -199,6 +199,8 @@ describe('cluster of three nginx members with WordPress', () => {
       );
 
       await fleet().bed.startService('h2', 'nginx');
+      // A lost vhost on h2: the resync writes every site's vhost of a member in one activity and reloads once.
+      await fleet().bed.exec('h2', ['rm', '-f', '/var/aegir/config/server_h2/nginx/vhost.d/blog.example.com']);
       const resync = await fleet().run<ResyncReport>('ResyncCluster', workflowIds.resync('cluster', 'c1'), {
         group: group(),
         platforms: [platform],
@@ -210,6 +212,7 @@ describe('cluster of three nginx members with WordPress', () => {
         resync.nodes.find((n) => n.server === 'h3')?.repaired.some((r) => r.startsWith('wp:')),
         'h3 was repaired',
       );
+      assert.deepEqual(resync.nodes.find((n) => n.server === 'h2')?.repaired, ['vhost blog.example.com']);
       const again = await fleet().run<VerifyReport>(
         'VerifyClusterNodes',
         workflowIds.verify('cluster', 'c1'),

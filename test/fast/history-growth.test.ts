@@ -1,0 +1,145 @@
+/**
+ * Histories that must not grow with the sites (issue 16): VerifyClusterNodes and ResyncCluster over 8 members, the
+ * real workflow code, activities mocked (fast layer: a local dev server, no test hosts). Each runs with few and
+ * with many sites; the number of events must be the same, and the bytes per site small enough that 1,000 sites stay
+ * under 10 % of Temporal's per-run limits (51,200 events, 50 MB). The per-site bytes are the sites in the inputs
+ * and, for verify, one short line per site and member (the mocked verifyNode answers in the real format).
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { sitefleetWebpackConfig } from '../../workers/bundler-options';
+import { startEphemeralTemporal } from '../../devserver/ephemeral';
+import type { Platform, Server, Site } from '../../domain/model';
+import { clusterGroup } from '../../domain/operations';
+import type { NodeReport } from '../../domain/verify-report';
+
+const LIMIT_EVENTS = 51_200;
+const LIMIT_BYTES = 50 * 1024 * 1024;
+
+function server(n: number): Server {
+  return {
+    name: `w${n}`,
+    host: `192.0.2.${n}`,
+    ssh: { user: 'root', port: 22, hostKey: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' },
+    http: { type: 'nginx', port: 80, phpFpmSocket: '/run/php/php8.2-fpm.sock' },
+    aegirRoot: '/var/aegir',
+    aegirUser: 'aegir',
+  };
+}
+const members = Array.from({ length: 8 }, (_, i) => server(i + 1));
+const db: Server = { ...server(20), name: 'db', http: undefined, db: { type: 'mariadb', port: 3306 } } as Server;
+const platform: Platform = {
+  name: 'wp',
+  target: { kind: 'cluster', name: 'c1' },
+  source: { type: 'path', path: '/usr/share/wordpress' },
+  profile: 'wordpress',
+};
+const sitesOf = (count: number): Site[] =>
+  Array.from({ length: count }, (_, i) => ({
+    domain: `site-${i + 1}.growth.example.com`,
+    aliases: [],
+    platform: 'wp',
+    dbServer: 'db',
+    https: false,
+    status: 'enabled' as const,
+  }));
+
+/** What the workflows call, answering as the real activities do (checks and summaries in their real format). */
+const activities = {
+  verifyNode: async (i: { server: Server; sites: Site[]; fullProbeDomains?: string[] }): Promise<NodeReport> => ({
+    server: i.server.name,
+    ok: true,
+    aegirIds: { uid: 1500, gid: 1500 },
+    checks: [
+      { name: 'ssh', ok: true, detail: 'new connection accepted, host key SHA256:AAAA as pinned' },
+      { name: 'config-test', ok: true, detail: 'passes' },
+      { name: 'aegir-ids', ok: true, detail: 'aegir 1500:1500' },
+      { name: 'drift:wp', ok: true, detail: 'in line with the source' },
+      { name: 'db-resolution:192.0.2.20', ok: true, detail: '192.0.2.20 is an address' },
+      ...i.sites.map((s) =>
+        i.fullProbeDomains?.includes(s.domain)
+          ? { name: `probe:${s.domain}`, ok: true, detail: 'answers 200 (full probe)' }
+          : { name: `probe:${s.domain}`, ok: true, detail: 'health check: answers 200' },
+      ),
+    ],
+  }),
+  syncPlatformToServers: async (i: { servers: Server[] }) => ({
+    results: i.servers.map((s) => ({ server: s.name, ok: true, summary: { filesChanged: 0, itemized: [] } })),
+  }),
+  syncPlatform: async (i: { server: Server }) => ({ server: i.server.name, filesChanged: 0, itemized: [] }),
+  ensureSitesOnServer: async (i: { server: Server; sites: Site[] }) => ({
+    server: i.server.name,
+    repaired: [],
+    sites: i.sites.length,
+  }),
+};
+
+void describe('histories do not grow with the sites', () => {
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundle;
+  const taskQueue = `growth-${randomUUID()}`;
+
+  before(async () => {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    [env, bundle] = await Promise.all([
+      startEphemeralTemporal(),
+      bundleWorkflowCode({
+        workflowsPath: require.resolve('../../workflows'),
+        webpackConfigHook: sitefleetWebpackConfig(),
+        logger: new DefaultLogger('ERROR'),
+      }),
+    ]);
+  });
+  after(async () => {
+    await env?.teardown();
+  });
+
+  /** Runs the workflow and returns its history's length and size as the server reports them. */
+  async function historyOf(workflowType: string, input: unknown): Promise<{ events: number; bytes: number }> {
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities,
+    });
+    const handle = await env.client.workflow.start(workflowType, {
+      taskQueue,
+      workflowId: `${workflowType}-${randomUUID()}`,
+      args: [input],
+    });
+    await worker.runUntil(handle.result());
+    const { raw } = await handle.describe();
+    return {
+      events: Number(raw.workflowExecutionInfo?.historyLength ?? 0),
+      bytes: Number(raw.workflowExecutionInfo?.historySizeBytes ?? 0),
+    };
+  }
+
+  for (const workflowType of ['VerifyClusterNodes', 'ResyncCluster']) {
+    void test(`${workflowType} on 8 members: the same events for 10 and 400 sites, bytes within 10 % at 1,000`, async () => {
+      const input = (count: number) => ({
+        group: clusterGroup('c1', members),
+        platforms: [platform],
+        sites: sitesOf(count),
+        dbServers: [db],
+      });
+      const few = await historyOf(workflowType, input(10));
+      const many = await historyOf(workflowType, input(400));
+      assert.equal(many.events, few.events, `${workflowType}: events at 10 sites ${few.events}, at 400 ${many.events}`);
+      assert.ok(few.events < LIMIT_EVENTS / 10, `${workflowType}: ${few.events} events`);
+      const perSite = (many.bytes - few.bytes) / 390;
+      const at1000 = few.bytes + perSite * 990;
+      assert.ok(
+        at1000 < LIMIT_BYTES / 10,
+        `${workflowType}: ${perSite.toFixed(0)} bytes per site, ${(at1000 / 1e6).toFixed(2)} MB at 1,000 sites`,
+      );
+      console.log(
+        `${workflowType}: ${few.events} events at 10 and 400 sites; ${few.bytes} / ${many.bytes} bytes ` +
+          `(${perSite.toFixed(0)} per site; ${(at1000 / 1e6).toFixed(2)} MB at 1,000 sites)`,
+      );
+    });
+  }
+});
