@@ -29,6 +29,8 @@ export {
   inspectServer,
 } from './checks';
 export { verifyNode } from './verify-node';
+export { readUploadIds, ensureSiteUploads } from './cluster-uploads';
+export { checkShareRead } from './nfs-mount';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
 export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay/relay';
 export {

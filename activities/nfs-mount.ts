@@ -10,6 +10,7 @@
  * slave's `/root/.ssh/sitefleet-known_hosts` (StrictHostKeyChecking=yes). Compensation removes all of it.
  */
 import { randomBytes } from 'node:crypto';
+import { absolutePath } from '../domain/fields';
 import { serverSchema, type Server } from '../domain/model';
 import type { PackShare } from '../domain/operations';
 import { platformsDir } from '../domain/paths';
@@ -177,7 +178,10 @@ const NFS_MISSING = /No such device|unknown filesystem type 'nfs|helper program|
 export interface ShareMountInput {
   slave: Server;
   share: PackShare;
+  /** The owner of the managed blocks and the sshfs key: a pack's name, or a cluster's uploads share name. */
   packName: string;
+  /** Where the slave mounts the export. @default the slave's platforms directory (a pack's share) */
+  mountPoint?: string;
 }
 
 export interface ShareMountState {
@@ -202,7 +206,9 @@ function parseMountInput(input: ShareMountInput): {
   const share = parseShare(input.share);
   if (slave.name === share.server.name)
     throw badInput(`slave ${slave.name} is the share server itself; it needs no mount`);
-  return { slave, share, marker: packMarker(input.packName), mountPoint: platformsDir(slave) };
+  const mountPoint =
+    input.mountPoint === undefined ? platformsDir(slave) : parseInput(absolutePath, input.mountPoint, 'mountPoint');
+  return { slave, share, marker: packMarker(input.packName), mountPoint };
 }
 
 /** Whether the share is mounted on a slave and in its fstab. Changes nothing. */
