@@ -163,6 +163,8 @@ export const WORKFLOW_TYPES = {
   verifyServer: 'VerifyServer',
   setupPackShare: 'SetupPackShare',
   teardownPackShare: 'TeardownPackShare',
+  setupClusterUploads: 'SetupClusterUploads',
+  teardownClusterUploads: 'TeardownClusterUploads',
   createPlatform: 'CreatePlatform',
   createPlatformOnPack: 'CreatePlatformOnPack',
   createPlatformOnCluster: 'CreatePlatformOnCluster',
