@@ -69,7 +69,13 @@ async function sshfsHasContainSymlinks(slave: Server, signal?: AbortSignal): Pro
   return Number(r.stdout.trim()) > 0;
 }
 
-function fstabLine(share: PackShare, packName: string, mountPoint: string, symlinksVerbatim: boolean): string {
+function fstabLine(
+  share: PackShare,
+  packName: string,
+  mountPoint: string,
+  symlinksVerbatim: boolean,
+  groupWritable: boolean,
+): string {
   return share.clientFlavour === 'kernel'
     ? renderFstabNfs({ shareHost: shareHost(share), exportPath: share.exportPath, mountPoint })
     : renderFstabSshfs({
@@ -81,6 +87,7 @@ function fstabLine(share: PackShare, packName: string, mountPoint: string, symli
         identityFile: sshfsKeyPath(packName),
         knownHostsFile: SSHFS_KNOWN_HOSTS,
         symlinksVerbatim,
+        ...(groupWritable ? { umask: '0007' } : {}),
       });
 }
 
@@ -182,6 +189,11 @@ export interface ShareMountInput {
   packName: string;
   /** Where the slave mounts the export. @default the slave's platforms directory (a pack's share) */
   mountPoint?: string;
+  /**
+   * sshfs: every file and directory shows group rwx and nothing for others (FUSE umask 0007), so that the web
+   * group (php-fpm) may write and rewrite what any member wrote: a cluster's uploads. @default false
+   */
+  groupWritable?: boolean;
 }
 
 export interface ShareMountState {
@@ -246,7 +258,7 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
     changed = (await pinShareHostKey(share, input.packName, slave, signal)) || changed;
   }
   const verbatim = share.clientFlavour === 'sshfs' && (await sshfsHasContainSymlinks(slave, signal));
-  const line = fstabLine(share, input.packName, mountPoint, verbatim);
+  const line = fstabLine(share, input.packName, mountPoint, verbatim, input.groupWritable === true);
   const fstab = await editRemoteFile(slave, FSTAB_FILE, (text) => ensureManagedBlock(text ?? '', marker, line), {
     signal,
   });

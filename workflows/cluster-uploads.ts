@@ -40,6 +40,7 @@ function mountInput(group: WebGroup, share: PackShare, member: Server) {
     share,
     packName: uploadsShareName(group.name),
     mountPoint: uploadsMountPoint(member, group.name),
+    groupWritable: true,
   };
 }
 

@@ -58,6 +58,7 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
         share: uploads,
         packName: uploadsShareName(group.name),
         mountPoint: uploadsMountPoint(member, group.name),
+        groupWritable: true,
       };
       const state = await quick.inspectShareMount(mount);
       if (!state.mounted || !state.fstab) saga.add('unmount the uploads share', () => undo.removeShareMount(mount));

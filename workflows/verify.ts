@@ -183,6 +183,7 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
         share: uploads,
         packName: uploadsShareName(group.name),
         mountPoint: uploadsMountPoint(server, group.name),
+        groupWritable: true,
       });
       if (m.changed) repaired.get(server.name)?.push('uploads mount');
     });

@@ -20,7 +20,8 @@ const fleet = useFleet({
   hosts: [{ roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['db', 'nfs'] }],
 });
 
-const EXPORT = '/srv/uploads/c1';
+// Under /var/aegir: private to the test host (TESTBED-NOTES), gone with the bed.
+const EXPORT = '/var/aegir/uploads/c1';
 const MEMBERS = ['h1', 'h2', 'h3'];
 
 // A minimal PHP platform: a page that names its release, and an upload endpoint that writes into the site's files/.
@@ -35,7 +36,7 @@ $host = $_SERVER['HTTP_HOST'] ?? '';
 $name = $_GET['name'] ?? '';
 if (!preg_match('/^[a-z0-9.-]+$/', $host) || !preg_match('/^[a-z0-9-]+\\.txt$/', $name)) { http_response_code(400); exit; }
 $path = __DIR__ . "/sites/$host/files/$name";
-if (file_put_contents($path, $_GET['data'] ?? '') === false) { http_response_code(500); exit("cannot write $path\\n"); }
+if (file_put_contents($path, $_GET['data'] ?? '') === false) { http_response_code(500); exit("cannot write $path: " . (error_get_last()['message'] ?? '?') . "\\n"); }
 echo "wrote $path as " . posix_getpwuid(posix_geteuid())['name'] . "\\n";
 `,
 );
@@ -140,9 +141,12 @@ describe('shared uploads on a cluster', () => {
       const kept = await get(host, A.domain, '/sites/a.example.com/files/photo-1.txt');
       assert.deepEqual([kept.status, kept.body], [200, 'uploaded-through-h1'], `${host} still serves the upload`);
     }
-    // A write through h3 into the same directory works too (the directory is writable on every member).
+    // Through h3, a new upload and a rewrite of the one h1 wrote: php-fpm may write what any member wrote.
     assert.equal((await get('h3', A.domain, '/upload.php?name=photo-3.txt&data=through-h3')).status, 200);
     assert.equal((await get('h1', A.domain, '/sites/a.example.com/files/photo-3.txt')).body, 'through-h3');
+    const rewrite = await get('h3', B.domain, '/upload.php?name=b-photo.txt&data=rewritten-through-h3');
+    assert.equal(rewrite.status, 200, rewrite.body);
+    assert.equal((await get('h1', B.domain, '/sites/b.example.com/files/b-photo.txt')).body, 'rewritten-through-h3');
   });
 
   test("deleting a site and tearing the share down delete no other site's uploads", async () => {
