@@ -87,7 +87,7 @@ function fstabLine(
         identityFile: sshfsKeyPath(packName),
         knownHostsFile: SSHFS_KNOWN_HOSTS,
         symlinksVerbatim,
-        ...(groupWritable ? { umask: '0007' } : {}),
+        ...(groupWritable ? { umask: '0002' } : {}),
       });
 }
 
@@ -190,7 +190,7 @@ export interface ShareMountInput {
   /** Where the slave mounts the export. @default the slave's platforms directory (a pack's share) */
   mountPoint?: string;
   /**
-   * sshfs: every file and directory shows group rwx and nothing for others (FUSE umask 0007), so that the web
+   * sshfs: every file and directory shows group rwx (FUSE umask 0002: others may read and traverse, as on the files server), so that the web
    * group (php-fpm) may write and rewrite what any member wrote: a cluster's uploads. @default false
    */
   groupWritable?: boolean;
