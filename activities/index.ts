@@ -31,6 +31,8 @@ export {
 } from './checks';
 export { verifyNode } from './verify-node';
 export { ensureSitesOnServer, probeSitesOnServer } from './site-batch';
+export { readUploadIds, ensureSiteUploads } from './cluster-uploads';
+export { checkShareRead } from './nfs-mount';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
 export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay/relay';
 export {

@@ -10,6 +10,7 @@
  * slave's `/root/.ssh/sitefleet-known_hosts` (StrictHostKeyChecking=yes). Compensation removes all of it.
  */
 import { randomBytes } from 'node:crypto';
+import { absolutePath } from '../domain/fields';
 import { serverSchema, type Server } from '../domain/model';
 import type { PackShare } from '../domain/operations';
 import { platformsDir } from '../domain/paths';
@@ -68,7 +69,13 @@ async function sshfsHasContainSymlinks(slave: Server, signal?: AbortSignal): Pro
   return Number(r.stdout.trim()) > 0;
 }
 
-function fstabLine(share: PackShare, packName: string, mountPoint: string, symlinksVerbatim: boolean): string {
+function fstabLine(
+  share: PackShare,
+  packName: string,
+  mountPoint: string,
+  symlinksVerbatim: boolean,
+  groupWritable: boolean,
+): string {
   return share.clientFlavour === 'kernel'
     ? renderFstabNfs({ shareHost: shareHost(share), exportPath: share.exportPath, mountPoint })
     : renderFstabSshfs({
@@ -80,6 +87,7 @@ function fstabLine(share: PackShare, packName: string, mountPoint: string, symli
         identityFile: sshfsKeyPath(packName),
         knownHostsFile: SSHFS_KNOWN_HOSTS,
         symlinksVerbatim,
+        ...(groupWritable ? { umask: '0002' } : {}),
       });
 }
 
@@ -177,7 +185,15 @@ const NFS_MISSING = /No such device|unknown filesystem type 'nfs|helper program|
 export interface ShareMountInput {
   slave: Server;
   share: PackShare;
+  /** The owner of the managed blocks and the sshfs key: a pack's name, or a cluster's uploads share name. */
   packName: string;
+  /** Where the slave mounts the export. @default the slave's platforms directory (a pack's share) */
+  mountPoint?: string;
+  /**
+   * sshfs: every file and directory shows group rwx (FUSE umask 0002: others may read and traverse, as on the files server), so that the web
+   * group (php-fpm) may write and rewrite what any member wrote: a cluster's uploads. @default false
+   */
+  groupWritable?: boolean;
 }
 
 export interface ShareMountState {
@@ -202,7 +218,9 @@ function parseMountInput(input: ShareMountInput): {
   const share = parseShare(input.share);
   if (slave.name === share.server.name)
     throw badInput(`slave ${slave.name} is the share server itself; it needs no mount`);
-  return { slave, share, marker: packMarker(input.packName), mountPoint: platformsDir(slave) };
+  const mountPoint =
+    input.mountPoint === undefined ? platformsDir(slave) : parseInput(absolutePath, input.mountPoint, 'mountPoint');
+  return { slave, share, marker: packMarker(input.packName), mountPoint };
 }
 
 /** Whether the share is mounted on a slave and in its fstab. Changes nothing. */
@@ -240,7 +258,7 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
     changed = (await pinShareHostKey(share, input.packName, slave, signal)) || changed;
   }
   const verbatim = share.clientFlavour === 'sshfs' && (await sshfsHasContainSymlinks(slave, signal));
-  const line = fstabLine(share, input.packName, mountPoint, verbatim);
+  const line = fstabLine(share, input.packName, mountPoint, verbatim, input.groupWritable === true);
   const fstab = await editRemoteFile(slave, FSTAB_FILE, (text) => ensureManagedBlock(text ?? '', marker, line), {
     signal,
   });

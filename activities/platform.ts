@@ -20,14 +20,14 @@ import { runRemote } from './transport/ssh-command';
 /**
  * rsync filter rules of a platform push (first match wins). Site directories and alias links are made on the
  * servers and are never pushed nor deleted; `sites/all` and `sites/default` come from the source; uploaded files
- * (files/, private/) are never overwritten or deleted by a code push, so a push cannot wipe uploads the way
+ * (files/, private/, directories or a cluster's links to its uploads share) are never overwritten or deleted by a code push, so a push cannot wipe uploads the way
  * Aegir's cluster push could. WordPress's wp-config.php is sitefleet's dispatcher, not the source's, and its
  * health script is sitefleet's too.
  */
 export function platformSyncFilters(profile: Platform['profile']): string[] {
   return [
-    '- /sites/*/files/',
-    '- /sites/*/private/',
+    '- /sites/*/files',
+    '- /sites/*/private',
     'P /sites/',
     '+ /sites/all/',
     '+ /sites/default/',

@@ -148,6 +148,14 @@ const fstabSshfsSchema = fstabNfsSchema
      * outside the mount unless told `no_contain_symlinks`; WordPress's .htaccess is such a link).
      */
     symlinksVerbatim: z.boolean().default(true),
+    /**
+     * FUSE's `umask`: the permission bits every file shows on the client (a cluster's uploads: 0002, so that
+     * php-fpm's group may rewrite what another member wrote; the server writes as the share's user anyway).
+     */
+    umask: z
+      .string()
+      .regex(/^0[0-7]{3}$/, 'must be an octal umask such as 0002')
+      .optional(),
   })
   .strict();
 

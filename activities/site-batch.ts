@@ -12,7 +12,7 @@ import { boundHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { allBounded } from '../common/settle';
 import { probeSite } from './checks';
-import { ensureSiteDir } from './site-files';
+import { ensureSiteDir, type EnsureSiteDirInput } from './site-files';
 import { installVhosts } from './vhost';
 
 /** Sites whose directories one server's batch ensures at the same time. */
@@ -26,6 +26,8 @@ export interface EnsureSitesOnServerInput {
   dbServers: Server[];
   /** Whether the server holds the code (a code receiver): then each site's directory and settings are ensured. */
   receivesCode: boolean;
+  /** A cluster's shared uploads on this server: each site's files/ and private/ link into it (ensureSiteDir). */
+  uploads?: EnsureSiteDirInput['uploads'];
 }
 
 export interface EnsureSitesOnServerResult {
@@ -58,7 +60,7 @@ export async function ensureSitesOnServer(input: EnsureSitesOnServerInput): Prom
     let done = 0;
     const dirs = await allBounded(onPlatform, SITES_AT_ONCE, async ({ site, platform }) => {
       const dbServer = dbServers.find((d) => d.name === site.dbServer);
-      const d = await ensureSiteDir({ server, site, platform, dbServer });
+      const d = await ensureSiteDir({ server, site, platform, dbServer, uploads: input.uploads });
       heartbeat({ server: server.name, step: 'site dirs', done: ++done, of: onPlatform.length });
       return d.changed;
     });

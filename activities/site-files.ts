@@ -3,6 +3,7 @@
  * server, alias symlinks next to it (Aegir's way of serving aliases), and the settings file holding the database
  * credentials — rendered and written here, on the worker, so the password never leaves it.
  */
+import { absolutePath } from '../domain/fields';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { backupsDir, platformRoot, siteDir, sitesDir } from '../domain/paths';
 import { activityCancellationSignal } from './support/activity-context';
@@ -26,16 +27,36 @@ const SITE_DIR_TIMEOUT_MS = 120_000;
  * it (and removes aliases that no longer belong to the site). Prints `changed` when it touched anything.
  */
 const SITE_DIR_SCRIPT = `set -eu
-sites=$1 domain=$2 owner=$3 group=$4
-shift 4
+sites=$1 domain=$2 owner=$3 group=$4 uploads=$5 mounted=$6
+shift 6
 dir="$sites/$domain"
-state() { stat -c '%U:%G:%a' -- "$dir" "$dir/files" "$dir/private" 2>/dev/null || true; }
+state() { stat -c '%U:%G:%a:%F' -- "$dir" "$dir/files" "$dir/private" 2>/dev/null || true; }
 before=$(state)
 [ -d "$sites" ] || install -d -o "$owner" -g "$owner" -m 0755 -- "$sites"
 install -d -o "$owner" -g "$owner" -m 0755 -- "$dir"
-install -d -o "$owner" -g "$group" -m 2770 -- "$dir/files" "$dir/private"
 chown -- "$owner:$owner" "$dir"; chmod 0755 -- "$dir"
-chown -- "$owner:$group" "$dir/files" "$dir/private"; chmod 2770 -- "$dir/files" "$dir/private"
+if [ -z "$uploads" ]; then
+  install -d -o "$owner" -g "$group" -m 2770 -- "$dir/files" "$dir/private"
+  chown -- "$owner:$group" "$dir/files" "$dir/private"; chmod 2770 -- "$dir/files" "$dir/private"
+else
+  # Shared uploads: files/ and private/ are links into the cluster's share, never local directories.
+  if [ "$mounted" = yes ] && ! timeout -k 1 10 mountpoint -q -- "$uploads"; then
+    echo "the cluster's uploads share is not mounted at $uploads: set up the uploads share (sitefleet cluster setup-uploads) first" >&2; exit 4
+  fi
+  for sub in files private; do
+    target="$uploads/$domain/$sub"
+    timeout -k 1 10 test -d "$target" || { echo "$target is not a directory on the uploads share" >&2; exit 5; }
+    [ "$(readlink -- "$dir/$sub" 2>/dev/null || true)" = "$target" ] && continue
+    if [ -L "$dir/$sub" ]; then rm -f -- "$dir/$sub"
+    elif [ -d "$dir/$sub" ]; then
+      # Uploads this member kept locally move onto the share (existing files there win), then the directory goes.
+      cp -R -n --preserve=timestamps -- "$dir/$sub/." "$target/"
+      rm -rf -- "$dir/$sub"
+    elif [ -e "$dir/$sub" ]; then echo "$dir/$sub exists and is neither a directory nor a link" >&2; exit 3
+    fi
+    ln -s -- "$target" "$dir/$sub"; chown -h -- "$owner:$owner" "$dir/$sub"
+  done
+fi
 changed=no
 [ "$before" = "$(state)" ] || changed=yes
 for alias in "$@"; do
@@ -113,6 +134,12 @@ export interface EnsureSiteDirInput {
   platform: Platform;
   /** Required for profiles with a database (wordpress, drupal, php). */
   dbServer?: Server;
+  /**
+   * A cluster's shared uploads as this server sees them (activities/cluster-uploads.ts uploadsRootOn): files/ and
+   * private/ become links to `ROOT/DOMAIN/files` and `ROOT/DOMAIN/private`; with `mounted`, ROOT must be a mount
+   * point, else the activity refuses (uploads never go to a local directory). Absent: local directories.
+   */
+  uploads?: { root: string; mounted: boolean };
 }
 
 export interface EnsureSiteDirResult {
@@ -134,6 +161,10 @@ export async function ensureSiteDir(input: EnsureSiteDirInput): Promise<EnsureSi
   const site = parseInput(siteSchema, input.site, 'site');
   const platform = parseInput(platformSchema, input.platform, 'platform');
   const dbServer = checkProfileNeedsDb(site, platform, input.dbServer);
+  const uploads =
+    input.uploads === undefined
+      ? undefined
+      : { root: parseInput(absolutePath, input.uploads.root, 'uploads.root'), mounted: input.uploads.mounted === true };
   const root = platformRoot(server, platform.name);
   const hasRoot = await runRemote(server, ['test', '-d', root], { timeoutMs: 30_000, signal, allowExitCodes: [0, 1] });
   if (hasRoot.code !== 0) {
@@ -153,10 +184,20 @@ export async function ensureSiteDir(input: EnsureSiteDirInput): Promise<EnsureSi
       site.domain,
       server.aegirUser,
       WEB_GROUP,
+      uploads?.root ?? '',
+      uploads?.mounted ? 'yes' : 'no',
       ...site.aliases,
     ],
-    { timeoutMs: SITE_DIR_TIMEOUT_MS, signal, describe: `create ${siteDir(server, platform.name, site.domain)}` },
+    {
+      timeoutMs: SITE_DIR_TIMEOUT_MS,
+      signal,
+      describe: `create ${siteDir(server, platform.name, site.domain)}`,
+      allowExitCodes: [0, 4, 5],
+    },
   );
+  if (dir.code === 4 || dir.code === 5) {
+    throw permanentFailure(FailureType.ServerNotReady, `server ${server.name}: ${dir.stderr.trim()}`);
+  }
   let changed = dir.stdout.includes('changed=yes');
   changed = (await ensureWordpressDispatcher(server, platform, signal)) || changed;
   const fileName = siteSettingsFileName(platform.profile);

@@ -346,6 +346,10 @@ export function createApi(deps: AppDeps): Api {
   op('/v1/packs/:name/teardown-share', (req) =>
     plans.planTeardownPackShare(store, name(req), parse(teardownShareBodySchema, bodyOf(req)).force === true),
   );
+  op('/v1/clusters/:name/setup-uploads', (req) => (noBody(req), plans.planSetupClusterUploads(store, name(req))));
+  op('/v1/clusters/:name/teardown-uploads', (req) =>
+    plans.planTeardownClusterUploads(store, name(req), parse(teardownShareBodySchema, bodyOf(req)).force === true),
+  );
   for (const kind of ['pack', 'cluster'] as const) {
     op(`/v1/${kind}s/:name/verify`, (req) => (noBody(req), plans.planVerifyGroup(store, { kind, name: name(req) })));
     op(`/v1/${kind}s/:name/resync`, (req) => (noBody(req), plans.planResyncGroup(store, { kind, name: name(req) })));

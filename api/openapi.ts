@@ -209,6 +209,24 @@ const OPS: Op[] = [
   },
   {
     method: 'post',
+    path: '/v1/clusters/{name}/setup-uploads',
+    summary: `Set up the cluster's uploads share: export on its files server, mount on every member (${WORKFLOW_TYPES.setupClusterUploads})`,
+    tag: 'Cluster',
+    ok: started('SetupClusterUploads'),
+  },
+  {
+    method: 'post',
+    path: '/v1/clusters/{name}/teardown-uploads',
+    summary:
+      `Take the uploads share down: mounts, fstab lines, member keys and the export; the uploads stay on the files server (${WORKFLOW_TYPES.teardownClusterUploads}); ` +
+      'refused while sites are on the cluster unless the body says force: true',
+    tag: 'Cluster',
+    body: 'TeardownShareRequest',
+    bodyOptional: true,
+    ok: started('TeardownClusterUploads'),
+  },
+  {
+    method: 'post',
     path: '/v1/packs/{name}/verify',
     summary: `Verify every member (${WORKFLOW_TYPES.verifyClusterNodes})`,
     tag: 'Pack',

@@ -19,6 +19,8 @@ import {
   type InstallSiteInput,
   type ResyncInput,
   type SetupPackShareInput,
+  type SetupClusterUploadsInput,
+  type TeardownClusterUploadsInput,
   type TeardownPackShareInput,
   type VerifyNodesInput,
   type VerifyServerInput,
@@ -129,6 +131,40 @@ export async function planTeardownPackShare(
     resource: `pack/${name}`,
     input,
     summary: `Take down the share of ${describeGroup(group)}${force ? ' (forced)' : ''}`,
+    tags: { cluster: name, servers: groupServerNames(group) },
+  };
+}
+
+/** Sets up a cluster's uploads share (SetupClusterUploads): the export on its files server, a mount on every member. */
+export async function planSetupClusterUploads(store: InventoryStore, name: string): Promise<OperationPlan> {
+  const group = await resolveWebGroup(store, { kind: 'cluster', name });
+  const input: SetupClusterUploadsInput = { cluster: group };
+  return {
+    workflowType: WORKFLOW_TYPES.setupClusterUploads,
+    workflowId: workflowIds.cluster(name),
+    resource: `cluster/${name}`,
+    input,
+    summary: `Set up the uploads share of ${describeGroup(group)} from ${group.uploads?.server.name ?? '?'}`,
+    tags: { cluster: name, servers: groupServerNames(group) },
+  };
+}
+
+/** Takes a cluster's uploads share down (TeardownClusterUploads); the uploads stay on the files server. */
+export async function planTeardownClusterUploads(
+  store: InventoryStore,
+  name: string,
+  force: boolean,
+): Promise<OperationPlan> {
+  const group = await resolveWebGroup(store, { kind: 'cluster', name });
+  const platforms = await store.platformsOn({ kind: 'cluster', name });
+  const sites = (await Promise.all(platforms.map((p) => store.sitesOn(p.name)))).flat().map((s) => s.domain);
+  const input: TeardownClusterUploadsInput = { cluster: group, sites, ...(force ? { force: true } : {}) };
+  return {
+    workflowType: WORKFLOW_TYPES.teardownClusterUploads,
+    workflowId: workflowIds.cluster(name),
+    resource: `cluster/${name}`,
+    input,
+    summary: `Take down the uploads share of ${describeGroup(group)}${force ? ' (forced)' : ''}`,
     tags: { cluster: name, servers: groupServerNames(group) },
   };
 }

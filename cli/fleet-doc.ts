@@ -97,7 +97,8 @@ export const FIELD_MEANINGS: Record<string, string> = {
   'servers[].db.port': 'The database port.',
   'servers[].nfs': 'The NFS server, when this server exports a pack share.',
   'servers[].nfs.flavour': 'kernel (/etc/exports) or ganesha (nfs-ganesha).',
-  'servers[].lb': 'The load balancer, when this server fronts a cluster (cluster set-lb; sitefleet owns one block of its config).',
+  'servers[].lb':
+    'The load balancer, when this server fronts a cluster (cluster set-lb; sitefleet owns one block of its config).',
   'servers[].lb.type': 'haproxy.',
   'servers[].lb.port': "The port the cluster's frontend listens on.",
   'servers[].lb.configFile': "haproxy's main config file, which gets sitefleet's managed block.",
@@ -117,6 +118,15 @@ export const FIELD_MEANINGS: Record<string, string> = {
   'clusters[].members': 'The web servers that each hold a copy of every platform and site.',
   'clusters[].files': 'How uploaded files stay the same on every member.',
   'clusters[].loadBalancer': 'A server that balances requests across the members.',
+  'clusters[].uploads':
+    "Where the sites' uploads live: a share on a files server, mounted on every member at AEGIR_ROOT/shared/CLUSTER; each site's files/ and private/ are links into it (cluster setup-uploads).",
+  'clusters[].uploads.server': 'The files server that exports the uploads (a member or another server).',
+  'clusters[].uploads.exportPath':
+    "The directory on the files server that holds every site's uploads (one directory per site); one per cluster.",
+  'clusters[].uploads.clients':
+    "Who may mount the export: the members' network address and prefix such as 10.0.0.0/24.",
+  'clusters[].uploads.clientFlavour': 'kernel NFS, or sshfs where the members have no NFS client.',
+  'clusters[].uploads.exportToAnyone': 'true allows clients 0.0.0.0/0 (anyone who reaches the server may mount).',
   'clusters[].transfer': 'How platform code reaches the members (see transfer below).',
   'platforms[].name': 'The platform name.',
   'platforms[].target': 'Where the platform lives.',

@@ -129,6 +129,31 @@ export const clusterSchema = z
       .enum(['nfs-shared', 'pin-to-one', 'none'], { message: 'must be nfs-shared, pin-to-one or none' })
       .default('none'),
     loadBalancer: resourceName.optional(),
+    /**
+     * Where the cluster's uploads live: a share on a files server, mounted on every member at
+     * `<aegirRoot>/shared/<cluster>`; each site's `files/` and `private/` on a member are symlinks into it
+     * (workflows/cluster-uploads.ts). Absent: every member keeps its own uploads.
+     */
+    uploads: z
+      .object({
+        /** The files server that exports the uploads (a member or another server). */
+        server: resourceName,
+        /** The directory on the files server that holds every site's uploads, one directory per site. */
+        exportPath: ownedDirectory,
+        /** Who may mount the export: the members' network address and prefix, such as 10.0.0.0/24. */
+        clients: ipv4Subnet,
+        /** How members mount: kernel NFS, or sshfs where the kernel lacks an NFS client. @default 'sshfs' */
+        clientFlavour: z.enum(['kernel', 'sshfs'], { message: 'must be "kernel" or "sshfs"' }).default('sshfs'),
+        /** `true` lets `clients` be 0.0.0.0/0. @default false */
+        exportToAnyone: z.boolean().optional(),
+      })
+      .strict()
+      .refine((share) => share.exportToAnyone || !share.clients.endsWith('/0'), {
+        path: ['clients'],
+        message:
+          "must not be 0.0.0.0/0 (the export would be open to anyone): name the members' subnet, or set uploads.exportToAnyone: true to force it",
+      })
+      .optional(),
     /** How platform code reaches the members: parallel rsync or relay, and the link rates `auto` decides by. */
     transfer: transferOptionsSchema.optional(),
   })

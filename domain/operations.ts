@@ -19,6 +19,8 @@ export interface WebGroup {
   codeReceivers: string[];
   /** Pack only: the NFS share the slaves read the master's platforms through. */
   share?: PackShare;
+  /** Cluster only: the share every member mounts for the sites' uploads (domain/paths.ts uploadsMountPoint). */
+  uploads?: PackShare;
   /** Bounded fan-out. @default 8 */
   maxParallel?: number;
   /** Cluster only: the load balancer, if any (a server with an `lb` service). */
@@ -62,6 +64,16 @@ export interface TeardownPackShareInput {
   /** Names of the platforms on the pack: while there are any, the teardown is refused unless `force`. */
   platforms: string[];
   /** Take the share down although platforms are on the pack (their slaves stop serving them). */
+  force?: boolean;
+}
+export interface SetupClusterUploadsInput {
+  cluster: WebGroup;
+}
+export interface TeardownClusterUploadsInput {
+  cluster: WebGroup;
+  /** Domains of the sites on the cluster: while there are any, the teardown is refused unless `force`. */
+  sites: string[];
+  /** Take the share down although sites are on the cluster (their uploads stop being served). */
   force?: boolean;
 }
 export interface CreatePlatformInput {
@@ -151,6 +163,8 @@ export const WORKFLOW_TYPES = {
   verifyServer: 'VerifyServer',
   setupPackShare: 'SetupPackShare',
   teardownPackShare: 'TeardownPackShare',
+  setupClusterUploads: 'SetupClusterUploads',
+  teardownClusterUploads: 'TeardownClusterUploads',
   createPlatform: 'CreatePlatform',
   createPlatformOnPack: 'CreatePlatformOnPack',
   createPlatformOnCluster: 'CreatePlatformOnCluster',

@@ -67,6 +67,15 @@ export async function resolveWebGroup(store: InventoryStore, target: Target): Pr
         members,
         codeReceivers: members.map((m) => m.name),
       };
+      if (cluster.uploads) {
+        const [filesServer] = await servers(store, [{ field: 'uploads.server', name: cluster.uploads.server }]);
+        group.uploads = {
+          server: filesServer!,
+          exportPath: cluster.uploads.exportPath,
+          clients: cluster.uploads.clients,
+          clientFlavour: cluster.uploads.clientFlavour,
+        };
+      }
       if (cluster.loadBalancer) {
         [group.loadBalancer] = await servers(store, [{ field: 'loadBalancer', name: cluster.loadBalancer }]);
         const platforms = await store.platformsOn(target);
@@ -131,6 +140,7 @@ export async function resolveGroupState(store: InventoryStore, target: Target): 
 export function groupServerNames(group: WebGroup): string[] {
   const names = group.members.map((m) => m.name);
   if (group.share) names.push(group.share.server.name);
+  if (group.uploads) names.push(group.uploads.server.name);
   if (group.loadBalancer) names.push(group.loadBalancer.name);
   return [...new Set(names)];
 }

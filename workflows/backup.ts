@@ -9,7 +9,7 @@ import { siteProbeSpec } from '../domain/site-probe';
 import { probe, quick, transfer, undo } from './activity-stubs';
 import { allBounded } from '../common/settle';
 import { failedAfterCompensation } from './failures';
-import { codeReceivers, expectGroup, parallelism } from './group';
+import { codeReceivers, expectGroup, parallelism, siteUploads } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';
 import { tagRun } from './search';
@@ -149,7 +149,13 @@ export async function MigrateSite(
         restoreDatabase: false,
       });
       // Settings follow the new platform's profile and paths.
-      await quick.ensureSiteDir({ server, site: moved, platform: to.platform, dbServer });
+      await quick.ensureSiteDir({
+        server,
+        site: moved,
+        platform: to.platform,
+        dbServer,
+        uploads: siteUploads(to.group, server),
+      });
     });
     step = 'point the vhosts to the new platform';
     progress.phase(step);

@@ -4,6 +4,7 @@
 import { badInput } from '../common/failures';
 import type { Server } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
+import { uploadsRootOn } from '../domain/paths';
 
 export const DEFAULT_MAX_PARALLEL = 8;
 
@@ -43,4 +44,12 @@ export function expectGroup(group: WebGroup, kind: WebGroup['kind']): void {
   if (kind === 'pack' && !group.share && group.members.length > 1) {
     throw badInput('group.share: a pack with slaves needs a share');
   }
+}
+
+/**
+ * How a site directory on `server` keeps its uploads: in the cluster's uploads share (a link into it, the share
+ * mounted or the server being the files server), or undefined for local directories (no uploads share).
+ */
+export function siteUploads(group: WebGroup, server: Server): { root: string; mounted: boolean } | undefined {
+  return group.kind === 'cluster' && group.uploads ? uploadsRootOn(server, group.uploads, group.name) : undefined;
 }

@@ -8,7 +8,8 @@ import type { ClusterMemberInput } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
 import { drainWait, perServer, probe, quick, transfer, undo } from './activity-stubs';
 import { failedAfterCompensation } from './failures';
-import { expectGroup, SITE_BATCH_PATCH } from './group';
+import { expectGroup, siteUploads, SITE_BATCH_PATCH } from './group';
+import { uploadsMountPoint, uploadsShareName } from '../domain/paths';
 import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
 import { Saga } from './saga';
@@ -48,6 +49,24 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
       }
       await transfer.syncPlatform({ server: member, platform, dryRun: false });
     }
+    const uploads = group.uploads;
+    if (uploads && member.name !== uploads.server.name) {
+      // The new member mounts the cluster's uploads share before any site directory links into it.
+      step = 'mount the uploads share';
+      progress.node(member.name, 'running', step);
+      const mount = {
+        slave: member,
+        share: uploads,
+        packName: uploadsShareName(group.name),
+        mountPoint: uploadsMountPoint(member, group.name),
+        groupWritable: true,
+      };
+      const state = await quick.inspectShareMount(mount);
+      if (!state.mounted || !state.fstab) saga.add('unmount the uploads share', () => undo.removeShareMount(mount));
+      await quick.ensureShareMount(mount);
+      const read = await probe.checkShareRead(mount);
+      if (!read.ok) throw permanentFailure(FailureType.ShareNotVisible, `${member.name}: ${read.detail}`);
+    }
     for (const site of sites) {
       const platform = platforms.find((p) => p.name === site.platform);
       if (!platform) throw badInput(`sites: ${site.domain} is on platform ${site.platform}, which is not listed`);
@@ -58,7 +77,8 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
       const before = await quick.inspectSite({ server: member, site, platform });
       if (!before.siteDirExists)
         saga.add(`remove ${site.domain}`, () => undo.removeSiteDir({ server: member, site, platform, backup: false }));
-      await quick.ensureSiteDir({ server: member, site, platform, dbServer });
+      if (uploads) await quick.ensureSiteUploads({ share: uploads, domain: site.domain });
+      await quick.ensureSiteDir({ server: member, site, platform, dbServer, uploads: siteUploads(group, member) });
       saga.add(`restore vhost ${site.domain}`, () =>
         undo.restoreVhost({ server: member, site, previous: before.vhost }),
       );
@@ -133,6 +153,15 @@ export async function RemoveClusterMember(input: ClusterMemberInput): Promise<Me
     if (platform) await quick.removeSiteDir({ server: member, site, platform, backup: false });
   }
   for (const platform of platforms) await quick.removePlatform({ server: member, platform });
+  if (group.uploads && member.name !== group.uploads.server.name) {
+    // Only the mount goes: the uploads stay on the files server for the other members.
+    await quick.removeShareMount({
+      slave: member,
+      share: group.uploads,
+      packName: uploadsShareName(group.name),
+      mountPoint: uploadsMountPoint(member, group.name),
+    });
+  }
   progress.node(member.name, 'done', 'removed');
   return {
     cluster: group.name,

@@ -11,7 +11,8 @@ import { siteProbeSpec } from '../domain/site-probe';
 import { quick, probe, transfer, undo } from './activity-stubs';
 import { allBounded } from '../common/settle';
 import { compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
-import { codeReceivers, expectGroup, parallelism } from './group';
+import { codeReceivers, expectGroup, parallelism, siteUploads } from './group';
+import { uploadsShareName } from '../domain/paths';
 import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
 import { Saga } from './saga';
@@ -107,6 +108,37 @@ async function installSiteOnGroup(
       await quick.ensureDatabase({ dbServer, site, clients: group.members.map((m) => m.address ?? m.host) });
     }
 
+    const uploads = group.kind === 'cluster' ? group.uploads : undefined;
+    if (uploads) {
+      // Every member must read the uploads share now (a fresh marker through its mount): a member without it
+      // would keep uploads on its own disk, where the other members never see them.
+      step = 'check the uploads share on every member';
+      progress.phase(step);
+      await allBounded(
+        group.members.filter((m) => m.name !== uploads.server.name),
+        limit,
+        async (server) => {
+          const read = await probe.checkShareRead({
+            slave: server,
+            share: uploads,
+            packName: uploadsShareName(group.name),
+            mountPoint: siteUploads(group, server)?.root,
+          });
+          if (!read.ok) {
+            throw permanentFailure(
+              FailureType.ShareNotVisible,
+              `${server.name} does not read the uploads share of cluster ${group.name} (${read.state}: ${read.detail}); ` +
+                'set it up first (SetupClusterUploads, sitefleet cluster setup-uploads)',
+            );
+          }
+        },
+      );
+      step = 'create the site directory on the uploads share';
+      progress.phase(step);
+      // Never compensated: the directory may hold uploads of an earlier install of the site.
+      await quick.ensureSiteUploads({ share: uploads, domain: site.domain });
+    }
+
     step = 'create site directory';
     progress.phase(step);
     await allBounded(codeReceivers(group), limit, async (server) => {
@@ -116,7 +148,7 @@ async function installSiteOnGroup(
         saga.add(`remove site directory on ${server.name}`, () => undo.removeSiteDir({ server, site, platform }), {
           on: server.name,
         });
-      await quick.ensureSiteDir({ server, site, platform, dbServer });
+      await quick.ensureSiteDir({ server, site, platform, dbServer, uploads: siteUploads(group, server) });
     });
 
     step = 'install vhost';

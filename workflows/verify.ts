@@ -12,7 +12,8 @@ import { perServer, probe, quick, transfer } from './activity-stubs';
 import { rollOutCode } from './rolling';
 import { settleBounded } from '../common/settle';
 import { describeFailure } from './failures';
-import { codeReceivers, expectGroup, parallelism, shareReaders, SITE_BATCH_PATCH } from './group';
+import { codeReceivers, expectGroup, parallelism, shareReaders, siteUploads, SITE_BATCH_PATCH } from './group';
+import { uploadsMountPoint, uploadsShareName } from '../domain/paths';
 import { Progress } from './progress';
 import { markHealth, tagRun } from './search';
 
@@ -170,6 +171,28 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
     if (!s.ok) noteFailure((readers[i] as Server).name, describeFailure(s.error));
   });
 
+  // A cluster's uploads share: mounted on every member, a directory per site on the files server. Resync never
+  // pushes nor deletes uploads (activities/platform.ts platformSyncFilters); it only puts the mounts back.
+  const uploads = group.kind === 'cluster' ? group.uploads : undefined;
+  if (uploads) {
+    const uploadReaders = members.filter((m) => m.name !== uploads.server.name);
+    const uploadMounts = await settleBounded(uploadReaders, parallelism(group), async (server: Server) => {
+      progress.node(server.name, 'running', 'uploads mount');
+      const m = await quick.ensureShareMount({
+        slave: server,
+        share: uploads,
+        packName: uploadsShareName(group.name),
+        mountPoint: uploadsMountPoint(server, group.name),
+        groupWritable: true,
+      });
+      if (m.changed) repaired.get(server.name)?.push('uploads mount');
+    });
+    uploadMounts.forEach((s, i) => {
+      if (!s.ok) noteFailure((uploadReaders[i] as Server).name, describeFailure(s.error));
+    });
+    for (const site of sites) await quick.ensureSiteUploads({ share: uploads, domain: site.domain });
+  }
+
   // Behind a load balancer, members whose code changes get it one at a time, out of rotation (rollCode).
   if (group.kind === 'cluster' && group.loadBalancer) {
     const rolled = await rollOutCode({
@@ -237,6 +260,7 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
         sites,
         dbServers: input.dbServers,
         receivesCode,
+        uploads: siteUploads(group, server),
       });
       done.push(...r.repaired);
       progress.node(server.name, 'done', done.length > 0 ? `repaired ${repairSummary(done)}` : 'in line');
@@ -248,7 +272,7 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
       progress.node(server.name, 'running', `site ${site.domain}`);
       if (receivesCode) {
         const dbServer = input.dbServers.find((d) => d.name === site.dbServer);
-        const d = await quick.ensureSiteDir({ server, site, platform, dbServer });
+        const d = await quick.ensureSiteDir({ server, site, platform, dbServer, uploads: siteUploads(group, server) });
         if (d.changed) done.push(`site dir ${site.domain}`);
       }
       const v = await quick.installVhost({ server, site, platform });

@@ -70,6 +70,24 @@ export function clusterCommands(cli: CliContext): void {
     'repair drift on every member (ResyncCluster)',
     (n) => `/v1/clusters/${seg(n)}/resync`,
   );
+  operation(
+    cli,
+    clusterCmd,
+    'setup-uploads',
+    "set up the cluster's uploads share: export on its files server, mount on every member (SetupClusterUploads)",
+    (n) => `/v1/clusters/${seg(n)}/setup-uploads`,
+  );
+  withWait(
+    clusterCmd
+      .command('teardown-uploads <cluster>')
+      .description(
+        "take a cluster's uploads share down: members' mounts, fstab lines and keys, the export; the uploads stay " +
+          'on the files server (TeardownClusterUploads); refused while sites are on the cluster',
+      )
+      .option('--force', 'take it down although sites are on the cluster (their uploads stop being served)'),
+  ).action(async (cluster: string, o: WaitOpts & { force?: boolean }) =>
+    cli.runOperation('POST', `/v1/clusters/${seg(cluster)}/teardown-uploads`, o.force ? { force: true } : {}, o),
+  );
   withWait(clusterCmd.command('add-member <cluster> <server>').description('add a member (AddClusterMember)')).action(
     async (cluster: string, server: string, o: WaitOpts) =>
       cli.runOperation('POST', `/v1/clusters/${seg(cluster)}/members`, { server }, o),
