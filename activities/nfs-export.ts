@@ -45,20 +45,25 @@ export function ganeshaExportId(configText: string, packName: string): number {
   return id;
 }
 
-/** The managed text of a pack's export, for the server's flavour. */
+/**
+ * The managed text of a pack's export, for the server's flavour. It names `slaveAddresses` (the pack's slaves, so
+ * no other host on their network may mount the platforms), or else the share's `clients` subnet.
+ */
 export function exportBlock(
   flavour: 'kernel' | 'ganesha',
   share: PackShare,
   packName: string,
   configText: string,
+  slaveAddresses?: string[],
 ): string {
+  const clients = slaveAddresses && slaveAddresses.length > 0 ? slaveAddresses : [share.clients];
   return flavour === 'kernel'
-    ? renderExportsLine({ exportPath: share.exportPath, clients: share.clients })
+    ? renderExportsLine({ exportPath: share.exportPath, clients })
     : renderGaneshaExport({
         pack: packName,
         exportId: ganeshaExportId(configText, packName),
         exportPath: share.exportPath,
-        clients: share.clients,
+        clients,
       });
 }
 
@@ -114,6 +119,11 @@ exit 3
 export interface PackShareInput {
   share: PackShare;
   packName: string;
+  /**
+   * The addresses of the pack's slaves: ensureExport exports to exactly these (SetupPackShare passes them, and a
+   * rerun after the slaves changed updates the export). Without them, the share's `clients` subnet.
+   */
+  slaveAddresses?: string[];
 }
 
 export interface ExportState {
@@ -152,7 +162,12 @@ export async function ensureExport(input: PackShareInput): Promise<ExportState &
   const edit = await editRemoteFile(
     share.server,
     file,
-    (text) => ensureManagedBlock(text ?? '', marker, exportBlock(flavour, share, input.packName, text ?? '')),
+    (text) =>
+      ensureManagedBlock(
+        text ?? '',
+        marker,
+        exportBlock(flavour, share, input.packName, text ?? '', input.slaveAddresses),
+      ),
     { signal },
   );
   if (edit.changed || activityAttempt() > 1) await reloadExports(share.server, flavour, signal);

@@ -259,7 +259,10 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
     state = { mounted: false, source: null, fstype: null };
   }
   if (!state.mounted) {
-    const r = await runRemote(slave, ['mount', mountPoint], {
+    // The fstab line says `bg` (at boot, a master that is not up yet must not hold the slave's boot: mount retries
+    // in the background). sitefleet's own mount is one foreground try, so that its exit code tells the truth.
+    const argv = share.clientFlavour === 'kernel' ? ['mount', '-o', 'fg,retry=0', mountPoint] : ['mount', mountPoint];
+    const r = await runRemote(slave, argv, {
       timeoutMs: NFS_TIMEOUT_MS,
       signal,
       allowExitCodes: 'any',
@@ -275,7 +278,7 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
           before === null ? removeManagedBlock(text ?? '', marker) : ensureManagedBlock(text ?? '', marker, before),
         { signal },
       );
-      if (share.clientFlavour === 'kernel' && (NFS_MISSING.test(output) || r.code === 32)) {
+      if (share.clientFlavour === 'kernel' && NFS_MISSING.test(output)) {
         throw permanentFailure(
           FailureType.KernelNfsMissing,
           `server ${slave.name} cannot mount NFS: its kernel or userland has no NFS client (${output}). ` +

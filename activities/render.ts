@@ -107,9 +107,14 @@ export function renderServerInclude(serverInput: Server): string {
   });
 }
 
-const exportSchema = z.object({ exportPath: absolutePath, clients: ipv4Subnet }).strict();
+/** Who may mount: the pack's slaves by address (what SetupPackShare passes), or one subnet. */
+const exportClients = z.array(z.union([ipv4Subnet, hostAddress])).min(1, 'must name at least one client');
+const exportSchema = z.object({ exportPath: absolutePath, clients: exportClients }).strict();
 
-/** The /etc/exports line of a pack's share (kernel NFS server). */
+/**
+ * The /etc/exports line of a pack's share (kernel NFS server): each client with `rw,sync,no_subtree_check` (root
+ * squashed, the default: a slave's root is nobody on the master).
+ */
 export function renderExportsLine(input: z.input<typeof exportSchema>): string {
   return render('nfs-exports.njk', parseInput(exportSchema, input, 'export'));
 }

@@ -51,7 +51,7 @@ packs:
     share:
       server: h4                     # exports /var/aegir/platforms to the slaves
       exportPath: /var/aegir/platforms
-      clients: 10.77.0.0/24          # the slaves' subnet: its network address, no host bits
+      clients: 10.77.0.0/24          # the slaves' network (no host bits); the export names each slave
       clientFlavour: sshfs           # or kernel, where the slaves can mount NFS
 
 platforms:
@@ -109,7 +109,7 @@ export const FIELD_MEANINGS: Record<string, string> = {
   'packs[].share': 'How the slaves read the platforms.',
   'packs[].share.server': 'The server that exports the platforms (usually the master).',
   'packs[].share.exportPath': 'The exported directory.',
-  'packs[].share.clients': 'Who may mount the export: a network address and prefix such as 10.0.0.0/24.',
+  'packs[].share.clients': 'The network the slaves are on, such as 10.0.0.0/24: the export names each slave (no other host may mount), and a slave outside it is refused.',
   'packs[].share.clientFlavour': 'kernel NFS, or sshfs where the slaves have no NFS client.',
   'packs[].share.exportToAnyone': 'true allows clients 0.0.0.0/0 (anyone who reaches the server may mount).',
   'packs[].transfer': 'How platform code reaches the master (see transfer below).',

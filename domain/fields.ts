@@ -106,6 +106,15 @@ export function networkAddress(addr: string, bits: number): string {
   return [24, 16, 8, 0].map((shift) => (net >>> shift) & 255).join('.');
 }
 
+/**
+ * Whether `address` lies in `subnet` (CIDR). `undefined` when `address` is a DNS name: only the resolver knows.
+ */
+export function ipv4InSubnet(address: string, subnet: string): boolean | undefined {
+  if (!ipv4.test(address)) return undefined;
+  const [net, bits] = subnet.split('/');
+  return networkAddress(address, Number(bits)) === net;
+}
+
 /** An IPv4 subnet in CIDR notation, written with its network address (no host bits set). */
 export const ipv4Subnet = z
   .string()

@@ -4,6 +4,7 @@
 import { badInput, FailureType, permanentFailure } from '../common/failures';
 import { ApplicationFailure, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { SetupPackShareInput, TeardownPackShareInput } from '../domain/operations';
+import { ipv4InSubnet } from '../domain/fields';
 import type { Server } from '../domain/model';
 import { quick, probe, undo } from './activity-stubs';
 import { allBounded, settleBounded } from '../common/settle';
@@ -32,6 +33,17 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
   const share = group.share;
   if (!share) throw badInput('pack.share: a pack needs a share');
   const slaves = shareReaders(group);
+  // The export names each slave; `clients` is the network they must be on, so a typo in an address cannot export
+  // the platforms somewhere else.
+  for (const slave of slaves) {
+    const address = slave.address ?? slave.host;
+    if (ipv4InSubnet(address, share.clients) === false) {
+      throw badInput(
+        `pack.share.clients: slave ${slave.name} (${address}) is outside ${share.clients}; the share is exported ` +
+          'only to slaves on that network. Fix the address or the subnet, then retry.',
+      );
+    }
+  }
   const everyone: Server[] = [...group.members.filter((m) => m.name !== share.server.name), share.server];
   tagRun({ group, servers: everyone.map((s) => s.name) });
   const limit = parallelism(group);
@@ -63,7 +75,11 @@ export async function SetupPackShare(input: SetupPackShareInput): Promise<PackSh
     if (!exported.present) {
       saga.add('remove export', () => undo.removeExport({ share, packName: group.name }), { on: share.server.name });
     }
-    await quick.ensureExport({ share, packName: group.name });
+    await quick.ensureExport({
+      share,
+      packName: group.name,
+      slaveAddresses: slaves.map((s) => s.address ?? s.host),
+    });
     progress.node(share.server.name, 'done', 'exporting');
 
     step = 'mount on every slave';

@@ -61,7 +61,7 @@ describe('ensureManagedBlock', () => {
       ensureManagedBlock(
         readGolden('managed-block/exports.input'),
         MARKER,
-        exportBlock('kernel', { ...share, clients: '10.0.1.0/24' }, 'alpha', ''),
+        exportBlock('kernel', share, 'alpha', '', ['10.0.1.12', '10.0.1.13']),
       ),
     );
   });

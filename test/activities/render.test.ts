@@ -104,7 +104,7 @@ describe('renderers of shared config files', () => {
   test('exports line and ganesha EXPORT block', () => {
     assertGolden(
       'render/exports.line',
-      renderExportsLine({ exportPath: '/var/aegir/platforms', clients: '10.0.0.0/24' }),
+      renderExportsLine({ exportPath: '/var/aegir/platforms', clients: ['10.0.0.12', 'web3.example.com'] }),
     );
     assertGolden(
       'render/ganesha-export.conf',
@@ -112,11 +112,11 @@ describe('renderers of shared config files', () => {
         pack: 'alpha',
         exportId: 4242,
         exportPath: '/var/aegir/platforms',
-        clients: '10.0.0.0/24',
+        clients: ['10.0.0.0/24'],
       }),
     );
     assert.throws(
-      () => renderExportsLine({ exportPath: '/var/aegir/platforms', clients: '10.0.0.0/24(rw,no_root_squash) *' }),
+      () => renderExportsLine({ exportPath: '/var/aegir/platforms', clients: ['10.0.0.0/24(rw,no_root_squash) *'] }),
       /clients/,
     );
   });

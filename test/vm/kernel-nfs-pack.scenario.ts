@@ -11,6 +11,7 @@ import { release } from 'node:os';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
+import { checkNfsExport } from '../../activities/nfs-export';
 import type { Platform, Server, Site } from '../../domain/model';
 import { workflowIds, type WebGroup } from '../../domain/operations';
 import type { InstallSiteResult } from '../../workflows/site';
@@ -26,6 +27,9 @@ const fleet = useFleet({
     { roles: ['db'] },
     // A namespace host with another aegir uid: refused before anything is mounted on it.
     { roles: ['web-nginx'], aegirUid: 1600 },
+    // A namespace host with equal ids but no kernel NFS client (this machine's kernel has none): its mount fails
+    // after the master exported, so the setup's undo runs.
+    { roles: ['web-nginx'] },
   ],
 });
 
@@ -104,14 +108,26 @@ describe('kernel NFS pack on VM hosts', () => {
     await fleet().run<PackShareResult>('SetupPackShare', workflowIds.pack('pk'), { pack: group() });
     const exports = await fleet().bed.readFile('h1', '/etc/exports');
     const lines = exports.split('\n').filter((l) => l.startsWith(`${PLATFORMS} `));
-    assert.equal(lines.length, 1, `one export line after two runs:\n${exports}`);
+    assert.deepEqual(
+      lines,
+      [`${PLATFORMS} ${fleet().bed.ip('h2')}(rw,sync,no_subtree_check)`],
+      `one export line after two runs, naming only the slave:\n${exports}`,
+    );
     assert.match(exports, /sitefleet:pack:pk/, "the line sits in the pack's managed block");
     const live = (await fleet().bed.exec('h1', ['exportfs', '-v'])).stdout;
-    assert.match(live, new RegExp(`${PLATFORMS}\\s+${fleet().bed.facts.subnet.replace(/\./g, '\\.')}`), live);
+    assert.match(live, new RegExp(`${PLATFORMS}\\s+${fleet().bed.ip('h2').replace(/\./g, '\\.')}\\(`), live);
+    // A host on the same network that is not a slave is refused by the master's nfsd (read over NFS with libnfs).
+    const share = group().share!;
+    assert.equal((await checkNfsExport({ server: fleet().server('h2'), share })).ok, true);
+    const outsider = await checkNfsExport({ server: fleet().server('h5'), share });
+    assert.equal(outsider.ok, false, `h5 is not a slave: ${outsider.detail}`);
     const fstab = await fleet().bed.readFile('h2', '/etc/fstab');
     const nfsLines = fstab.split('\n').filter((l) => / nfs4? /.test(l));
     assert.equal(nfsLines.length, 1, `one fstab line:\n${fstab}`);
-    assert.match(nfsLines[0] ?? '', /_netdev/);
+    // Options that never hold a boot: in the background, after the network, optional, with a systemd timeout.
+    for (const option of ['_netdev', 'nofail', 'bg', 'timeo=150', 'x-systemd.mount-timeout=30s']) {
+      assert.ok((nfsLines[0] ?? '').split(/\s+/)[3]?.split(',').includes(option), `${option} in ${nfsLines[0]}`);
+    }
     assert.match(await mountType('h2'), /^nfs4?$/, 'h2 mounts the share with the kernel client');
   });
 
@@ -189,6 +205,29 @@ describe('kernel NFS pack on VM hosts', () => {
     } finally {
       await fleet().bed.startService('h1', 'nfs-kernel-server');
     }
+  });
+
+  test('a failed step is undone: exports on the master and fstab on the slave are exactly as before', async () => {
+    // h5 has equal ids, so the setup exports to it and then fails at its mount (no kernel NFS client there).
+    const failing = packGroup(
+      'pk3',
+      ['h1', 'h5'].map((n) => fleet().server(n)),
+      fleet().bed.facts.subnet,
+    );
+    const exportsBefore = await fleet().bed.readFile('h1', '/etc/exports');
+    const liveBefore = (await fleet().bed.exec('h1', ['exportfs', '-v'])).stdout;
+    const fstabBefore = await fleet().bed.readFile('h5', '/etc/fstab');
+    await assert.rejects(
+      fleet().run('SetupPackShare', workflowIds.pack('pk3'), { pack: failing }),
+      (err: unknown) =>
+        err instanceof WorkflowFailedError &&
+        /mount on every slave/.test(String(err.cause?.message)) &&
+        /h5 cannot mount NFS/.test(String(err.cause?.message)),
+    );
+    assert.equal(await fleet().bed.readFile('h1', '/etc/exports'), exportsBefore, 'exports exactly as before');
+    assert.equal((await fleet().bed.exec('h1', ['exportfs', '-v'])).stdout, liveBefore, 'live exports as before');
+    assert.equal(await fleet().bed.readFile('h5', '/etc/fstab'), fstabBefore, 'fstab exactly as before');
+    assert.match(await mountType('h2'), /^nfs4?$/, "pk's share on h2 is untouched");
   });
 
   test('SetupPackShare refuses a slave whose aegir uid/gid differs, naming both, and changes nothing', async () => {
