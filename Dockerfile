@@ -35,7 +35,7 @@ RUN mkdir -p /var/lib/sitefleet /home/node/.ssh \
   && chmod 700 /home/node/.ssh
 USER node
 VOLUME ["/var/lib/sitefleet"]
-# 8080 API, 8888 codec endpoint, 9464 Temporal runtime metrics, 9465 sitefleet metrics
-EXPOSE 8080 8888 9464 9465
+# 8080 API, 8888 codec endpoint, 9464 the worker's metrics (the Temporal SDK's and sitefleet's)
+EXPOSE 8080 8888 9464
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "--max-old-space-size=160", "dist/js/workers/main.js"]

@@ -57,6 +57,15 @@ function layerRules() {
       into('activities', 'api/ never imports activities/: shared types belong in domain/.'),
       into('workflows', 'api/ may import workflow types only.', true),
     ]),
+    // metrics/ records through the SDK's MetricMeter; workflow code imports metrics/sitefleet.ts: no builtins there.
+    rule(['metrics/**/*.ts'], [
+      noTest,
+      ...noOuter('metrics/'),
+      ...['activities', 'workflows', 'inventory', 'testbed', 'domain', 'common'].map((d) =>
+        into(d, `metrics/ never imports ${d}/: it names sitefleet's metrics and nothing else.`),
+      ),
+    ], noBuiltins, ['metrics/runtime.ts']),
+    rule(['metrics/runtime.ts'], [noTest, ...noOuter('metrics/')]),
     rule(['domain/**/*.ts'], [
       noTest,
       ...noOuter('domain/'),

@@ -3,7 +3,8 @@
  * for drift with a dry run, seen through the share by a pack's slaves, listed and removed.
  */
 import { z } from 'zod';
-import { recordSync } from '../metrics/registry';
+import { metricMeter } from '@temporalio/activity';
+import { recordSync } from '../metrics/sitefleet';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
 import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
@@ -82,7 +83,7 @@ async function syncOne(
   const inSync = inspected.status === 'fulfilled' ? inspected.value : files.map(() => false);
   await writeDifferingFiles(server, files, inSync, { signal });
   const summary = pushed.value;
-  recordSync(server.name, summary.filesChanged, summary.bytesSent);
+  recordSync(metricMeter, server.name, summary.filesChanged, summary.bytesSent);
   return summary;
 }
 

@@ -3,7 +3,8 @@
  * (not an error), and only an unreachable node makes the activity fail.
  */
 import { z } from 'zod';
-import { recordCheck } from '../metrics/registry';
+import { metricMeter } from '@temporalio/activity';
+import { recordCheck } from '../metrics/sitefleet';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
 import { siteHealthSpec, siteProbeSpec } from '../domain/site-probe';
@@ -61,10 +62,10 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
     try {
       const { ok, detail } = await fn();
       checks.push({ name, ok, detail });
-      recordCheck(server.name, name, ok);
+      recordCheck(metricMeter, server.name, name, ok);
     } catch (err) {
       checks.push({ name, ok: false, detail: messageOf(err) });
-      recordCheck(server.name, name, false);
+      recordCheck(metricMeter, server.name, name, false);
     }
   };
 

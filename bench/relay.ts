@@ -13,7 +13,7 @@
  * removing it afterwards is not timed.
  */
 import { promises as fs } from 'node:fs';
-import { sitefleetWebpackConfig } from '../workers/bundler-options';
+import { SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES, sitefleetWebpackConfig } from '../workers/bundler-options';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
@@ -313,6 +313,7 @@ async function main(): Promise<void> {
       const { code } = await bundleWorkflowCode({
         workflowsPath: require.resolve('../workflows'),
         webpackConfigHook: sitefleetWebpackConfig(),
+        workflowInterceptorModules: SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES,
         logger: new DefaultLogger('WARN'),
       });
       const bundlePath = path.join(workDir, 'workflow-bundle.js');

@@ -15,7 +15,7 @@ import { type AnsibleSetup, type BaselineContext, type BaselineName, runBaseline
 import { type Contender, errorText, type Measured, timed } from './measure';
 import type { Plan } from './options';
 import type { Cell, ContenderName, ScenarioId } from './report';
-import { sitefleetWebpackConfig } from '../workers/bundler-options';
+import { SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES, sitefleetWebpackConfig } from '../workers/bundler-options';
 import { readServers, type SitefleetContext } from './sitefleet';
 import { BenchWorker } from './worker';
 import type { Teardown } from './teardown';
@@ -52,6 +52,7 @@ export async function startSitefleet(
       workflowsPath: require.resolve('../workflows'),
       logger: new DefaultLogger('WARN'),
       webpackConfigHook: sitefleetWebpackConfig(),
+      workflowInterceptorModules: SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES,
     });
     const bundlePath = path.join(workDir, 'workflow-bundle.js');
     await fs.writeFile(bundlePath, code);

@@ -21,8 +21,7 @@
  * | SITEFLEET_CODEC_PORT | 8888 | codec endpoint port |
  * | SITEFLEET_CODEC_CORS_ORIGINS | the Web UI's origin | browser origins allowed to call the codec endpoint, comma-separated |
  * | SITEFLEET_CODEC_TOKEN | (none) | bearer token the codec endpoint requires |
- * | SITEFLEET_METRICS_ADDRESS | (off) | host:port of sitefleet's Prometheus metrics (worker) |
- * | SITEFLEET_RUNTIME_METRICS_ADDRESS | (off) | host:port of the Temporal SDK's Prometheus metrics (worker) |
+ * | SITEFLEET_METRICS_ADDRESS | (off) | host:port of the worker's Prometheus metrics: the Temporal SDK's and sitefleet's |
  */
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -55,9 +54,8 @@ export interface Settings {
   /** Empty: the Web UI's origin (codec/main.ts). */
   codecCorsOrigins: string[];
   codecToken?: string;
-  /** host:port; unset: not served. */
+  /** host:port of the runtime's Prometheus exporter (metrics/runtime.ts); unset: not served. */
   metricsAddress?: string;
-  runtimeMetricsAddress?: string;
 }
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -78,6 +76,16 @@ function sshKeyDirs(env: NodeJS.ProcessEnv, dataDir: string): string[] {
     }
   }
   return dirs.map((dir) => resolve(dir));
+}
+
+function metricsAddress(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.SITEFLEET_RUNTIME_METRICS_ADDRESS) {
+    throw new Error(
+      `SITEFLEET_RUNTIME_METRICS_ADDRESS=${env.SITEFLEET_RUNTIME_METRICS_ADDRESS}: no longer read; ` +
+        'SITEFLEET_METRICS_ADDRESS serves the Temporal SDK\'s metrics and sitefleet\'s on one port',
+    );
+  }
+  return env.SITEFLEET_METRICS_ADDRESS || undefined;
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -106,7 +114,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       .map((origin) => origin.trim())
       .filter(Boolean),
     codecToken: env.SITEFLEET_CODEC_TOKEN || undefined,
-    metricsAddress: env.SITEFLEET_METRICS_ADDRESS || undefined,
-    runtimeMetricsAddress: env.SITEFLEET_RUNTIME_METRICS_ADDRESS || undefined,
+    metricsAddress: metricsAddress(env),
   };
 }

@@ -524,7 +524,7 @@ export async function stackUp(opts: UpOptions): Promise<StackState> {
   }
   await waitHttp(`${a.codec}/healthz`, 'the codec endpoint', s.pids.codec!);
   for (let n = 1; n <= s.workers; n++) {
-    await waitHttp(`http://${a.workerMetrics[n - 1]}/healthz`, `worker ${n}`, s.pids[`worker-${n}`]!);
+    await waitHttp(`http://${a.workerMetrics[n - 1]}/metrics`, `worker ${n}`, s.pids[`worker-${n}`]!);
   }
   await waitHttp(`${a.api}/v1/health`, 'the API', s.pids.api!);
   return s;

@@ -22,7 +22,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { bundleWorkflowCode, type BundleOptions, type Logger } from '@temporalio/worker';
 import { ENCRYPTED_FAILURE_CONVERTER_PATH } from '../codec/data-converter';
-import { sitefleetWebpackConfig } from './bundler-options';
+import { SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES, sitefleetWebpackConfig } from './bundler-options';
 
 type WebpackConfig = Parameters<NonNullable<BundleOptions['webpackConfigHook']>>[0];
 type WebpackPlugin = NonNullable<WebpackConfig['plugins']>[number];
@@ -126,6 +126,7 @@ export async function buildWorkflowBundle(options: {
   };
   const { code } = await bundleWorkflowCode({
     workflowsPath,
+    workflowInterceptorModules: SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES,
     failureConverterPath: options.converter?.failureConverterPath,
     payloadConverterPath: options.converter?.payloadConverterPath,
     webpackConfigHook: sitefleetWebpackConfig((config) => ({

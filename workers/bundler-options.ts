@@ -46,3 +46,10 @@ export function sitefleetWebpackConfig(then?: (config: WebpackConfig) => Webpack
     return then ? then(withPunycode) : withPunycode;
   };
 }
+
+/**
+ * The workflow interceptor modules every bundle and worker of sitefleet loads: the operation duration metric
+ * (workflows/operation-metrics.ts). Pass them as `workflowInterceptorModules` to bundleWorkflowCode, or as
+ * `interceptors.workflowModules` to a Worker that bundles at start.
+ */
+export const SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES: string[] = [require.resolve('../workflows/operation-metrics')];

@@ -7,7 +7,7 @@ import { loadSettings } from '../config/settings';
 import { checkNamespaceAt, NamespaceNotReadyError } from '../devserver/namespace-setup';
 import { sitefleetDataConverter } from '../codec/data-converter';
 import { loadWorkflowBundle } from './bundle';
-import { installRuntimeMetrics, startMetricsServer } from '../metrics/registry';
+import { installRuntimeMetrics } from '../metrics/runtime';
 import { createSitefleetWorker } from './worker';
 
 async function main(): Promise<void> {
@@ -15,9 +15,8 @@ async function main(): Promise<void> {
   // Workflows set sitefleet's search attributes: without them every operation would fail on its first step.
   await checkNamespaceAt(settings.temporalAddress, settings.namespace);
   process.env.SITEFLEET_SECRET_FILE ??= settings.secretFile;
-  // The runtime's exporter must be installed before any connection is made.
-  if (settings.runtimeMetricsAddress) installRuntimeMetrics(settings.runtimeMetricsAddress);
-  const metrics = settings.metricsAddress ? await startMetricsServer(settings.metricsAddress) : undefined;
+  // The runtime's exporter (the SDK's metrics and sitefleet's) must be installed before any connection is made.
+  if (settings.metricsAddress) installRuntimeMetrics(settings.metricsAddress);
   const dataConverter = sitefleetDataConverter(settings);
   const connection = await NativeConnection.connect({ address: settings.temporalAddress });
   try {
@@ -33,7 +32,6 @@ async function main(): Promise<void> {
   } finally {
     await closeAllConnections();
     await connection.close();
-    await metrics?.close();
   }
 }
 

@@ -5,7 +5,7 @@ import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
 import { removeStaleControlDirs } from '../activities/transport/rsync';
-import { sitefleetWebpackConfig } from './bundler-options';
+import { SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES, sitefleetWebpackConfig } from './bundler-options';
 
 export interface SitefleetWorkerOptions {
   connection: NativeConnection;
@@ -43,6 +43,7 @@ export async function createSitefleetWorker(opts: SitefleetWorkerOptions): Promi
       : {
           workflowsPath: require.resolve('../workflows'),
           bundlerOptions: { webpackConfigHook: sitefleetWebpackConfig() },
+          interceptors: { workflowModules: SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES },
         }),
     activities,
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),

@@ -7,9 +7,8 @@ import { sshFingerprintOf } from '../../common/ssh-fingerprint';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { EventEmitter } from 'node:events';
-import type { Duplex } from 'node:stream';
 import { NodeSSH } from 'node-ssh';
+import type { Algorithms, Client, ClientChannel, ClientErrorExtensions } from 'ssh2';
 import { Context } from '@temporalio/activity';
 import type { Server } from '../../domain/model';
 import { Semaphore } from '../support/concurrency-limits';
@@ -28,7 +27,7 @@ export const KILL_GRACE_SECONDS = 5;
  * Fast algorithms first: curve25519 key exchange connects in ~120 ms here against ~190 ms for the default list;
  * ed25519 host keys first so that the key a host presents is the one operators pin (`ssh-keygen -lf`).
  */
-const ALGORITHMS = {
+const ALGORITHMS: Algorithms = {
   kex: [
     'curve25519-sha256',
     'curve25519-sha256@libssh.org',
@@ -41,19 +40,32 @@ const ALGORITHMS = {
   cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr'],
 };
 
-// ssh2 ships no type declarations (and @types/ssh2 is not installed): the slice of its API used here.
-export interface Ssh2Channel extends Duplex {
-  stderr: EventEmitter;
-  close(): void;
-  signal(name: string): void;
-}
-export interface Ssh2Client extends EventEmitter {
-  exec(command: string, callback: (err: Error | undefined, channel: Ssh2Channel) => void): boolean;
-  end(): void;
-}
-interface Ssh2Error extends Error {
-  level?: string;
-  code?: string;
+/** ssh2's client and exec channel (@types/ssh2), under the names the transport uses. */
+export type Ssh2Client = Client;
+export type Ssh2Channel = ClientChannel;
+/** What ssh2 adds to a connect error (`code` from the socket). */
+type Ssh2Error = Error & ClientErrorExtensions & { code?: string };
+
+/**
+ * What every connection to `server` is opened with (address, user, timeout, algorithms); `hostVerifier` sees the
+ * host key the server presents, `auth` adds the credentials and the rest.
+ */
+type ConnectConfig = Parameters<NodeSSH['connect']>[0];
+
+function connectConfig(
+  server: Server,
+  hostVerifier: (hostKey: Buffer) => boolean,
+  auth: Omit<ConnectConfig, 'host' | 'port' | 'username' | 'hostVerifier'>,
+): ConnectConfig {
+  return {
+    host: server.host,
+    port: server.ssh.port,
+    username: server.ssh.user,
+    readyTimeout: CONNECT_TIMEOUT_MS,
+    algorithms: ALGORITHMS,
+    hostVerifier,
+    ...auth,
+  };
 }
 
 export interface PooledConnection {
@@ -123,20 +135,11 @@ async function openConnection(server: Server, key: string): Promise<PooledConnec
   let presented: Buffer | undefined;
   const ssh = new NodeSSH();
   try {
-    await ssh.connect({
-      host: server.host,
-      port: server.ssh.port,
-      username: server.ssh.user,
-      privateKey,
-      readyTimeout: CONNECT_TIMEOUT_MS,
-      keepaliveInterval: 10_000,
-      keepaliveCountMax: 3,
-      algorithms: ALGORITHMS,
-      hostVerifier: (hostKey: Buffer) => {
-        presented = hostKey;
-        return sshFingerprintOf(hostKey) === server.ssh.hostKey;
-      },
-    });
+    const pinned = (hostKey: Buffer) => {
+      presented = hostKey;
+      return sshFingerprintOf(hostKey) === server.ssh.hostKey;
+    };
+    await ssh.connect(connectConfig(server, pinned, { privateKey, keepaliveInterval: 10_000, keepaliveCountMax: 3 }));
   } catch (err) {
     ssh.dispose();
     if (presented && sshFingerprintOf(presented) !== server.ssh.hostKey) {
@@ -145,7 +148,7 @@ async function openConnection(server: Server, key: string): Promise<PooledConnec
     }
     throw connectFailure(server, err as Ssh2Error, keyPath);
   }
-  const client = ssh.connection as Ssh2Client;
+  const client = ssh.connection!;
   const pooled: PooledConnection = {
     ssh,
     client,
@@ -231,20 +234,12 @@ export async function presentedHostKey(server: Server): Promise<{ fingerprint: s
   let presented: Buffer | undefined;
   const ssh = new NodeSSH();
   try {
-    await ssh.connect({
-      host: server.host,
-      port: server.ssh.port,
-      username: server.ssh.user,
-      // Never used: the verifier below ends the connection before authentication.
-      password: 'unused',
-      tryKeyboard: false,
-      readyTimeout: CONNECT_TIMEOUT_MS,
-      algorithms: ALGORITHMS,
-      hostVerifier: (hostKey: Buffer) => {
-        presented = hostKey;
-        return false;
-      },
-    });
+    const refuse = (hostKey: Buffer) => {
+      presented = hostKey;
+      return false;
+    };
+    // The password is never used: the verifier ends the connection before authentication.
+    await ssh.connect(connectConfig(server, refuse, { password: 'unused', tryKeyboard: false }));
   } catch (err) {
     if (!presented) throw connectFailure(server, err as Ssh2Error, '(none)');
   } finally {

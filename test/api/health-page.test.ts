@@ -13,7 +13,6 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { closeAllConnections } from '../../activities/transport/ssh';
 import {
   createSessionValue,
-  escapeHtml,
   renderFleetHealthPage,
   SESSION_COOKIE,
   sessionValid,
@@ -66,8 +65,7 @@ void describe('fleet health page: rendering', () => {
     assert.ok(!page.includes('<img'), 'no markup from data');
     assert.ok(!/<script/i.test(page), 'no script');
     assert.ok(!page.includes('javascript:'), 'no javascript: link');
-    assert.ok(page.includes(escapeHtml(evil)), 'the value is shown, escaped');
-    assert.equal(escapeHtml(evil), '&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;');
+    assert.ok(page.includes('&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;'), 'the value is shown, escaped');
   });
 
   void test('a session cookie is tied to the token and expires', () => {

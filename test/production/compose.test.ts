@@ -127,7 +127,7 @@ void describe('docker-compose.yml', () => {
     const probeUrl = (name: string) => /fetch\('([^']+)'\)/.exec(String(services[name]!.healthcheck!.test))?.[1];
     assert.equal(probeUrl('api'), 'http://127.0.0.1:8080/v1/health');
     assert.equal(probeUrl('codec'), 'http://127.0.0.1:8888/healthz');
-    assert.equal(probeUrl('worker'), 'http://127.0.0.1:9465/healthz');
+    assert.equal(probeUrl('worker'), 'http://127.0.0.1:9464/metrics');
   });
 
   void test('publishes ports on loopback only, matching the ports the services are configured with', () => {
@@ -141,10 +141,7 @@ void describe('docker-compose.yml', () => {
     assert.deepEqual(published.api, [`127.0.0.1:8080:${services.api!.environment!.SITEFLEET_API_PORT}`]);
     assert.deepEqual(published.codec, [`127.0.0.1:8888:${services.codec!.environment!.SITEFLEET_CODEC_PORT}`]);
     const workerEnv = services.worker!.environment!;
-    assert.deepEqual(published.worker, [
-      `127.0.0.1:9464:${workerEnv.SITEFLEET_RUNTIME_METRICS_ADDRESS!.split(':')[1]}`,
-      `127.0.0.1:9465:${workerEnv.SITEFLEET_METRICS_ADDRESS!.split(':')[1]}`,
-    ]);
+    assert.deepEqual(published.worker, [`127.0.0.1:9464:${workerEnv.SITEFLEET_METRICS_ADDRESS!.split(':')[1]}`]);
     assert.deepEqual(published.postgres, [], 'the database is reachable from the stack only');
     const ui = services['temporal-ui']!.environment!;
     assert.equal(interpolate(ui.TEMPORAL_CODEC_ENDPOINT!), 'http://localhost:8888', 'the UI points at the codec port');

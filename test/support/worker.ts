@@ -3,7 +3,7 @@
  */
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { sitefleetWebpackConfig } from '../../workers/bundler-options';
+import { SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES, sitefleetWebpackConfig } from '../../workers/bundler-options';
 import { createSitefleetWorker } from '../../workers/worker';
 
 let bundle: Promise<{ code: string }> | undefined;
@@ -13,6 +13,7 @@ export function workflowBundle(): Promise<{ code: string }> {
   bundle ??= bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
     webpackConfigHook: sitefleetWebpackConfig(),
+    workflowInterceptorModules: SITEFLEET_WORKFLOW_INTERCEPTOR_MODULES,
     logger: undefined,
   });
   return bundle;

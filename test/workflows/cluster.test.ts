@@ -3,15 +3,30 @@
  * MariaDB host, verification, drift and repair, compensation, and one operation at a time per resource.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { workflowIds } from '../../domain/operations';
 import type { InstallSiteResult } from '../../workflows/site';
 import type { PlatformResult } from '../../workflows/platform';
 import type { VerifyReport, ResyncReport } from '../../workflows/verify';
-import { startMetricsServer } from '../../metrics/registry';
+import { installRuntimeMetrics } from '../../metrics/runtime';
 import { clusterGroup, useFleet } from '../support/fleet';
+import { freePort } from '../support/reliability';
 import { wordpressPlatform, wordpressSite } from '../support/wordpress';
+
+// The worker's metrics come from the Temporal runtime's exporter, which is installed before the fleet connects.
+let metricsUrl = '';
+before(async () => {
+  const port = await freePort();
+  installRuntimeMetrics(`127.0.0.1:${port}`);
+  metricsUrl = `http://127.0.0.1:${port}/metrics`;
+});
+
+/** A sample of `name` whose labels include every one of `labels`, with a value of at least 1. */
+function positiveSample(name: string, labels: Record<string, string>): RegExp {
+  const has = Object.entries(labels).map(([k, v]) => `(?=[^}]*\\b${k}="${v}")`);
+  return new RegExp(`^${name}\\{${has.join('')}[^}]*\\} [1-9]`, 'm');
+}
 
 const fleet = useFleet({
   hosts: [{ roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['db'] }],
@@ -151,24 +166,19 @@ describe('cluster of three nginx members with WordPress', () => {
     );
   });
 
-  test("the worker's metrics endpoint shows the bytes synced per host and the check results", async () => {
-    const server = await startMetricsServer('127.0.0.1:0');
-    try {
-      const text = await (await fetch(`${server.url}`)).text();
-      for (const host of ['h1', 'h2', 'h3']) {
-        assert.match(
-          text,
-          new RegExp(`sitefleet_sync_bytes_total\\{host="${host}"\\} [1-9]`),
-          `bytes synced to ${host}`,
-        );
-        assert.match(
-          text,
-          new RegExp(`sitefleet_checks_total\\{node="${host}",check="config-test",result="ok"\\} [1-9]`),
-        );
-      }
-    } finally {
-      await server.close();
+  test("the worker's metrics endpoint shows bytes synced per host, check results and operation durations", async () => {
+    const text = await (await fetch(metricsUrl)).text();
+    for (const host of ['h1', 'h2', 'h3']) {
+      assert.match(text, positiveSample('sitefleet_sync_bytes_total', { host }), `bytes synced to ${host}`);
+      assert.match(text, positiveSample('sitefleet_checks_total', { check: 'config-test', node: host, result: 'ok' }));
     }
+    assert.match(
+      text,
+      positiveSample('sitefleet_operation_duration_seconds_count', {
+        outcome: 'completed',
+        workflowType: 'InstallSiteOnCluster',
+      }),
+    );
   });
 
   test('VerifyClusterNodes names exactly the broken node and check; ResyncCluster repairs the drift', async () => {
