@@ -53,6 +53,8 @@ export const HELP_EXAMPLES: Record<string, string[]> = {
   'cluster verify': ['sitefleet cluster verify web'],
   'cluster resync': ['sitefleet cluster resync web'],
   'cluster set-lb': ['sitefleet cluster set-lb web lb1', 'sitefleet cluster set-lb web none'],
+  'cluster setup-uploads': ['sitefleet cluster setup-uploads web'],
+  'cluster teardown-uploads': ['sitefleet cluster teardown-uploads web', 'sitefleet cluster teardown-uploads web --force'],
   'cluster add-member': ['sitefleet cluster add-member web web4'],
   'cluster remove-member': ['sitefleet cluster remove-member web web4'],
   platform: ['sitefleet platform list', 'sitefleet platform deploy wp'],

@@ -85,10 +85,12 @@ describe('the worker is SIGKILLed in the middle of an operation', () => {
       syncs.every((r) => r.outcome === 'completed'),
       JSON.stringify(syncs),
     );
-    // Only rsyncs the kill interrupted ran again, once, handed over by their heartbeat timeout.
+    // Only activities the kill interrupted ran again, once each, handed over by their heartbeat timeout. The kill
+    // counts rsync processes; an activity still fetching its source or connecting is interrupted too, so the bound
+    // is the members (each at most once), not the rsyncs seen at the kill.
     const again = retried(runs);
     t.diagnostic(`run again: ${again.join('; ')}`);
-    assert.ok(again.length >= 1 && again.length <= atKill.length, again.join('; '));
+    assert.ok(again.length >= 1 && again.length <= MEMBERS.length, again.join('; '));
     assert.ok(
       again.every((r) => /^syncPlatform@h\d attempt 2 after heartbeat timeout$/.test(r)),
       again.join('; '),

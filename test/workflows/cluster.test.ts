@@ -3,30 +3,14 @@
  * MariaDB host, verification, drift and repair, compensation, and one operation at a time per resource.
  */
 import assert from 'node:assert/strict';
-import { before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { workflowIds } from '../../domain/operations';
 import type { InstallSiteResult } from '../../workflows/site';
 import type { PlatformResult } from '../../workflows/platform';
 import type { VerifyReport, ResyncReport } from '../../workflows/verify';
-import { installRuntimeMetrics } from '../../metrics/runtime';
 import { clusterGroup, useFleet } from '../support/fleet';
-import { freePort } from '../support/reliability';
 import { wordpressPlatform, wordpressSite } from '../support/wordpress';
-
-// The worker's metrics come from the Temporal runtime's exporter, which is installed before the fleet connects.
-let metricsUrl = '';
-before(async () => {
-  const port = await freePort();
-  installRuntimeMetrics(`127.0.0.1:${port}`);
-  metricsUrl = `http://127.0.0.1:${port}/metrics`;
-});
-
-/** A sample of `name` whose labels include every one of `labels`, with a value of at least 1. */
-function positiveSample(name: string, labels: Record<string, string>): RegExp {
-  const has = Object.entries(labels).map(([k, v]) => `(?=[^}]*\\b${k}="${v}")`);
-  return new RegExp(`^${name}\\{${has.join('')}[^}]*\\} [1-9]`, 'm');
-}
 
 const fleet = useFleet({
   hosts: [{ roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['web-nginx'] }, { roles: ['db'] }],
@@ -163,21 +147,6 @@ describe('cluster of three nginx members with WordPress', () => {
       (err: unknown) =>
         err instanceof WorkflowFailedError &&
         /fullProbes: must be "one-node" or "every-node", got "sometimes"/.test(String(err.cause?.message)),
-    );
-  });
-
-  test("the worker's metrics endpoint shows bytes synced per host, check results and operation durations", async () => {
-    const text = await (await fetch(metricsUrl)).text();
-    for (const host of ['h1', 'h2', 'h3']) {
-      assert.match(text, positiveSample('sitefleet_sync_bytes_total', { host }), `bytes synced to ${host}`);
-      assert.match(text, positiveSample('sitefleet_checks_total', { check: 'config-test', node: host, result: 'ok' }));
-    }
-    assert.match(
-      text,
-      positiveSample('sitefleet_operation_duration_seconds_count', {
-        outcome: 'completed',
-        workflowType: 'InstallSiteOnCluster',
-      }),
     );
   });
 
