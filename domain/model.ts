@@ -91,29 +91,46 @@ export const serverSchema = z
 export type Server = z.infer<typeof serverSchema>;
 export type ServerInput = z.input<typeof serverSchema>;
 
+/**
+ * A directory one server exports over NFS and others mount: a pack's platforms share, a cluster's uploads share.
+ * `clients` is the network of the readers; 0.0.0.0/0 only with `exportToAnyone`.
+ */
+function exportedShare<P extends z.ZodTypeAny>(o: {
+  exportPath: P;
+  clientFlavour: 'kernel' | 'sshfs';
+  readers: string;
+  field: string;
+}) {
+  return z
+    .object({
+      /** The server that exports the directory (a member or another server). */
+      server: resourceName,
+      exportPath: o.exportPath,
+      /** The readers' network: its address and prefix, such as 10.0.0.0/24. */
+      clients: ipv4Subnet,
+      /** How readers mount: kernel NFS, or sshfs where the kernel lacks an NFS client. */
+      clientFlavour: z.enum(['kernel', 'sshfs'], { message: 'must be "kernel" or "sshfs"' }).default(o.clientFlavour),
+      /** `true` lets `clients` be 0.0.0.0/0, an export anyone who reaches the server may mount. @default false */
+      exportToAnyone: z.boolean().optional(),
+    })
+    .strict()
+    .refine((share) => share.exportToAnyone || !share.clients.endsWith('/0'), {
+      path: ['clients'],
+      message: `must not be 0.0.0.0/0 (the export would be open to anyone): name ${o.readers} subnet, or set ${o.field}.exportToAnyone: true to force it`,
+    });
+}
+
 export const packSchema = z
   .object({
     name: resourceName,
     master: resourceName,
     slaves: z.array(resourceName).max(64, 'must list at most 64 slaves').default([]),
-    share: z
-      .object({
-        /** The server that exports the platforms (usually the master). */
-        server: resourceName,
-        exportPath: ownedDirectory.default('/var/aegir/platforms'),
-        /** Who may mount the export: the network address and prefix, such as 10.0.0.0/24. */
-        clients: ipv4Subnet,
-        /** How slaves mount: kernel NFS, or sshfs where the kernel lacks an NFS client. */
-        clientFlavour: z.enum(['kernel', 'sshfs'], { message: 'must be "kernel" or "sshfs"' }).default('kernel'),
-        /** `true` lets `clients` be 0.0.0.0/0, an export anyone who reaches the server may mount. @default false */
-        exportToAnyone: z.boolean().optional(),
-      })
-      .strict()
-      .refine((share) => share.exportToAnyone || !share.clients.endsWith('/0'), {
-        path: ['clients'],
-        message:
-          "must not be 0.0.0.0/0 (the export would be open to anyone): name the web nodes' subnet, or set share.exportToAnyone: true to force it",
-      }),
+    share: exportedShare({
+      exportPath: ownedDirectory.default('/var/aegir/platforms'),
+      clientFlavour: 'kernel',
+      readers: "the web nodes'",
+      field: 'share',
+    }),
     /** How platform code reaches the master: parallel rsync or relay, and the link rates `auto` decides by. */
     transfer: transferOptionsSchema.optional(),
   })
@@ -134,26 +151,12 @@ export const clusterSchema = z
      * `<aegirRoot>/shared/<cluster>`; each site's `files/` and `private/` on a member are symlinks into it
      * (workflows/cluster-uploads.ts). Absent: every member keeps its own uploads.
      */
-    uploads: z
-      .object({
-        /** The files server that exports the uploads (a member or another server). */
-        server: resourceName,
-        /** The directory on the files server that holds every site's uploads, one directory per site. */
-        exportPath: ownedDirectory,
-        /** Who may mount the export: the members' network address and prefix, such as 10.0.0.0/24. */
-        clients: ipv4Subnet,
-        /** How members mount: kernel NFS, or sshfs where the kernel lacks an NFS client. @default 'sshfs' */
-        clientFlavour: z.enum(['kernel', 'sshfs'], { message: 'must be "kernel" or "sshfs"' }).default('sshfs'),
-        /** `true` lets `clients` be 0.0.0.0/0. @default false */
-        exportToAnyone: z.boolean().optional(),
-      })
-      .strict()
-      .refine((share) => share.exportToAnyone || !share.clients.endsWith('/0'), {
-        path: ['clients'],
-        message:
-          "must not be 0.0.0.0/0 (the export would be open to anyone): name the members' subnet, or set uploads.exportToAnyone: true to force it",
-      })
-      .optional(),
+    uploads: exportedShare({
+      exportPath: ownedDirectory,
+      clientFlavour: 'sshfs',
+      readers: "the members'",
+      field: 'uploads',
+    }).optional(),
     /** How platform code reaches the members: parallel rsync or relay, and the link rates `auto` decides by. */
     transfer: transferOptionsSchema.optional(),
   })
