@@ -1,12 +1,13 @@
 /**
- * Site backups in Aegir's backups directory: `DOMAIN-STAMP.tar.gz` holding the site directory (`DOMAIN/`) and, for
- * sites with a database, `database.sql` dumped on the database server and streamed to the web node through this
+ * Site backups in Aegir's backups directory: `DOMAIN-STAMP.tar.gz` holding the site directory (`DOMAIN/`), for a
+ * cluster with shared uploads the site's uploads (`uploads.tar`), and, for sites with a database, `database.sql` dumped on the database server and streamed to the web node through this
  * worker (never stored here). Copying a backup between servers and restoring it (files, and the database once)
  * complete BackupSite, RestoreSite and MigrateSite.
  */
 import { z } from 'zod';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
 import { backupsDir, sitesDir } from '../domain/paths';
+import { absolutePath } from '../domain/fields';
 import { activityCancellationSignal, withHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { siteDatabaseName, sqlIdentifier } from './database';
@@ -64,6 +65,23 @@ export interface BackupSiteInput {
   dbServer?: Server;
   /** UTC stamp of the backup (the workflow's start time): the same on every retry, so a retry finds its backup. */
   stamp: string;
+  /**
+   * The cluster's shared uploads as this server sees them (workflows/group.ts siteUploads): the site's files/ and
+   * private/ there go into the backup as `uploads.tar`. Absent: they are directories in the site directory.
+   */
+  uploads?: SiteUploadsRoot;
+}
+
+/** Where a server sees a cluster's shared uploads: the root holds a directory per site. */
+export interface SiteUploadsRoot {
+  root: string;
+  /** The root must be a mount point (a member), not the export itself (the files server). */
+  mounted: boolean;
+}
+
+function parseUploads(uploads: SiteUploadsRoot | undefined): SiteUploadsRoot | undefined {
+  if (uploads === undefined) return undefined;
+  return { root: parseInput(absolutePath, uploads.root, 'uploads.root'), mounted: uploads.mounted === true };
 }
 
 export interface BackupResult {
@@ -75,10 +93,25 @@ export interface BackupResult {
 }
 
 const PACK_SCRIPT = `set -eu
-sites=$1 domain=$2 work=$3 out=$4
+sites=$1 domain=$2 work=$3 out=$4 uploads=$5 mounted=$6
 [ -d "$sites/$domain" ] || { echo "no site directory $sites/$domain" >&2; exit 3; }
-if [ -f "$work/database.sql" ]; then
-  tar -czf "$work/backup.tar.gz" -C "$sites" "$domain" -C "$work" database.sql
+extra=""
+if [ -n "$uploads" ]; then
+  # Shared uploads: the site's directory on the share, packed on its own (the site directory holds only links).
+  if [ "$mounted" = yes ] && ! timeout -k 1 10 mountpoint -q -- "$uploads"; then
+    echo "the cluster's uploads share is not mounted at $uploads: the uploads cannot be backed up" >&2; exit 4
+  fi
+  [ -d "$uploads/$domain" ] || { echo "no uploads directory $uploads/$domain on the share" >&2; exit 4; }
+  # Uploads change while sites serve: a file added or removed during the pack is a warning (exit 1), not a failure.
+  rc=0
+  tar --warning=no-file-changed --warning=no-file-removed -cf "$work/uploads.tar" -C "$uploads" "$domain" || rc=$?
+  [ "$rc" -le 1 ] || exit "$rc"
+  extra="uploads.tar"
+fi
+[ ! -f "$work/database.sql" ] || extra="$extra database.sql"
+if [ -n "$extra" ]; then
+  # $extra is a list of fixed names, split on purpose.
+  tar -czf "$work/backup.tar.gz" -C "$sites" "$domain" -C "$work" $extra
 else
   tar -czf "$work/backup.tar.gz" -C "$sites" "$domain"
 fi
@@ -97,6 +130,7 @@ export async function backupSite(input: BackupSiteInput): Promise<BackupResult> 
   const site = parseInput(siteSchema, input.site, 'site');
   const platform = parseInput(platformSchema, input.platform, 'platform');
   const db = dbServiceOf(input.dbServer);
+  const uploads = parseUploads(input.uploads);
   const name = backupFileName(site.domain, input.stamp);
   const path = backupPath(server, name);
   const done = await sizeOf(server, path, signal);
@@ -136,14 +170,29 @@ export async function backupSite(input: BackupSiteInput): Promise<BackupResult> 
       }
       const packed = await runRemote(
         server,
-        ['sh', '-c', PACK_SCRIPT, 'sitefleet-backup', sitesDir(server, platform.name), site.domain, work, path],
-        { timeoutMs: BACKUP_TIMEOUT_MS, signal, allowExitCodes: [0, 3], describe: `pack ${path}` },
+        [
+          'sh',
+          '-c',
+          PACK_SCRIPT,
+          'sitefleet-backup',
+          sitesDir(server, platform.name),
+          site.domain,
+          work,
+          path,
+          uploads?.root ?? '',
+          uploads?.mounted ? 'yes' : 'no',
+        ],
+        { timeoutMs: BACKUP_TIMEOUT_MS, signal, allowExitCodes: [0, 3, 4], describe: `pack ${path}` },
       );
       if (packed.code === 3) {
         throw permanentFailure(
           FailureType.BadInput,
           `server ${server.name}: ${packed.stderr.trim()}; nothing to back up for ${site.domain}`,
         );
+      }
+      if (packed.code === 4) {
+        // A share that is down may come back: retried, and never a backup without the uploads.
+        throw transientFailure(FailureType.ShareNotVisible, `server ${server.name}: ${packed.stderr.trim()}`);
       }
       return { server: server.name, backup: name, path, bytes: (await sizeOf(server, path, signal)) ?? 0 };
     },
@@ -232,18 +281,59 @@ export interface RestoreSiteBackupInput {
   backup: string;
   /** Load the backup's database dump too (once per restore, on one server). */
   restoreDatabase: boolean;
+  /** The cluster's shared uploads as this server sees them; absent: files/ and private/ are local directories. */
+  uploads?: SiteUploadsRoot;
+  /** Put the backup's uploads onto the share (once per restore, on one server that sees it). @default false */
+  restoreUploads?: boolean;
 }
 
-/** Swaps the site directory for the backup's copy: unpacked next to it first, then renamed into place. */
+/**
+ * Swaps the site directory for the backup's copy: unpacked next to it first, then renamed into place. The
+ * uploads (files/ and private/) come from the backup's uploads.tar (a site on shared uploads) or from its site
+ * directory (a site with local ones), so a backup restores onto a cluster with or without shared uploads:
+ * - without: files/ and private/ become directories again;
+ * - with: they become links into the share, and with restore_uploads=yes the site's directory on the share is
+ *   swapped for the backup's (what the backup does not hold is gone; the caller's safety backup keeps it).
+ */
 const UNPACK_SCRIPT = `set -eu
-backup=$1 sites=$2 domain=$3
+backup=$1 sites=$2 domain=$3 uploads=$4 mounted=$5 restore_uploads=$6
 [ -f "$backup" ] || { echo "no backup $backup" >&2; exit 3; }
 [ -d "$sites" ] || { echo "no sites directory $sites (is the platform there?)" >&2; exit 3; }
+if [ -n "$uploads" ] && [ "$mounted" = yes ] && ! timeout -k 1 10 mountpoint -q -- "$uploads"; then
+  echo "the cluster's uploads share is not mounted at $uploads: the site cannot be restored" >&2; exit 4
+fi
 tmp=$(mktemp -d -- "$sites/.restore-$domain.XXXXXX")
-trap 'rm -rf -- "$tmp"' EXIT
+stage=""
+trap 'rm -rf -- "$tmp"; [ -z "$stage" ] || rm -rf -- "$stage"' EXIT
 tar -xzf "$backup" -C "$tmp" -- "$domain"
+site="$tmp/$domain"
+mkdir -- "$tmp/uploads"
+if tar -tzf "$backup" uploads.tar >/dev/null 2>&1; then
+  tar -xzOf "$backup" uploads.tar | tar -xf - -C "$tmp/uploads"
+else
+  mkdir -- "$tmp/uploads/$domain"
+  for sub in files private; do
+    if [ -d "$site/$sub" ] && [ ! -L "$site/$sub" ]; then mv -- "$site/$sub" "$tmp/uploads/$domain/$sub"; fi
+  done
+fi
+saved="$tmp/uploads/$domain"
+if [ -n "$uploads" ] && [ "$restore_uploads" = yes ]; then
+  stage=$(mktemp -d -- "$uploads/.restore-$domain.XXXXXX")
+  cp -R --preserve=mode,ownership,timestamps -- "$saved" "$stage/$domain"
+  [ ! -e "$uploads/$domain" ] || mv -- "$uploads/$domain" "$stage/previous"
+  mv -- "$stage/$domain" "$uploads/$domain"
+fi
+for sub in files private; do
+  rm -rf -- "$site/$sub"
+  if [ -n "$uploads" ]; then
+    ln -s -- "$uploads/$domain/$sub" "$site/$sub"
+    chown -h --reference="$site" -- "$site/$sub"
+  elif [ -d "$saved/$sub" ]; then
+    mv -- "$saved/$sub" "$site/$sub"
+  fi
+done
 [ ! -d "$sites/$domain" ] || mv -- "$sites/$domain" "$tmp/previous"
-mv -- "$tmp/$domain" "$sites/$domain"
+mv -- "$site" "$sites/$domain"
 `;
 
 /**
@@ -259,6 +349,7 @@ export async function restoreSiteBackup(
   const site = parseInput(siteSchema, input.site, 'site');
   const platform = parseInput(platformSchema, input.platform, 'platform');
   const db = dbServiceOf(input.dbServer);
+  const uploads = parseUploads(input.uploads);
   const name = backupNameFor(site.domain, input.backup);
   const path = backupPath(server, name);
   return withHeartbeat(
@@ -266,11 +357,24 @@ export async function restoreSiteBackup(
     async () => {
       const unpacked = await runRemote(
         server,
-        ['sh', '-c', UNPACK_SCRIPT, 'sitefleet-restore', path, sitesDir(server, platform.name), site.domain],
-        { timeoutMs: BACKUP_TIMEOUT_MS, signal, allowExitCodes: [0, 3], describe: `restore ${path}` },
+        [
+          'sh',
+          '-c',
+          UNPACK_SCRIPT,
+          'sitefleet-restore',
+          path,
+          sitesDir(server, platform.name),
+          site.domain,
+          uploads?.root ?? '',
+          uploads?.mounted ? 'yes' : 'no',
+          uploads && input.restoreUploads === true ? 'yes' : 'no',
+        ],
+        { timeoutMs: BACKUP_TIMEOUT_MS, signal, allowExitCodes: [0, 3, 4], describe: `restore ${path}` },
       );
       if (unpacked.code === 3)
         throw permanentFailure(FailureType.BadInput, `server ${server.name}: ${unpacked.stderr.trim()}`);
+      if (unpacked.code === 4)
+        throw transientFailure(FailureType.ShareNotVisible, `server ${server.name}: ${unpacked.stderr.trim()}`);
       let restoredDatabase = false;
       if (input.restoreDatabase && db) {
         // Check the dump is there before anything drops the database.

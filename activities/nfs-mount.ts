@@ -87,7 +87,7 @@ function fstabLine(
         identityFile: sshfsKeyPath(packName),
         knownHostsFile: SSHFS_KNOWN_HOSTS,
         symlinksVerbatim,
-        ...(groupWritable ? { umask: '0002' } : {}),
+        ...(groupWritable ? { umask: '0002', noDirCache: true } : {}),
       });
 }
 
@@ -190,8 +190,10 @@ export interface ShareMountInput {
   /** Where the slave mounts the export. @default the slave's platforms directory (a pack's share) */
   mountPoint?: string;
   /**
-   * sshfs: every file and directory shows group rwx (FUSE umask 0002: others may read and traverse, as on the files server), so that the web
-   * group (php-fpm) may write and rewrite what any member wrote: a cluster's uploads. @default false
+   * A share several members write (a cluster's uploads). sshfs: every file and directory shows group rwx (FUSE
+   * umask 0002: others may read and traverse, as on the files server), so that the web group (php-fpm) may write
+   * and rewrite what any member wrote, and directory listings are not cached (dir_cache=no), so that what one
+   * member adds or deletes is listed through every other at once. @default false
    */
   groupWritable?: boolean;
 }

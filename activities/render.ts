@@ -157,6 +157,11 @@ const fstabSshfsSchema = fstabNfsSchema
       .string()
       .regex(/^0[0-7]{3}$/, 'must be an octal umask such as 0002')
       .optional(),
+    /**
+     * sshfs caches directory listings for 20 s; a share that several members write (a cluster's uploads) turns it
+     * off, so a file one member adds or deletes is listed as such through every other member at once.
+     */
+    noDirCache: z.boolean().default(false),
   })
   .strict();
 

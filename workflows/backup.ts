@@ -29,10 +29,14 @@ function firstReceiver(group: WebGroup): Server {
 }
 
 async function takeBackup(site: Site, platform: Platform, group: WebGroup, dbServer?: Server) {
-  return transfer.backupSite({ server: firstReceiver(group), site, platform, dbServer, stamp: stamp() });
+  const server = firstReceiver(group);
+  return transfer.backupSite({ server, site, platform, dbServer, stamp: stamp(), uploads: siteUploads(group, server) });
 }
 
-/** Copies a backup from the first code receiver to every other one, then restores it on each (database once). */
+/**
+ * Copies a backup from the first code receiver to every other one, then restores it on each (the database and
+ * shared uploads once, on the first).
+ */
 async function restoreEverywhere(site: Site, platform: Platform, group: WebGroup, backup: string, dbServer?: Server) {
   const receivers = codeReceivers(group);
   const first = firstReceiver(group);
@@ -45,6 +49,8 @@ async function restoreEverywhere(site: Site, platform: Platform, group: WebGroup
       dbServer,
       backup,
       restoreDatabase: server.name === first.name,
+      uploads: siteUploads(group, server),
+      restoreUploads: server.name === first.name,
     });
   });
 }
@@ -56,7 +62,7 @@ async function probeEverywhere(site: Site, platform: Platform, group: WebGroup):
   return results.filter((r) => !r.ok).map((r) => `${r.server}: ${r.detail}`);
 }
 
-/** BackupSite: `DOMAIN-STAMP.tar.gz` (site directory and database dump) on the first code receiver. */
+/** BackupSite: `DOMAIN-STAMP.tar.gz` (site directory, shared uploads, database dump) on the first code receiver. */
 export async function BackupSite(
   input: BackupSiteInput,
 ): Promise<{ site: string; server: string; backup: string; bytes: number }> {
@@ -147,6 +153,8 @@ export async function MigrateSite(
         dbServer,
         backup: backup.backup,
         restoreDatabase: false,
+        uploads: siteUploads(to.group, server),
+        restoreUploads: server.name === codeReceivers(to.group)[0]?.name,
       });
       // Settings follow the new platform's profile and paths.
       await quick.ensureSiteDir({

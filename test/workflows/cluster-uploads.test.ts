@@ -75,6 +75,21 @@ describe('shared uploads on a cluster', () => {
     );
   const get = (host: string, domain: string, path: string) =>
     fleet().bed.httpGet(host, path, { headers: { Host: domain } });
+  /**
+   * A's answer for `path` through `host` once `done` holds, or the last one after 25 s. A change made on the files
+   * server itself reaches a member's view when the client caches expire (FUSE here; NFS attribute caches in
+   * production), not at once. A missing file answers index.php's page (the platform's front controller), not 404.
+   */
+  const settled = async (host: string, path: string, done: (body: string) => boolean): Promise<string> => {
+    const started = Date.now();
+    let body = (await get(host, A.domain, path)).body;
+    while (!done(body) && Date.now() - started < 25_000) {
+      await new Promise((r) => setTimeout(r, 500));
+      body = (await get(host, A.domain, path)).body;
+    }
+    if (Date.now() - started > 1000) console.log(`${host} ${path}: settled after ${Date.now() - started} ms`);
+    return body;
+  };
   const install = (s: Site) =>
     fleet().run('InstallSiteOnCluster', workflowIds.site(s.domain), {
       site: s,
@@ -177,6 +192,47 @@ describe('shared uploads on a cluster', () => {
     assert.ok(resync.nodes.find((n) => n.server === 'h2')?.repaired.includes('uploads mount'), JSON.stringify(resync));
     assert.deepEqual(await verify('repaired'), ['h1 true', 'h2 true', 'h3 true']);
     assert.equal((await get('h2', A.domain, '/sites/a.example.com/files/photo-1.txt')).body, 'uploaded-through-h1');
+  });
+
+  test("a backup holds the site's shared uploads; RestoreSite puts exactly those back on the share", async () => {
+    const made = await fleet().run<{ backup: string; server: string }>(
+      'BackupSite',
+      `backup/site/${A.domain}-uploads`,
+      { site: A, platform, group: group(), dbServer: fleet().server('h4') },
+    );
+    const listed = await fleet().bed.exec(made.server, [
+      'sh',
+      '-c',
+      'tar -xzOf "$1" uploads.tar | tar -tf -',
+      'list',
+      `/var/aegir/backups/${made.backup}`,
+    ]);
+    assert.ok(listed.stdout.split('\n').includes('a.example.com/files/photo-1.txt'), listed.stdout);
+    // After the backup: an upload is lost, another appears.
+    await fleet().bed.exec('h4', ['rm', `${EXPORT}/a.example.com/files/photo-1.txt`]);
+    assert.equal((await get('h2', A.domain, '/upload.php?name=after-backup.txt&data=later')).status, 200);
+    const gone = await settled('h3', '/sites/a.example.com/files/photo-1.txt', (b) => b !== 'uploaded-through-h1');
+    assert.equal(gone, 'release 2\n', 'the front controller answers for a missing upload');
+
+    await fleet().run('RestoreSite', `restore/site/${A.domain}-uploads`, {
+      site: A,
+      platform,
+      group: group(),
+      dbServer: fleet().server('h4'),
+      backup: made.backup,
+    });
+    for (const host of MEMBERS) {
+      const back = await get(host, A.domain, '/sites/a.example.com/files/photo-1.txt');
+      assert.deepEqual([back.status, back.body], [200, 'uploaded-through-h1'], `${host} serves the restored upload`);
+      const after = await settled(host, '/sites/a.example.com/files/after-backup.txt', (b) => b !== 'later');
+      assert.equal(after, 'release 2\n', `${host}: the upload made after the backup is gone`);
+      const link = await fleet().bed.exec(host, ['readlink', '/var/aegir/platforms/up/sites/a.example.com/files']);
+      assert.equal(link.stdout.trim(), '/var/aegir/shared/c1/a.example.com/files', `${host}: files/ is a link again`);
+    }
+    const owner = await fleet().bed.exec('h4', ['stat', '-c', '%U:%G', `${EXPORT}/a.example.com/files/photo-1.txt`]);
+    assert.equal(owner.stdout.trim(), 'aegir:www-data', 'owners kept');
+    const strays = await fleet().bed.exec('h4', ['sh', '-c', `ls -A ${EXPORT} | grep -c restore || true`]);
+    assert.equal(strays.stdout.trim(), '0', 'no staging directory left on the share');
   });
 
   test("deleting a site and tearing the share down delete no other site's uploads", async () => {
