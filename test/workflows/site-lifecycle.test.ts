@@ -206,12 +206,15 @@ describe('site lifecycle on apache and on a cluster that grows and shrinks', () 
     assert.doesNotMatch(dbs.stdout, /apache_example_com/, 'the database is dropped');
   });
 
-  /** What AddClusterMember puts on h3 and the db server: platforms, vhosts, and the site users' accounts. */
+  /**
+   * What AddClusterMember puts on h3 and the db server: platforms, vhosts, and the site users' accounts (the
+   * platforms root itself, which a platform push creates, is the server's and stays).
+   */
   async function memberState(): Promise<Record<string, string>> {
     const h3 = await fleet().bed.exec('h3', [
       'sh',
       '-c',
-      'ls /var/aegir/platforms/ /var/aegir/config/server_h3/nginx/vhost.d/ 2>/dev/null; true',
+      'find /var/aegir/platforms /var/aegir/config/server_h3/nginx/vhost.d -mindepth 1 -maxdepth 1 2>/dev/null | sort; true',
     ]);
     const users = await fleet().bed.exec('h4', [
       'mysql',
