@@ -12,7 +12,8 @@
 import { domainName } from '../domain/fields';
 import { serverSchema, type Server } from '../domain/model';
 import type { PackShare } from '../domain/operations';
-import { activityCancellationSignal } from './support/activity-context';
+import { z } from 'zod';
+import { activityCancellationSignal, boundHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { FailureType, permanentFailure } from '../common/failures';
 import { parseShare } from './nfs-share';
@@ -55,18 +56,25 @@ export async function readUploadIds(input: { server: Server }): Promise<UploadId
   return { server: server.name, uid: uid as number, gid: gid as number, webGid: webGid as number };
 }
 
+/** Ensures `DOMAIN/{files,private}` for each domain given; prints `changed=DOMAIN` for each one it touched. */
 const SITE_UPLOADS_SCRIPT = `set -eu
-export=$1 domain=$2 owner=$3 group=$4
+export=$1 owner=$2 group=$3
+shift 3
 [ -d "$export" ] || { echo "$export does not exist: set up the cluster's uploads share first" >&2; exit 3; }
-dir="$export/$domain"
 state() { stat -c '%U:%G:%a' -- "$dir" "$dir/files" "$dir/private" 2>/dev/null || true; }
-before=$(state)
-install -d -o "$owner" -g "$group" -m 2750 -- "$dir"
-install -d -o "$owner" -g "$group" -m 2770 -- "$dir/files" "$dir/private"
-chown -- "$owner:$group" "$dir" "$dir/files" "$dir/private"
-chmod 2750 -- "$dir"; chmod 2770 -- "$dir/files" "$dir/private"
-[ "$before" = "$(state)" ] && echo changed=no || echo changed=yes
+for domain in "$@"; do
+  dir="$export/$domain"
+  before=$(state)
+  install -d -o "$owner" -g "$group" -m 2750 -- "$dir"
+  install -d -o "$owner" -g "$group" -m 2770 -- "$dir/files" "$dir/private"
+  chown -- "$owner:$group" "$dir" "$dir/files" "$dir/private"
+  chmod 2750 -- "$dir"; chmod 2770 -- "$dir/files" "$dir/private"
+  [ "$before" = "$(state)" ] || echo "changed=$domain"
+done
 `;
+
+/** Sites whose uploads directories one ssh command ensures (a batch heartbeats between them). */
+const UPLOADS_PER_COMMAND = 100;
 
 /**
  * Creates a site's directory in the uploads export on the files server: `DOMAIN/` (aegir:www-data 2750) with
@@ -77,9 +85,33 @@ export async function ensureSiteUploads(input: {
   share: PackShare;
   domain: string;
 }): Promise<{ server: string; path: string; changed: boolean }> {
-  const signal = activityCancellationSignal();
   const share = parseShare(input.share);
   const domain = parseInput(domainName, input.domain, 'domain');
+  const changed = await ensureUploadDirs(share, [domain]);
+  return { server: share.server.name, path: `${share.exportPath}/${domain}`, changed: changed.length > 0 };
+}
+
+/**
+ * ensureSiteUploads for many sites: a few ssh commands instead of one per site (AddClusterMember's batch).
+ * Heartbeats between commands. Returns the domains whose directories were created or fixed.
+ */
+export async function ensureUploadsOnServer(input: {
+  share: PackShare;
+  domains: string[];
+}): Promise<{ server: string; sites: number; changed: string[] }> {
+  const share = parseShare(input.share);
+  const domains = parseInput(z.array(domainName), input.domains, 'domains');
+  const heartbeat = boundHeartbeat();
+  const changed: string[] = [];
+  for (let i = 0; i < domains.length; i += UPLOADS_PER_COMMAND) {
+    heartbeat({ server: share.server.name, done: i, of: domains.length });
+    changed.push(...(await ensureUploadDirs(share, domains.slice(i, i + UPLOADS_PER_COMMAND))));
+  }
+  return { server: share.server.name, sites: domains.length, changed };
+}
+
+async function ensureUploadDirs(share: PackShare, domains: string[]): Promise<string[]> {
+  const signal = activityCancellationSignal();
   const r = await runRemote(
     share.server,
     [
@@ -88,18 +120,14 @@ export async function ensureSiteUploads(input: {
       SITE_UPLOADS_SCRIPT,
       'sitefleet-site-uploads',
       share.exportPath,
-      domain,
       share.server.aegirUser,
       WEB_GROUP,
+      ...domains,
     ],
     { timeoutMs: 60_000, signal, allowExitCodes: [0, 3] },
   );
   if (r.code === 3) {
     throw permanentFailure(FailureType.ServerNotReady, `files server ${share.server.name}: ${r.stderr.trim()}`);
   }
-  return {
-    server: share.server.name,
-    path: `${share.exportPath}/${domain}`,
-    changed: r.stdout.includes('changed=yes'),
-  };
+  return [...r.stdout.matchAll(/^changed=(.+)$/gm)].map((m) => m[1] as string);
 }

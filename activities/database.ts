@@ -109,25 +109,42 @@ function parseRef(input: SiteDatabaseRef): { server: Server; domain: string; dat
   return { server, domain, database: siteDatabaseName(domain), user: siteDatabaseUser(domain) };
 }
 
+/** Databases and account hosts of many sites' users, in one query. */
+async function readStates(
+  server: Server,
+  names: { database: string; user: string }[],
+  signal?: AbortSignal,
+): Promise<Map<string, { databaseExists: boolean; hosts: string[] }>> {
+  const states = new Map(names.map((n) => [n.user, { databaseExists: false, hosts: [] as string[] }]));
+  if (names.length === 0) return states;
+  const list = (values: string[]) => values.map(sqlString).join(', ');
+  const rows = await runSql(
+    server,
+    [
+      `SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (${list(names.map((n) => n.database))});`,
+      `SELECT 'host', User, Host FROM mysql.user WHERE User IN (${list(names.map((n) => n.user))}) ORDER BY User, Host;`,
+      '',
+    ].join('\n'),
+    [],
+    signal,
+  );
+  for (const n of names) {
+    const state = states.get(n.user) as { databaseExists: boolean; hosts: string[] };
+    state.databaseExists ||= rows.some((r) => r[0] === 'db' && r[1] === n.database);
+  }
+  for (const r of rows) if (r[0] === 'host') states.get(r[1] as string)?.hosts.push(r[2] as string);
+  return states;
+}
+
 async function readState(
   server: Server,
   database: string,
   user: string,
   signal?: AbortSignal,
 ): Promise<{ databaseExists: boolean; hosts: string[] }> {
-  const rows = await runSql(
-    server,
-    [
-      `SELECT 'db', COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${sqlString(database)};`,
-      `SELECT 'host', Host FROM mysql.user WHERE User = ${sqlString(user)} ORDER BY Host;`,
-      '',
-    ].join('\n'),
-    [],
-    signal,
-  );
-  return {
-    databaseExists: rows.some((r) => r[0] === 'db' && r[1] === '1'),
-    hosts: rows.filter((r) => r[0] === 'host').map((r) => r[1] as string),
+  return (await readStates(server, [{ database, user }], signal)).get(user) as {
+    databaseExists: boolean;
+    hosts: string[];
   };
 }
 
@@ -165,24 +182,9 @@ export interface EnsureDatabaseResult extends DatabaseState {
 export async function ensureDatabase(input: EnsureDatabaseInput): Promise<EnsureDatabaseResult> {
   const signal = activityCancellationSignal();
   const { server, domain, database, user } = parseRef(input);
-  const clients = [
-    ...new Set(parseInput(z.array(accountHost).min(1, 'must list at least one client'), input.clients, 'clients')),
-  ];
-  const password = await dbPasswordFor(domain);
-  const before = await readState(server, database, user, signal);
-  const stale = before.hosts.filter((h) => !clients.includes(h));
-  const account = (host: string) => `${sqlString(user)}@${sqlString(host)}`;
-  const statements = [
-    `CREATE DATABASE IF NOT EXISTS ${sqlIdentifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`,
-    ...clients.flatMap((host) => [
-      `CREATE USER IF NOT EXISTS ${account(host)} IDENTIFIED BY ${sqlString(password)};`,
-      `ALTER USER ${account(host)} IDENTIFIED BY ${sqlString(password)};`,
-      `GRANT ALL PRIVILEGES ON ${sqlIdentifier(database)}.* TO ${account(host)};`,
-    ]),
-    ...stale.map((host) => `DROP USER IF EXISTS ${account(host)};`),
-    '',
-  ];
-  await runSql(server, statements.join('\n'), [password], signal);
+  const clients = parseClients(input.clients, 'clients');
+  const [change] = await setDatabaseAccounts(server, [{ domain, hosts: clients }], { createDatabase: true }, signal);
+  const { addedHosts, removedHosts, databaseExisted } = change as DatabaseAccountChange;
   return {
     server: server.name,
     database,
@@ -190,10 +192,88 @@ export async function ensureDatabase(input: EnsureDatabaseInput): Promise<Ensure
     databaseExists: true,
     userExists: true,
     hosts: [...clients].sort(),
-    addedHosts: clients.filter((h) => !before.hosts.includes(h)),
-    removedHosts: stale,
-    createdDatabase: !before.databaseExists,
+    addedHosts,
+    removedHosts,
+    createdDatabase: !databaseExisted,
   };
+}
+
+/** A list of account hosts, deduplicated; at least one. */
+export function parseClients(clients: unknown, field: string): string[] {
+  return [...new Set(parseInput(z.array(accountHost).min(1, 'must list at least one client'), clients, field))];
+}
+
+export interface DatabaseAccountChange {
+  domain: string;
+  /** The hosts the site's user had before (its snapshot, which setDatabaseAccounts can put back). */
+  hostsBefore: string[];
+  databaseExisted: boolean;
+  addedHosts: string[];
+  removedHosts: string[];
+}
+
+/**
+ * Makes each site's user have exactly the accounts `hosts` (created with the derived password and all privileges
+ * on the site's database; the others dropped; no hosts: the user is gone), for many sites in one read and one
+ * batch of statements. `createDatabase`: create missing databases (never dropped here). Idempotent.
+ */
+export async function setDatabaseAccounts(
+  server: Server,
+  sites: { domain: string; hosts: string[] }[],
+  options: { createDatabase: boolean },
+  signal?: AbortSignal,
+): Promise<DatabaseAccountChange[]> {
+  const named = sites.map((s) => ({ ...s, database: siteDatabaseName(s.domain), user: siteDatabaseUser(s.domain) }));
+  const states = await readStates(server, named, signal);
+  const passwords: string[] = [];
+  const statements: string[] = [];
+  const changes: DatabaseAccountChange[] = [];
+  for (const { domain, hosts, database, user } of named) {
+    const before = states.get(user) as { databaseExists: boolean; hosts: string[] };
+    const stale = before.hosts.filter((h) => !hosts.includes(h));
+    const account = (host: string) => `${sqlString(user)}@${sqlString(host)}`;
+    if (options.createDatabase) {
+      statements.push(
+        `CREATE DATABASE IF NOT EXISTS ${sqlIdentifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`,
+      );
+    }
+    if (hosts.length > 0) {
+      const password = await dbPasswordFor(domain);
+      passwords.push(password);
+      for (const host of hosts) {
+        statements.push(
+          `CREATE USER IF NOT EXISTS ${account(host)} IDENTIFIED BY ${sqlString(password)};`,
+          `ALTER USER ${account(host)} IDENTIFIED BY ${sqlString(password)};`,
+          `GRANT ALL PRIVILEGES ON ${sqlIdentifier(database)}.* TO ${account(host)};`,
+        );
+      }
+    }
+    statements.push(...stale.map((host) => `DROP USER IF EXISTS ${account(host)};`));
+    changes.push({
+      domain,
+      hostsBefore: before.hosts,
+      databaseExisted: before.databaseExists,
+      addedHosts: hosts.filter((h) => !before.hosts.includes(h)),
+      removedHosts: stale,
+    });
+  }
+  if (statements.length > 0) await runSql(server, `${statements.join('\n')}\n`, passwords, signal);
+  return changes;
+}
+
+/** The hosts each site's user may connect from (no user: no hosts), for many sites in one query. */
+export async function readDatabaseAccounts(
+  server: Server,
+  domains: string[],
+  signal?: AbortSignal,
+): Promise<{ domain: string; hosts: string[] }[]> {
+  const named = domains.map((domain) => ({
+    domain,
+    database: siteDatabaseName(domain),
+    user: siteDatabaseUser(domain),
+  }));
+  const states = await readStates(server, named, signal);
+  return named.map((n) => ({ domain: n.domain, hosts: states.get(n.user)?.hosts ?? [] }));
 }
 
 export interface DropDatabaseInput extends SiteDatabaseRef {

@@ -30,8 +30,16 @@ export {
   inspectServer,
 } from './checks';
 export { verifyNode } from './verify-node';
-export { ensureSitesOnServer, probeSitesOnServer } from './site-batch';
-export { readUploadIds, ensureSiteUploads } from './cluster-uploads';
+export {
+  ensureSitesOnServer,
+  probeSitesOnServer,
+  inspectSitesOnServer,
+  removeSitesFromServer,
+  inspectDatabasesOnServer,
+  ensureDatabasesOnServer,
+  setDatabaseAccountsOnServer,
+} from './site-batch';
+export { readUploadIds, ensureSiteUploads, ensureUploadsOnServer } from './cluster-uploads';
 export { checkShareRead } from './nfs-mount';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
 export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay/relay';

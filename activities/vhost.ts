@@ -75,17 +75,44 @@ export async function installVhosts(
   input: { server: Server; sites: { site: Site; platform: Platform }[] },
   onProgress?: (done: number) => void,
 ): Promise<{ domain: string; changed: boolean }[]> {
-  const signal = activityCancellationSignal();
   const { server } = input;
+  const vhosts = input.sites.map(({ site, platform }) => ({
+    domain: site.domain,
+    content: renderVhost({ server, site, platform }),
+  }));
+  return putVhosts(server, `the vhosts of ${vhosts.length} site(s)`, vhosts, onProgress);
+}
+
+/**
+ * Puts back many vhosts on one server (content, or no file for null) with one config test and one reload: the
+ * undo of a batch of installs, and the removal of every site from a leaving member. Rolled back as a whole if the
+ * test fails, like installVhosts. Idempotent.
+ */
+export async function restoreVhosts(
+  input: { server: Server; vhosts: { domain: string; previous: string | null }[] },
+  onProgress?: (done: number) => void,
+): Promise<{ domain: string; changed: boolean }[]> {
+  const vhosts = input.vhosts.map((v) => ({ domain: v.domain, content: v.previous }));
+  return putVhosts(input.server, `restoring the vhosts of ${vhosts.length} site(s)`, vhosts, onProgress);
+}
+
+/** Writes (or removes, for null) many vhosts under one changeWebConfig: one test, one reload, undone together. */
+async function putVhosts(
+  server: Server,
+  what: string,
+  vhosts: { domain: string; content: string | null }[],
+  onProgress?: (done: number) => void,
+): Promise<{ domain: string; changed: boolean }[]> {
+  const signal = activityCancellationSignal();
   const written: { domain: string; changed: boolean; undo: () => Promise<unknown> }[] = [];
   await changeWebConfig(
     server,
-    `the vhosts of ${input.sites.length} site(s)`,
+    what,
     async () => {
       written.length = 0;
-      for (const { site, platform } of input.sites) {
-        const w = await putVhost(server, site.domain, renderVhost({ server, site, platform }), signal);
-        written.push({ domain: site.domain, changed: w.changed, undo: w.undo });
+      for (const { domain, content } of vhosts) {
+        const w = await putVhost(server, domain, content, signal);
+        written.push({ domain, changed: w.changed, undo: w.undo });
         onProgress?.(written.length);
       }
       return {

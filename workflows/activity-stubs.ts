@@ -59,6 +59,22 @@ export const undo = proxyActivities<typeof activities>({
   },
 });
 
+/**
+ * Compensations over every site of a server (removeSitesFromServer with a snapshot, setDatabaseAccountsOnServer):
+ * as long as the batches they undo, heartbeating, and retried like `undo`, bounded by time.
+ */
+export const undoPerServer = proxyActivities<typeof activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30s',
+  scheduleToCloseTimeout: '4 hours',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: PERMANENT_FAILURES,
+  },
+});
+
 /** Waiting for a drained member's in-flight requests to finish: bounded by the activity's own timeout, heartbeating. */
 export const drainWait = proxyActivities<typeof activities>({
   startToCloseTimeout: '5 minutes',

@@ -15,6 +15,13 @@ export const DEFAULT_MAX_PARALLEL = 8;
  */
 export const SITE_BATCH_PATCH = 'sitefleet-site-batch';
 
+/**
+ * Patch id of AddClusterMember's and RemoveClusterMember's per-server batches (grants per database server, site
+ * directories and vhosts per member, each with one snapshot and one undo): histories recorded before replay the
+ * loops of four or five activities per site.
+ */
+export const MEMBER_BATCH_PATCH = 'sitefleet-member-batch';
+
 export function parallelism(group: WebGroup): number {
   return Math.max(1, group.maxParallel ?? DEFAULT_MAX_PARALLEL);
 }

@@ -6,9 +6,9 @@ import { badInput, FailureType, permanentFailure } from '../common/failures';
 import { patched } from '@temporalio/workflow';
 import type { ClusterMemberInput } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
-import { drainWait, perServer, probe, quick, transfer, undo } from './activity-stubs';
+import { drainWait, perServer, probe, quick, transfer, undo, undoPerServer } from './activity-stubs';
 import { failedAfterCompensation } from './failures';
-import { expectGroup, siteUploads, SITE_BATCH_PATCH } from './group';
+import { expectGroup, MEMBER_BATCH_PATCH, siteUploads, SITE_BATCH_PATCH } from './group';
 import { uploadsMountPoint, uploadsShareName } from '../domain/paths';
 import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
@@ -67,22 +67,31 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
       const read = await probe.checkShareRead(mount);
       if (!read.ok) throw permanentFailure(FailureType.ShareNotVisible, `${member.name}: ${read.detail}`);
     }
-    for (const site of sites) {
-      const platform = platforms.find((p) => p.name === site.platform);
-      if (!platform) throw badInput(`sites: ${site.domain} is on platform ${site.platform}, which is not listed`);
-      const dbServer = dbServers.find((d) => d.name === site.dbServer);
-      step = `install ${site.domain}`;
-      progress.node(member.name, 'running', step);
-      if (dbServer) await quick.ensureDatabase({ dbServer, site, clients: everyone });
-      const before = await quick.inspectSite({ server: member, site, platform });
-      if (!before.siteDirExists)
-        saga.add(`remove ${site.domain}`, () => undo.removeSiteDir({ server: member, site, platform, backup: false }));
-      if (uploads) await quick.ensureSiteUploads({ share: uploads, domain: site.domain });
-      await quick.ensureSiteDir({ server: member, site, platform, dbServer, uploads: siteUploads(group, member) });
-      saga.add(`restore vhost ${site.domain}`, () =>
-        undo.restoreVhost({ server: member, site, previous: before.vhost }),
-      );
-      await quick.installVhost({ server: member, site, platform });
+    if (patched(MEMBER_BATCH_PATCH)) {
+      await addSitesBatched(input, saga, (next) => {
+        step = next;
+        progress.node(member.name, 'running', step);
+      });
+    } else {
+      for (const site of sites) {
+        const platform = platforms.find((p) => p.name === site.platform);
+        if (!platform) throw badInput(`sites: ${site.domain} is on platform ${site.platform}, which is not listed`);
+        const dbServer = dbServers.find((d) => d.name === site.dbServer);
+        step = `install ${site.domain}`;
+        progress.node(member.name, 'running', step);
+        if (dbServer) await quick.ensureDatabase({ dbServer, site, clients: everyone });
+        const before = await quick.inspectSite({ server: member, site, platform });
+        if (!before.siteDirExists)
+          saga.add(`remove ${site.domain}`, () =>
+            undo.removeSiteDir({ server: member, site, platform, backup: false }),
+          );
+        if (uploads) await quick.ensureSiteUploads({ share: uploads, domain: site.domain });
+        await quick.ensureSiteDir({ server: member, site, platform, dbServer, uploads: siteUploads(group, member) });
+        saga.add(`restore vhost ${site.domain}`, () =>
+          undo.restoreVhost({ server: member, site, previous: before.vhost }),
+        );
+        await quick.installVhost({ server: member, site, platform });
+      }
     }
     step = 'probe every site through the new member';
     progress.node(member.name, 'running', step);
@@ -146,11 +155,17 @@ export async function RemoveClusterMember(input: ClusterMemberInput): Promise<Me
     }
   }
   progress.node(member.name, 'running', 'stop serving');
-  for (const site of sites) await quick.restoreVhost({ server: member, site, previous: null });
-  progress.node(member.name, 'running', 'remove sites and platforms');
-  for (const site of sites) {
-    const platform = platforms.find((p) => p.name === site.platform);
-    if (platform) await quick.removeSiteDir({ server: member, site, platform, backup: false });
+  if (patched(MEMBER_BATCH_PATCH)) {
+    // One activity for every site: all vhosts go (one config test, one reload), then the site directories.
+    if (sites.length > 0) await perServer.removeSitesFromServer({ server: member, platforms, sites });
+    progress.node(member.name, 'running', 'remove platforms');
+  } else {
+    for (const site of sites) await quick.restoreVhost({ server: member, site, previous: null });
+    progress.node(member.name, 'running', 'remove sites and platforms');
+    for (const site of sites) {
+      const platform = platforms.find((p) => p.name === site.platform);
+      if (platform) await quick.removeSiteDir({ server: member, site, platform, backup: false });
+    }
   }
   for (const platform of platforms) await quick.removePlatform({ server: member, platform });
   if (group.uploads && member.name !== group.uploads.server.name) {
@@ -169,4 +184,52 @@ export async function RemoveClusterMember(input: ClusterMemberInput): Promise<Me
     platforms: platforms.map((p) => p.name),
     sites: sites.map((s) => s.domain),
   };
+}
+
+/**
+ * Every site onto a new member in a fixed number of activities whatever the number of sites: per database server
+ * a snapshot of the accounts, its undo, then the grants; the uploads directories on the files server; on the member
+ * a snapshot of the site directories and vhosts, its undo, then every directory and vhost (one config test, one
+ * reload). Each snapshot is taken before its batch, so a batch that fails half-way is undone exactly too.
+ */
+async function addSitesBatched(input: ClusterMemberInput, saga: Saga, at: (step: string) => void): Promise<void> {
+  const { group, member, platforms, sites, dbServers } = input;
+  for (const site of sites) {
+    if (!platforms.some((p) => p.name === site.platform))
+      throw badInput(`sites: ${site.domain} is on platform ${site.platform}, which is not listed`);
+  }
+  if (sites.length === 0) return;
+  const everyone = [...group.members, member].map((m) => m.address ?? m.host);
+  for (const dbServer of dbServers) {
+    const onIt = sites.filter((s) => s.dbServer === dbServer.name).map((s) => ({ domain: s.domain }));
+    if (onIt.length === 0) continue;
+    at(`grant ${onIt.length} site database(s) on ${dbServer.name}`);
+    const before = await perServer.inspectDatabasesOnServer({ dbServer, sites: onIt });
+    saga.add(
+      `restore the database accounts on ${dbServer.name}`,
+      () => undoPerServer.setDatabaseAccountsOnServer({ dbServer, accounts: before.accounts }),
+      { on: dbServer.name },
+    );
+    await perServer.ensureDatabasesOnServer({ dbServer, sites: onIt, clients: everyone });
+  }
+  if (group.uploads) {
+    at(`uploads of ${sites.length} site(s)`);
+    await perServer.ensureUploadsOnServer({ share: group.uploads, domains: sites.map((s) => s.domain) });
+  }
+  at(`install ${sites.length} site(s)`);
+  const before = await perServer.inspectSitesOnServer({ server: member, platforms, sites });
+  const keep = { siteDirs: before.siteDirs, vhosts: before.vhosts };
+  saga.add(
+    `remove the sites from ${member.name}`,
+    () => undoPerServer.removeSitesFromServer({ server: member, platforms, sites, keep }),
+    { on: member.name },
+  );
+  await perServer.ensureSitesOnServer({
+    server: member,
+    platforms,
+    sites,
+    dbServers,
+    receivesCode: true,
+    uploads: siteUploads(group, member),
+  });
 }

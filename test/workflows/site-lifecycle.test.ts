@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
 import type { Platform, Site } from '../../domain/model';
 import { workflowIds, type WebGroup } from '../../domain/operations';
 import { clusterGroup, useFleet } from '../support/fleet';
@@ -114,8 +115,16 @@ describe('site lifecycle on apache and on a cluster that grows and shrinks', () 
     assert.equal(await restName('h1', apacheSite.domain), apacheSite.domain, 'the restored site answers');
   });
 
-  test('AddClusterMember gives a new member every platform and site before it serves; RemoveClusterMember takes it out', async () => {
-    const cSite = site('c.example.com', 'wpc');
+  const cSite = site('c.example.com', 'wpc');
+  const memberInput = (members: string[]) => ({
+    group: cluster(members),
+    member: fleet().server('h3'),
+    platforms: [onCluster],
+    sites: [cSite],
+    dbServers: [db()],
+  });
+
+  test('an AddClusterMember that fails on the new member (php-fpm down) leaves it and the grants as they were', async () => {
     await fleet().run('CreatePlatformOnCluster', workflowIds.platform('wpc'), {
       platform: onCluster,
       group: cluster(['h2']),
@@ -132,13 +141,22 @@ describe('site lifecycle on apache and on a cluster that grows and shrinks', () 
       'h3 does not serve yet',
     );
 
-    const memberInput = (members: string[]) => ({
-      group: cluster(members),
-      member: fleet().server('h3'),
-      platforms: [onCluster],
-      sites: [cSite],
-      dbServers: [db()],
-    });
+    const before = await memberState();
+    await fleet().bed.stopService('h3', 'php8.2-fpm');
+    try {
+      await assert.rejects(
+        fleet().run('AddClusterMember', workflowIds.cluster('c2'), memberInput(['h2'])),
+        (err: unknown) =>
+          err instanceof WorkflowFailedError &&
+          /c\.example\.com through h3: .*Every completed step was undone/s.test(String(err.cause?.message)),
+      );
+    } finally {
+      await fleet().bed.startService('h3', 'php8.2-fpm');
+    }
+    assert.deepEqual(await memberState(), before);
+  });
+
+  test('AddClusterMember gives a new member every platform and site before it serves; RemoveClusterMember takes it out', async () => {
     await fleet().run('AddClusterMember', workflowIds.cluster('c2'), memberInput(['h2']));
     assert.equal(await restName('h3', cSite.domain), cSite.domain, 'the new member serves the site');
 
@@ -187,4 +205,23 @@ describe('site lifecycle on apache and on a cluster that grows and shrinks', () 
     const dbs = await fleet().bed.exec('h4', ['mysql', '--batch', '--skip-column-names', '-e', 'SHOW DATABASES']);
     assert.doesNotMatch(dbs.stdout, /apache_example_com/, 'the database is dropped');
   });
+
+  /**
+   * What AddClusterMember puts on h3 and the db server: platforms, vhosts, and the site users' accounts (the
+   * platforms root itself, which a platform push creates, is the server's and stays).
+   */
+  async function memberState(): Promise<Record<string, string>> {
+    const h3 = await fleet().bed.exec('h3', [
+      'sh',
+      '-c',
+      'find /var/aegir/platforms /var/aegir/config/server_h3/nginx/vhost.d -mindepth 1 -maxdepth 1 2>/dev/null | sort; true',
+    ]);
+    const users = await fleet().bed.exec('h4', [
+      'mysql',
+      '--batch',
+      '-e',
+      'SELECT user, host FROM mysql.user ORDER BY user, host',
+    ]);
+    return { h3: h3.stdout, users: users.stdout };
+  }
 });
