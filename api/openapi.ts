@@ -308,6 +308,15 @@ const OPS: Op[] = [
   },
   {
     method: 'post',
+    path: '/v1/platforms/{name}/rollback',
+    summary:
+      `Put every member of the platform's cluster back on its previous release in one step (${WORKFLOW_TYPES.rollbackPlatform}); ` +
+      'refused, changing nothing, while a member has no previous release',
+    tag: 'Platform',
+    ok: started('RollbackPlatform'),
+  },
+  {
+    method: 'post',
     path: '/v1/platforms/{name}/delete',
     summary: `Same as DELETE /v1/platforms/{name} (${WORKFLOW_TYPES.deletePlatform})`,
     tag: 'Platform',

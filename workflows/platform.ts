@@ -9,7 +9,7 @@ import { allBounded } from '../common/settle';
 import { failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
-import { rollOutCode } from './rolling';
+import { describeStoppedRollout, rollOutCode } from './rolling';
 import { syncPlatformCode } from './relay';
 import { Saga } from './saga';
 import { tagRun } from './search';
@@ -56,7 +56,8 @@ async function createPlatformOnGroup(
     const lb = group.loadBalancer;
     if (kind === 'cluster' && lb) {
       // An update behind a load balancer: members that have the platform get the new code one at a time, out of
-      // rotation, each probed before it serves again; a failed probe stops the update (workflows/rolling.ts).
+      // rotation, in a new release, each probed before it serves again; a failed probe stops the update and
+      // switches the members done back to their previous release (workflows/rolling.ts).
       step = 'rolling update';
       progress.phase(step);
       const sites = (group.loadBalancerRoutes?.sites ?? []).filter((s) => s.platform === platform.name);
@@ -70,11 +71,7 @@ async function createPlatformOnGroup(
         progress,
       });
       if (rolled.stoppedAt) {
-        throw permanentFailure(
-          FailureType.ProbeFailed,
-          `rolling update stopped at ${rolled.stoppedAt.server}: ${rolled.stoppedAt.error}; ` +
-            `updated: ${rolled.updated.join(', ') || 'none'}; not reached: ${rolled.notReached.join(', ') || 'none'}`,
-        );
+        throw permanentFailure(FailureType.ProbeFailed, describeStoppedRollout(rolled));
       }
       step = 'sync platform code';
     }
