@@ -58,11 +58,13 @@ mv -T -- "$rels/$id.partial" "$rels/$id"
 /**
  * Exit 3 as above. Switches the link to release TO (or removes it when TO is empty: there was no platform before),
  * then renames release DISCARD to DISCARD.rolled-back. Prints `from ID` (the release it linked to before) and
- * `switched` when the link changed; a second run changes nothing.
+ * `switched` when the link changed; a second run changes nothing. With CARRY=yes, release TO first gets the site
+ * directories and alias links of the current release (hard-link copies; its own ones go): sites belong to the
+ * platform, not to a release, so a site installed, changed or deleted since TO was made stays so.
  */
 const SWITCH_RELEASE = `set -eu
 ${SWITCH_LINK}
-root=$1 rels=$2 to=$3 discard=$4
+root=$1 rels=$2 to=$3 discard=$4 carry=$5
 cur=
 if [ -L "$root" ]; then cur=$(readlink -- "$root")
 elif [ -e "$root" ]; then echo "$root is not a release link" >&2; exit 3
@@ -70,6 +72,15 @@ fi
 echo "from \${cur##*/}"
 if [ -n "$to" ]; then
   [ -d "$rels/$to" ] || { echo "release $to does not exist in $rels" >&2; exit 3; }
+  if [ "$carry" = yes ] && [ -n "$cur" ] && [ "$cur" != "$rels/$to" ] && [ -d "$cur/sites" ]; then
+    mkdir -p -- "$rels/$to/sites"
+    for d in "$rels/$to"/sites/*.*; do
+      if [ -d "$d" ] || [ -L "$d" ]; then rm -rf -- "$d"; fi
+    done
+    for d in "$cur"/sites/*.*; do
+      if [ -d "$d" ] || [ -L "$d" ]; then cp -al -- "$d" "$rels/$to/sites/"; fi
+    done
+  fi
   if [ "$cur" != "$rels/$to" ]; then switch_link "$rels/$to" "$root"; echo switched; fi
 elif [ -n "$cur" ]; then
   rm -f -- "$root"; echo switched
@@ -169,6 +180,11 @@ export interface SwitchReleaseInput {
   to: string | null;
   /** A release to set aside as `ID.rolled-back` once the link points elsewhere (never a rollback target again). */
   discard?: string;
+  /**
+   * Give release `to` the current release's site directories and alias links before the switch (a rollback to an
+   * older release keeps the sites as they are now). @default false
+   */
+  carrySites?: boolean;
 }
 
 /** Points the platform root at release `to` in one rename; a retried or repeated switch changes nothing. */
@@ -190,6 +206,7 @@ export async function switchRelease(
       releasesDir(server, platform.name),
       to ?? '',
       discard,
+      input.carrySites === true ? 'yes' : '',
     ],
     { timeoutMs: 120_000, signal, allowExitCodes: 'any', describe: 'switch the release link' },
   );

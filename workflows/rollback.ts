@@ -20,7 +20,8 @@ export interface RollbackPlatformResult {
 
 /**
  * Finds on every member the release before the one it serves (domain/releases.ts previousRelease) and refuses,
- * changing nothing, when a member has none. Then switches every member's platform link at once (one rename each);
+ * changing nothing, when a member has none. Then switches every member's platform link at once (one rename each),
+ * the code going back and the sites staying as they are (their directories carried into the older release);
  * if a switch fails, the members already switched go back and the workflow fails. Only when every member serves
  * its previous release are the releases rolled back from set aside (`ID.rolled-back`: never a rollback target
  * again). PHP sees the new paths at once behind nginx (`$realpath_root`); Apache members, whose PHP sees the
@@ -61,7 +62,7 @@ export async function RollbackPlatform(input: RollbackPlatformInput): Promise<Ro
     progress.phase(step);
     await allBounded(plan, limit, async ({ server, from, to }) => {
       progress.node(server.name, 'running', `switch to ${to}`);
-      await quick.switchRelease({ server, platform, to });
+      await quick.switchRelease({ server, platform, to, carrySites: true });
       saga.add(`switch ${server.name} back to ${from}`, () => undo.switchRelease({ server, platform, to: from }), {
         on: server.name,
       });

@@ -18,7 +18,7 @@ import type { ResyncReport, VerifyReport } from '../../workflows/verify';
 import type { RollbackPlatformResult } from '../../workflows/rollback';
 import { startLoad, type LoadResult } from '../../bench/load-client';
 import { WORDPRESS_SOURCE, wordpressPlatform, wordpressSite } from '../support/wordpress';
-import { platformRoot, releasesDir } from '../../domain/paths';
+import { platformRoot, releasesDir, siteDir } from '../../domain/paths';
 import { ADOPTED_RELEASE, RELEASE_ID } from '../../domain/releases';
 
 const fleet = useFleet({
@@ -283,6 +283,11 @@ describe('a load balancer in front of a cluster', () => {
 
   test('RollbackPlatform puts every member back on its previous release in one step, 0 failed requests', async () => {
     const before = await Promise.all(['h1', 'h2', 'h3'].map(releasesOn));
+    // A change to the site's directory since the previous release was made: the code goes back, the site stays.
+    const marker = (host: string) =>
+      `${siteDir(fleet().server(host), platform.name, site.domain)}/sitefleet-marker.txt`;
+    for (const host of ['h1', 'h2', 'h3'])
+      await fleet().bed.exec(host, ['sh', '-c', 'echo kept > "$1"', 'sh', marker(host)]);
     let result: RollbackPlatformResult | undefined;
     const during = await underLoad(async () => {
       result = await fleet().run('RollbackPlatform', `${workflowIds.platform('wp')}-lb-rollback`, {
@@ -302,6 +307,11 @@ describe('a load balancer in front of a cluster', () => {
       assert.equal(m?.from, before[i]?.current);
       assert.equal(m?.to, now.current);
       assert.ok(now.releases.includes(`${m?.from}.rolled-back`), `${host} set ${m?.from} aside`);
+      assert.equal(
+        (await fleet().bed.exec(host, ['cat', marker(host)])).stdout,
+        'kept\n',
+        `${host} kept the site's directory`,
+      );
     }
   });
 
