@@ -15,7 +15,7 @@ import { ADOPTED_RELEASE, RELEASE_ID, releasesToPrune, ROLLED_BACK_SUFFIX } from
 import { activityCancellationSignal, withHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { FailureType, permanentFailure, transientFailure } from '../common/failures';
-import { runRemote, type RemoteCommandResult } from './transport/ssh-command';
+import { runRemote, type RemoteCommandOptions, type RemoteCommandResult } from './transport/ssh-command';
 
 export const releaseIdSchema = z
   .string()
@@ -115,6 +115,18 @@ const lineValue = (stdout: string, key: string): string | undefined =>
     ?.slice(key.length + 1)
     .trim();
 
+/** Runs one of the scripts above as root with the platform root and its releases directory as $1 and $2. */
+function runReleaseScript(
+  server: Server,
+  platform: Platform,
+  script: string,
+  args: string[],
+  options: RemoteCommandOptions,
+): Promise<RemoteCommandResult> {
+  const argv = ['sh', '-c', script, 'sitefleet-releases', platformRoot(server, platform.name)];
+  return runRemote(server, [...argv, releasesDir(server, platform.name), ...args], options);
+}
+
 function parseTarget(input: { server: Server; platform: Platform }): { server: Server; platform: Platform } {
   return {
     server: parseInput(serverSchema, input.server, 'server'),
@@ -149,20 +161,12 @@ export async function prepareRelease(input: PrepareReleaseInput): Promise<Prepar
   const r = await withHeartbeat(
     () => ({ server: server.name, step: `prepare release ${release} of ${platform.name}` }),
     () =>
-      runRemote(
-        server,
-        [
-          'sh',
-          '-c',
-          PREPARE_RELEASE,
-          'sitefleet-release',
-          platformRoot(server, platform.name),
-          releasesDir(server, platform.name),
-          release,
-          ADOPTED_RELEASE,
-        ],
-        { timeoutMs: 10 * 60_000, signal, allowExitCodes: 'any', describe: 'prepare a release' },
-      ),
+      runReleaseScript(server, platform, PREPARE_RELEASE, [release, ADOPTED_RELEASE], {
+        timeoutMs: 10 * 60_000,
+        signal,
+        allowExitCodes: 'any',
+        describe: 'prepare a release',
+      }),
   );
   if (r.code !== 0) failOn(server, `prepare release ${release} of ${platform.name}`, r);
   return {
@@ -195,21 +199,13 @@ export async function switchRelease(
   const { server, platform } = parseTarget(input);
   const to = input.to === null ? null : parseInput(releaseIdSchema, input.to, 'to');
   const discard = input.discard === undefined ? '' : parseInput(releaseIdSchema, input.discard, 'discard');
-  const r = await runRemote(
-    server,
-    [
-      'sh',
-      '-c',
-      SWITCH_RELEASE,
-      'sitefleet-switch',
-      platformRoot(server, platform.name),
-      releasesDir(server, platform.name),
-      to ?? '',
-      discard,
-      input.carrySites === true ? 'yes' : '',
-    ],
-    { timeoutMs: 120_000, signal, allowExitCodes: 'any', describe: 'switch the release link' },
-  );
+  const carry = input.carrySites === true ? 'yes' : '';
+  const r = await runReleaseScript(server, platform, SWITCH_RELEASE, [to ?? '', discard, carry], {
+    timeoutMs: 120_000,
+    signal,
+    allowExitCodes: 'any',
+    describe: 'switch the release link',
+  });
   if (r.code !== 0) failOn(server, `switch ${platform.name} to release ${to ?? '(none)'}`, r);
   return {
     server: server.name,
@@ -231,18 +227,7 @@ export interface ReleaseListing {
 export async function listReleases(input: { server: Server; platform: Platform }): Promise<ReleaseListing> {
   const signal = activityCancellationSignal();
   const { server, platform } = parseTarget(input);
-  const r = await runRemote(
-    server,
-    [
-      'sh',
-      '-c',
-      LIST_RELEASES,
-      'sitefleet-releases',
-      platformRoot(server, platform.name),
-      releasesDir(server, platform.name),
-    ],
-    { timeoutMs: 30_000, signal },
-  );
+  const r = await runReleaseScript(server, platform, LIST_RELEASES, [], { timeoutMs: 30_000, signal });
   const [first = '', ...rest] = r.stdout.split('\n');
   return {
     server: server.name,

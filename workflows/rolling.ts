@@ -41,6 +41,8 @@ export interface RollOutResult {
   switchedBack: string[];
   /** After a failure: members whose switch back failed, with why (each is left out of rotation). */
   switchBackFailed: string[];
+  /** The code went into release directories (RELEASES_PATCH): the members rolled need no other push. */
+  releases: boolean;
 }
 
 /** What a member had before the new release: per platform, the release to switch back to. */
@@ -132,6 +134,7 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
           notReached: order.slice(i + 1).map((m) => m.name),
           switchedBack: [],
           switchBackFailed: [],
+          releases: false,
         };
       }
       progress.node(server.name, 'failed', step, stopped);
@@ -164,12 +167,13 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
         notReached: order.slice(i + 1).map((m) => m.name),
         switchedBack,
         switchBackFailed,
+        releases: true,
       };
     }
     if (prepared) done.push(prepared);
   }
   if (release) await pruneOldReleases(input, order);
-  return { updated, notReached: [], switchedBack: [], switchBackFailed: [] };
+  return { updated, notReached: [], switchedBack: [], switchBackFailed: [], releases: release !== undefined };
 }
 
 /** Every site of the member through the member itself (the full probe); throws ProbeFailed at the first failure. */
