@@ -15,6 +15,7 @@ export {
   removePlatform,
   checkPlatformVisible,
 } from './platform';
+export { prepareRelease, switchRelease, listReleases, pruneReleases } from './releases';
 export { ensureSiteDir, removeSiteDir } from './site-files';
 export { inspectDatabase, ensureDatabase, dropDatabase, checkDatabaseLogin } from './database';
 export { runSiteInstaller } from './site-installer';

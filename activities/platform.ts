@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { metricMeter } from '@temporalio/activity';
 import { recordSync } from '../metrics/sitefleet';
 import { platformSchema, serverSchema, type Platform, type Server } from '../domain/model';
-import { platformRoot, platformsDir, sitesDir } from '../domain/paths';
+import { platformRoot, platformsDir, releaseDir, releasesDir, sitesDir } from '../domain/paths';
+import { releaseIdSchema } from './releases';
 import { WORDPRESS_HEALTH_PATH } from '../domain/site-probe';
 import { activityCancellationSignal, withHeartbeat } from './support/activity-context';
 import { parseInput } from './support/activity-input';
@@ -49,6 +50,11 @@ export interface SyncPlatformInput {
   platform: Platform;
   /** Report drift against the source without changing anything. @default false */
   dryRun?: boolean;
+  /**
+   * Sync into this release directory (activities/releases.ts prepareRelease made it) instead of the platform root,
+   * which keeps serving the release it links to. @default the platform root
+   */
+  release?: string;
 }
 
 export type SyncPlatformResult = RsyncSummary & { server: string; platform: string };
@@ -58,14 +64,17 @@ async function syncOne(
   platform: Platform,
   dryRun: boolean,
   signal?: AbortSignal,
+  release?: string,
 ): Promise<RsyncSummary> {
   const source = await withHeartbeat(
     () => ({ server: server.name, step: `fetch the source of ${platform.name}` }),
     () => platformSourceDir(platform, signal),
   );
+  // Into a release: its own path, never through the platform root's link (which serves the current release).
+  const destination = release ? releaseDir(server, platform.name, release) : platformRoot(server, platform.name);
   const push = rsyncToServer(server, {
     source,
-    destination: platformRoot(server, platform.name),
+    destination,
     filters: platformSyncFilters(platform.profile),
     dryRun,
     chown: `${server.aegirUser}:${server.aegirUser}`,
@@ -76,7 +85,7 @@ async function syncOne(
   // sitefleet's own files (outside the push: its filters keep rsync from touching them) are checked while rsync
   // runs — one round trip that is most of a no-op resync — but written only after it: rsync --delete would remove
   // a writer's temp file from under it.
-  const files = platformOwnFiles(server, platform);
+  const files = platformOwnFiles(server, platform, destination);
   const inspect = files.length > 0 ? inspectRemoteFiles(server, files, { signal }) : Promise.resolve([]);
   const [pushed, inspected] = await Promise.allSettled([push, inspect]);
   if (pushed.status === 'rejected') throw pushed.reason;
@@ -95,7 +104,8 @@ export async function syncPlatform(input: SyncPlatformInput): Promise<SyncPlatfo
   const signal = activityCancellationSignal();
   const server = parseInput(serverSchema, input.server, 'server');
   const platform = parseInput(platformSchema, input.platform, 'platform');
-  const summary = await syncOne(server, platform, input.dryRun ?? false, signal);
+  const release = input.release === undefined ? undefined : parseInput(releaseIdSchema, input.release, 'release');
+  const summary = await syncOne(server, platform, input.dryRun ?? false, signal, release);
   return { ...summary, server: server.name, platform: platform.name };
 }
 
@@ -166,7 +176,10 @@ export async function listPlatformSites(input: PlatformOnServerInput): Promise<s
     .sort();
 }
 
-/** Removes the platform's root directory from the server (DeletePlatform, and compensation of a new platform). */
+/**
+ * Removes the platform's root directory from the server (DeletePlatform, and compensation of a new platform); on
+ * a member with releases, the link and every release.
+ */
 export async function removePlatform(input: PlatformOnServerInput): Promise<{ server: string; removed: boolean }> {
   const signal = activityCancellationSignal();
   const server = parseInput(serverSchema, input.server, 'server');
@@ -177,7 +190,14 @@ export async function removePlatform(input: PlatformOnServerInput): Promise<{ se
   }
   const r = await runRemote(
     server,
-    ['sh', '-c', '[ -e "$1" ] || { echo absent; exit 0; }; rm -rf -- "$1"; echo removed', 'sitefleet-rm', root],
+    [
+      'sh',
+      '-c',
+      '[ -e "$1" ] || [ -L "$1" ] || [ -e "$2" ] || { echo absent; exit 0; }; rm -rf -- "$1" "$2"; echo removed',
+      'sitefleet-rm',
+      root,
+      releasesDir(server, platform.name),
+    ],
     {
       timeoutMs: 300_000,
       signal,

@@ -117,10 +117,16 @@ export async function ensureWordpressDispatcher(
   return (await ensureRemoteFiles(server, files, { signal })).some(Boolean);
 }
 
-/** sitefleet's own files at the root of a platform on a server (WordPress: dispatcher and health script). */
-export function platformOwnFiles(server: Server, platform: Platform): RemoteFileSpec[] {
+/**
+ * sitefleet's own files at the root of a platform on a server (WordPress: dispatcher and health script), or at
+ * `root` (a release directory being built).
+ */
+export function platformOwnFiles(
+  server: Server,
+  platform: Platform,
+  root = platformRoot(server, platform.name),
+): RemoteFileSpec[] {
   if (platform.profile !== 'wordpress') return [];
-  const root = platformRoot(server, platform.name);
   const owner = server.aegirUser;
   return [
     { path: `${root}/wp-config.php`, content: renderWordpressDispatcher(platform), owner, mode: '0644' },

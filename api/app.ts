@@ -359,6 +359,7 @@ export function createApi(deps: AppDeps): Api {
     plans.planDeployPlatform(store, name(req), parse(deployBodySchema, bodyOf(req)).transfer),
   );
   op('/v1/platforms/:name/delete', (req) => (noBody(req), plans.planDeletePlatform(store, name(req))));
+  op('/v1/platforms/:name/rollback', (req) => (noBody(req), plans.planRollbackPlatform(store, name(req))));
   op('/v1/sites/:domain/install', (req) => (noBody(req), plans.planInstallSite(store, domain(req))));
   op('/v1/sites/:domain/delete', (req) => (noBody(req), plans.planDeleteSite(store, domain(req))));
   op('/v1/sites/:domain/enable', (req) => (noBody(req), plans.planSiteStatus(store, domain(req), 'enabled')));

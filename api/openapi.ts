@@ -88,6 +88,24 @@ const pathParams = (path: string) =>
 
 const started = (what: string) => ({ '202': { description: `${what} started`, ...json(ref('OperationStarted')) } });
 
+/** VerifyClusterNodes and ResyncCluster of a pack or cluster. */
+const groupOps = (plural: 'packs' | 'clusters', tag: string): Op[] => [
+  {
+    method: 'post',
+    path: `/v1/${plural}/{name}/verify`,
+    tag,
+    ok: started('VerifyClusterNodes'),
+    summary: `Verify every member (${WORKFLOW_TYPES.verifyClusterNodes})`,
+  },
+  {
+    method: 'post',
+    path: `/v1/${plural}/{name}/resync`,
+    tag,
+    ok: started('ResyncCluster'),
+    summary: `Repair drift on every member (${WORKFLOW_TYPES.resyncCluster})`,
+  },
+];
+
 function resourceOps(plural: string, schema: string, key: string, tag: string): Op[] {
   const input = schema === 'Server' ? 'ServerRegistration' : `${schema}Input`;
   const one = `/v1/${plural}/{${key}}`;
@@ -225,20 +243,7 @@ const OPS: Op[] = [
     bodyOptional: true,
     ok: started('TeardownClusterUploads'),
   },
-  {
-    method: 'post',
-    path: '/v1/packs/{name}/verify',
-    summary: `Verify every member (${WORKFLOW_TYPES.verifyClusterNodes})`,
-    tag: 'Pack',
-    ok: started('VerifyClusterNodes'),
-  },
-  {
-    method: 'post',
-    path: '/v1/packs/{name}/resync',
-    summary: `Repair drift on every member (${WORKFLOW_TYPES.resyncCluster})`,
-    tag: 'Pack',
-    ok: started('ResyncCluster'),
-  },
+  ...groupOps('packs', 'Pack'),
 
   ...resourceOps('clusters', 'Cluster', 'name', 'Cluster'),
   {
@@ -248,20 +253,7 @@ const OPS: Op[] = [
     tag: 'Cluster',
     ok: { '204': { description: 'Removed' } },
   },
-  {
-    method: 'post',
-    path: '/v1/clusters/{name}/verify',
-    summary: `Verify every member (${WORKFLOW_TYPES.verifyClusterNodes})`,
-    tag: 'Cluster',
-    ok: started('VerifyClusterNodes'),
-  },
-  {
-    method: 'post',
-    path: '/v1/clusters/{name}/resync',
-    summary: `Repair drift on every member (${WORKFLOW_TYPES.resyncCluster})`,
-    tag: 'Cluster',
-    ok: started('ResyncCluster'),
-  },
+  ...groupOps('clusters', 'Cluster'),
   {
     method: 'post',
     path: '/v1/clusters/{name}/members',
@@ -305,6 +297,13 @@ const OPS: Op[] = [
     body: 'DeployRequest',
     bodyOptional: true,
     ok: started('Deployment'),
+  },
+  {
+    method: 'post',
+    path: '/v1/platforms/{name}/rollback',
+    summary: `Put every member of the platform's cluster back on its previous release in one step (${WORKFLOW_TYPES.rollbackPlatform}); refused, changing nothing, while a member has none`,
+    tag: 'Platform',
+    ok: started('RollbackPlatform'),
   },
   {
     method: 'post',

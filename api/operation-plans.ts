@@ -15,6 +15,7 @@ import {
   type MigrateSiteInput,
   type RestoreSiteInput,
   type DeletePlatformInput,
+  type RollbackPlatformInput,
   type DeleteSiteInput,
   type InstallSiteInput,
   type ResyncInput,
@@ -224,6 +225,31 @@ export async function planDeletePlatform(store: InventoryStore, name: string): P
       servers: groupServerNames(group),
     },
     effect: { type: 'forget', kind: 'platform', key: name },
+  };
+}
+
+/**
+ * Puts every member of the platform's cluster back on its previous release (RollbackPlatform). Release directories
+ * are made by rolling updates behind a cluster's load balancer; the workflow refuses members without a previous one.
+ */
+export async function planRollbackPlatform(store: InventoryStore, name: string): Promise<OperationPlan> {
+  const platform = await store.get('platform', name);
+  if (!platform) throw new NotFoundError('platform', name);
+  if (platform.target.kind !== 'cluster') {
+    throw new ConflictError(
+      `platform "${name}" is on ${platform.target.kind} ${platform.target.name}: only a cluster's platforms have ` +
+        'releases to roll back to (made by rolling updates behind its load balancer)',
+    );
+  }
+  const group = await resolveWebGroup(store, platform.target);
+  const input: RollbackPlatformInput = { platform, group };
+  return {
+    workflowType: WORKFLOW_TYPES.rollbackPlatform,
+    workflowId: workflowIds.platform(name),
+    resource: `platform/${name}`,
+    input,
+    summary: `Roll platform ${name} back to its previous release on ${describeGroup(group)}`,
+    tags: { platform: name, cluster: group.name, servers: groupServerNames(group) },
   };
 }
 

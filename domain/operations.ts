@@ -103,6 +103,10 @@ export interface DeletePlatformInput {
   /** Sites the inventory still lists on the platform; the workflow refuses while any remain. */
   sites: string[];
 }
+export interface RollbackPlatformInput {
+  platform: Platform;
+  group: WebGroup;
+}
 export interface VerifyNodesInput {
   group: WebGroup;
   platforms: Platform[];
@@ -175,6 +179,7 @@ export const WORKFLOW_TYPES = {
   resyncCluster: 'ResyncCluster',
   deleteSite: 'DeleteSite',
   deletePlatform: 'DeletePlatform',
+  rollbackPlatform: 'RollbackPlatform',
   enableSite: 'EnableSite',
   disableSite: 'DisableSite',
   backupSite: 'BackupSite',

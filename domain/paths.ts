@@ -38,3 +38,10 @@ export const vhostDir = (s: Layout & Pick<Server, 'name'>, type: 'nginx' | 'apac
   `${serverConfigDir(s, type)}/vhost.d`;
 export const vhostPath = (s: Layout & Pick<Server, 'name'>, type: 'nginx' | 'apache', domain: string): string =>
   `${vhostDir(s, type)}/${domain}`;
+/**
+ * Release directories of a platform on a member behind a load balancer: the platform root is a root-owned link to
+ * one of them (activities/releases.ts).
+ */
+export const releasesDir = (s: Layout, platform: string): string => `${s.aegirRoot}/releases/${platform}`;
+export const releaseDir = (s: Layout, platform: string, release: string): string =>
+  `${releasesDir(s, platform)}/${release}`;

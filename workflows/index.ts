@@ -5,6 +5,7 @@ export { VerifyServer } from './server';
 export { SetupPackShare, TeardownPackShare } from './pack-share';
 export { SetupClusterUploads, TeardownClusterUploads } from './cluster-uploads';
 export { CreatePlatform, CreatePlatformOnPack, CreatePlatformOnCluster, DeletePlatform } from './platform';
+export { RollbackPlatform } from './rollback';
 export { InstallSite, InstallSiteOnPack, InstallSiteOnCluster, DeleteSite, EnableSite, DisableSite } from './site';
 export { VerifyClusterNodes, ResyncCluster } from './verify';
 export { BackupSite, RestoreSite, MigrateSite } from './backup';

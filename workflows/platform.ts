@@ -9,7 +9,7 @@ import { allBounded } from '../common/settle';
 import { failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
-import { rollOutCode } from './rolling';
+import { describeStoppedRollout, rollOutCode } from './rolling';
 import { syncPlatformCode } from './relay';
 import { Saga } from './saga';
 import { tagRun } from './search';
@@ -53,10 +53,12 @@ async function createPlatformOnGroup(
     step = 'sync platform code';
     progress.phase(step);
     const receivers = codeReceivers(group);
+    let toSync = receivers;
     const lb = group.loadBalancer;
     if (kind === 'cluster' && lb) {
       // An update behind a load balancer: members that have the platform get the new code one at a time, out of
-      // rotation, each probed before it serves again; a failed probe stops the update (workflows/rolling.ts).
+      // rotation, in a new release, each probed before it serves again; a failed probe stops the update and
+      // switches the members done back to their previous release (workflows/rolling.ts).
       step = 'rolling update';
       progress.phase(step);
       const sites = (group.loadBalancerRoutes?.sites ?? []).filter((s) => s.platform === platform.name);
@@ -70,32 +72,34 @@ async function createPlatformOnGroup(
         progress,
       });
       if (rolled.stoppedAt) {
-        throw permanentFailure(
-          FailureType.ProbeFailed,
-          `rolling update stopped at ${rolled.stoppedAt.server}: ${rolled.stoppedAt.error}; ` +
-            `updated: ${rolled.updated.join(', ') || 'none'}; not reached: ${rolled.notReached.join(', ') || 'none'}`,
-        );
+        throw permanentFailure(FailureType.ProbeFailed, describeStoppedRollout(rolled));
       }
+      // Members with releases have the code now; a push (or a relay, which refuses a platform link) is only for
+      // members that did not have the platform.
+      if (rolled.releases) toSync = receivers.filter((_, i) => !have[i]);
       step = 'sync platform code';
     }
     // Parallel rsync, or a relay where input.transfer says so (workflows/relay.ts).
-    const synced = await syncPlatformCode(input, receivers, {
-      progress,
-      saga,
-      limit,
-      rsyncOne: async (server) => {
-        progress.node(server.name, 'running', step);
-        const existed = await quick.platformExists({ server, platform });
-        if (!existed) {
-          saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }), {
-            on: server.name,
+    const synced =
+      toSync.length === 0
+        ? []
+        : await syncPlatformCode(input, toSync, {
+            progress,
+            saga,
+            limit,
+            rsyncOne: async (server) => {
+              progress.node(server.name, 'running', step);
+              const existed = await quick.platformExists({ server, platform });
+              if (!existed) {
+                saga.add(`remove platform on ${server.name}`, () => undo.removePlatform({ server, platform }), {
+                  on: server.name,
+                });
+              }
+              const summary = await transfer.syncPlatform({ server, platform, dryRun: false });
+              progress.node(server.name, 'done', `synced ${summary.filesChanged} file(s)`);
+              return { server: server.name, filesChanged: summary.filesChanged, bytesSent: summary.bytesSent };
+            },
           });
-        }
-        const summary = await transfer.syncPlatform({ server, platform, dryRun: false });
-        progress.node(server.name, 'done', `synced ${summary.filesChanged} file(s)`);
-        return { server: server.name, filesChanged: summary.filesChanged, bytesSent: summary.bytesSent };
-      },
-    });
 
     step = 'check the share on every slave';
     const readers = shareReaders(group);

@@ -193,7 +193,8 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
     for (const site of sites) await quick.ensureSiteUploads({ share: uploads, domain: site.domain });
   }
 
-  // Behind a load balancer, members whose code changes get it one at a time, out of rotation (rollCode).
+  // Behind a load balancer, members whose code changes get it one at a time, out of rotation, in a new release
+  // (rollOutCode); if one fails, those done switch back.
   if (group.kind === 'cluster' && group.loadBalancer) {
     const rolled = await rollOutCode({
       group,
@@ -205,9 +206,15 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
       onSynced: (server, platform, files) => repaired.get(server)?.push(`${platform}: ${files} file(s)`),
     });
     if (rolled.stoppedAt) {
-      noteFailure(rolled.stoppedAt.server, rolled.stoppedAt.error);
-      for (const rest of rolled.notReached)
-        noteFailure(rest, `not updated: the rolling update stopped at ${rolled.stoppedAt.server}`);
+      const at = rolled.stoppedAt.server;
+      noteFailure(at, rolled.stoppedAt.error);
+      for (const back of rolled.switchedBack.filter((n) => n !== at))
+        noteFailure(back, `switched back to its previous release: the rolling update stopped at ${at}`);
+      for (const failure of rolled.switchBackFailed) {
+        const server = failure.split(':')[0] as string;
+        if (server !== at) noteFailure(server, `switch back failed: ${failure}`);
+      }
+      for (const rest of rolled.notReached) noteFailure(rest, `not updated: the rolling update stopped at ${at}`);
     }
   }
 

@@ -1,8 +1,10 @@
 /**
  * Scenario `rolling`: haproxy on the bed's lb host in front of a WordPress cluster of 3 and of 8 members, a load
  * client (8 at a time, keep-alive, WordPress's REST index) through it; failed requests (non-2xx and errors) and
- * p99 latency without an update, during a rolling update (ResyncCluster after a code change), and during the
- * deployment of a broken release (which must stop at the first member). Printed, not part of the targets.
+ * p99 latency without an update, during a rolling update into new releases (ResyncCluster after a code change),
+ * during the deployment of a broken release (which must stop at the first member and switch it back), during the
+ * fixed release and during RollbackPlatform (every member back on its previous release). Printed, not part of the
+ * targets.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -116,4 +118,6 @@ async function rollingOn(rt: Runtime, members: number, source: string): Promise<
   writeFileSync(index, good);
   const fixed = await underLoad(resync);
   log(line('fixed release (ResyncCluster)', fixed));
+  const rolledBack = await underLoad(() => run('RollbackPlatform', `rollback-${cluster}`, { platform, group }));
+  log(line('rollback (RollbackPlatform)', rolledBack));
 }

@@ -5,12 +5,14 @@ import {
   addFromFile,
   type CliContext,
   compact,
+  operation,
   type ListColumns,
   readResourceFile,
   removeWithOperation,
   resource,
   UsageError,
 } from '../context';
+import { seg } from '../api-client';
 import { deploy } from '../transfer-flags';
 
 const describeSource = (s: PlatformSource): string =>
@@ -72,4 +74,11 @@ export function platformCommands(cli: CliContext): void {
     'delete a platform from its servers, then from the inventory (refused while sites exist)',
   );
   deploy(cli, platformCmd, 'deploy the platform on its target');
+  operation(
+    cli,
+    platformCmd,
+    'rollback',
+    "put every member of the platform's cluster back on its previous release (RollbackPlatform)",
+    (n) => `/v1/platforms/${seg(n)}/rollback`,
+  );
 }

@@ -1,5 +1,5 @@
 /**
- * Operations as top-level verbs: `sitefleet deploy|install|enable|disable|backup|restore|migrate|setup-share|
+ * Operations as top-level verbs: `sitefleet deploy|rollback|install|enable|disable|backup|restore|migrate|setup-share|
  * teardown-share|verify|resync|delete ...` (the site verbs are also under `sitefleet site`).
  */
 import type { Command } from 'commander';
@@ -16,6 +16,14 @@ export function verbCommands(cli: CliContext, siteCmd: Command): void {
     }
   };
   deploy(cli, program, 'deploy a platform on its server, pack or cluster');
+  operation(
+    cli,
+    program,
+    'rollback',
+    "put every member of a platform's cluster back on its previous release (RollbackPlatform)",
+    (n) => `/v1/platforms/${seg(n)}/rollback`,
+    'platform',
+  );
   siteOp('install', 'install a site on every server of its platform');
   siteOp('enable', 'enable a site (EnableSite)');
   siteOp('disable', 'disable a site (DisableSite)');

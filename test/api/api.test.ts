@@ -203,6 +203,12 @@ void describe('sitefleet API', () => {
     assert.match(res.body.error, /still used by site "cluster.example.com"/);
   });
 
+  void test("refuses to roll back a platform that is not on a cluster (only a cluster's members have releases)", async () => {
+    const res = await h.request('POST', '/v1/platforms/onserver/rollback');
+    assert.equal(res.status, 409);
+    assert.match(res.body.error, /platform "onserver" is on server web1: only a cluster's platforms have releases/);
+  });
+
   const members = { pk: ['web1', 'web2', 'nfs1'], cl: ['web2', 'web3', 'lb1'] };
   const operations: {
     method?: string;
@@ -291,6 +297,13 @@ void describe('sitefleet API', () => {
       type: 'CreatePlatformOnCluster',
       attrs: { SitefleetPlatform: 'oncluster', SitefleetCluster: 'cl', SitefleetServer: members.cl },
       summary: /on cluster cl/,
+    },
+    {
+      path: '/v1/platforms/oncluster/rollback',
+      id: 'platform/oncluster',
+      type: 'RollbackPlatform',
+      attrs: { SitefleetPlatform: 'oncluster', SitefleetCluster: 'cl', SitefleetServer: members.cl },
+      summary: /Roll platform oncluster back to its previous release on cluster cl/,
     },
     {
       path: '/v1/sites/single.example.com/install',

@@ -55,6 +55,7 @@ export const VerifyClusterNodes = (i: AnyInput) => stub('VerifyClusterNodes', i)
 export const ResyncCluster = (i: AnyInput) => stub('ResyncCluster', i);
 export const DeleteSite = (i: AnyInput) => stub('DeleteSite', i);
 export const DeletePlatform = (i: AnyInput) => stub('DeletePlatform', i);
+export const RollbackPlatform = (i: AnyInput) => stub('RollbackPlatform', i);
 export const EnableSite = (i: AnyInput) => stub('EnableSite', i);
 export const DisableSite = (i: AnyInput) => stub('DisableSite', i);
 export const BackupSite = (i: AnyInput) => stub('BackupSite', i);

@@ -2,6 +2,8 @@
  * End to end on test hosts: haproxy on an lb host fronts a WordPress cluster and follows every change — the site's
  * install, a member added, the site disabled and enabled, a member removed — each time with a config that passed
  * `haproxy -c` and a graceful reload. Every assertion asks the real haproxy (through its port or its admin socket).
+ * Under load through it: a rolling update into new release directories, a release broken on the 2nd member (it and
+ * the 1st switch back) and RollbackPlatform, each with 0 failed requests.
  */
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,8 +15,11 @@ import type { Server } from '../../domain/model';
 import { inspectLoadBalancer, setLoadBalancerMember } from '../../activities/load-balancer';
 import { clusterGroup, useFleet } from '../support/fleet';
 import type { ResyncReport, VerifyReport } from '../../workflows/verify';
+import type { RollbackPlatformResult } from '../../workflows/rollback';
 import { startLoad, type LoadResult } from '../../bench/load-client';
 import { WORDPRESS_SOURCE, wordpressPlatform, wordpressSite } from '../support/wordpress';
+import { platformRoot, releasesDir, siteDir } from '../../domain/paths';
+import { ADOPTED_RELEASE, RELEASE_ID } from '../../domain/releases';
 
 const fleet = useFleet({
   hosts: [
@@ -151,6 +156,20 @@ describe('a load balancer in front of a cluster', () => {
     });
   const release = async (host: string) =>
     (await fleet().bed.httpGet(host, '/sitefleet-release.txt', { headers: { Host: site.domain } })).body.trim();
+  /** Where the member's platform root links to (a release id; '' when it is a directory) and its releases. */
+  const releasesOn = async (host: string) => {
+    const server = fleet().server(host);
+    const r = await fleet().bed.exec(host, [
+      'sh',
+      '-c',
+      'readlink "$1" | sed "s|.*/||"; echo ---; ls "$2" 2>/dev/null || true',
+      'releases',
+      platformRoot(server, platform.name),
+      releasesDir(server, platform.name),
+    ]);
+    const [current = '', list = ''] = r.stdout.split('---\n');
+    return { current: current.trim(), releases: list.split('\n').filter(Boolean) };
+  };
 
   test('VerifyClusterNodes checks the LB view of each member: a drained member fails that check', async () => {
     const verify = (label: string) =>
@@ -202,13 +221,35 @@ describe('a load balancer in front of a cluster', () => {
       ['h1 UP', 'h2 UP', 'h3 UP'],
       'every member is back in rotation',
     );
+    // Each member's platform directory became the first release; release 2 is a new one, and the link points to it.
+    for (const host of ['h1', 'h2', 'h3']) {
+      const { current, releases } = await releasesOn(host);
+      assert.deepEqual(releases, [ADOPTED_RELEASE, current], `${host}: ${current} ${releases.join(' ')}`);
+      assert.match(current, RELEASE_ID);
+    }
+    // Verification follows the link: the release layout is no drift.
+    const verified = await fleet().run<VerifyReport>('VerifyClusterNodes', 'verify/cluster/c1-releases', {
+      group: group(['h1', 'h2', 'h3']),
+      platforms: [platform],
+      sites: [site],
+      dbServers: [fleet().server('h4')],
+    });
+    const drift = verified.nodes.map((n) => `${n.server} ${String(n.checks.find((c) => c.name === 'drift:wp')?.ok)}`);
+    assert.deepEqual(drift, ['h1 true', 'h2 true', 'h3 true'], JSON.stringify(verified.nodes));
   });
 
-  test('deploying a broken release stops at the first member, which stays out of rotation: 0 failed requests', async () => {
+  test('a release that breaks on the 2nd member: it and the 1st switch back, the 3rd is not reached, 0 failed requests', async () => {
     const index = join(source, 'index.php');
     const good = readFileSync(index, 'utf8');
-    writeFileSync(index, "<?php http_response_code(500); echo 'broken release';\n");
+    // Broken on h2 only, so that h1 is done (and back in rotation) before the failure.
+    const h2 = (await fleet().bed.exec('h2', ['hostname'])).stdout.trim();
+    writeFileSync(
+      index,
+      `<?php if (gethostname() === ${JSON.stringify(h2)}) { http_response_code(500); echo 'broken release'; exit; } ?>` +
+        good,
+    );
     writeFileSync(join(source, 'sitefleet-release.txt'), 'release 3\n');
+    const before = await releasesOn('h1');
     let deployError: unknown;
     const during = await underLoad(async () => {
       // The platform deployment (UpdatePlatformOnCluster's path) behind the LB; ResyncCluster takes the same route.
@@ -220,24 +261,70 @@ describe('a load balancer in front of a cluster', () => {
         .catch((err: unknown) => (deployError = err));
     });
     assert.ok(deployError, 'the deployment fails');
-    const cause = (deployError as { cause?: { message?: string } }).cause;
-    assert.match(String(cause?.message), /rolling update stopped at h1: probe every site: .*left out of rotation/);
-    assert.match(String(cause?.message), /updated: none; not reached: h2, h3/);
+    const cause = String((deployError as { cause?: { message?: string } }).cause?.message);
+    assert.match(cause, /rolling update stopped at h2: probe every site: .*\(switched back to its previous release\)/);
+    assert.match(cause, /updated: none; switched back: h2, h1; not reached: h3/);
+    console.log(
+      `broken release on the 2nd of 3 members, switched back: ${during.requests} requests, ${during.failed} failed`,
+    );
     assert.equal(during.failed, 0, during.examples.join('; '));
-    assert.equal(await release('h2'), 'release 2', 'h2 still runs release 2');
-    assert.equal(await release('h3'), 'release 2', 'h3 still runs release 2');
+    for (const host of ['h1', 'h2', 'h3'])
+      assert.equal(await release(host), 'release 2', `${host} runs release 2 again`);
     assert.deepEqual(
       (await lbView()).map((s) => `${s.server} ${s.status.split(' ')[0]}`),
-      ['h1 DRAIN', 'h2 UP', 'h3 UP'],
+      ['h1 UP', 'h2 UP', 'h3 UP'],
+      'the members switched back are in rotation again',
     );
-    // The fixed release goes out the same way; h1 comes back.
+    const after = await releasesOn('h1');
+    assert.equal(after.current, before.current, 'h1 links to its previous release');
+    assert.equal(after.releases.filter((r) => r.endsWith('.rolled-back')).length, 1, after.releases.join(' '));
+    assert.deepEqual((await releasesOn('h3')).releases, before.releases, 'h3 was not touched');
+    // The fixed release goes out the same way, deployed with the relay asked for: the members behind the LB get it
+    // in a release by the rolling update, and the relay (which refuses a platform link) has no member left to do.
     writeFileSync(index, good);
     const fixed = await underLoad(async () => {
-      const again = await resync('release-3-fixed');
-      assert.equal(again.ok, true, JSON.stringify(again));
+      await fleet().run('CreatePlatformOnCluster', `${workflowIds.platform('wp')}-lb-release-3-fixed`, {
+        platform,
+        group: group(['h1', 'h2', 'h3']),
+        transfer: { mode: 'relay' },
+      });
     });
     assert.equal(fixed.failed, 0, fixed.examples.join('; '));
     for (const host of ['h1', 'h2', 'h3']) assert.equal(await release(host), 'release 3');
+  });
+
+  test('RollbackPlatform puts every member back on its previous release in one step, 0 failed requests', async () => {
+    const before = await Promise.all(['h1', 'h2', 'h3'].map(releasesOn));
+    // A change to the site's directory since the previous release was made: the code goes back, the site stays.
+    const marker = (host: string) =>
+      `${siteDir(fleet().server(host), platform.name, site.domain)}/sitefleet-marker.txt`;
+    for (const host of ['h1', 'h2', 'h3'])
+      await fleet().bed.exec(host, ['sh', '-c', 'echo kept > "$1"', 'sh', marker(host)]);
+    let result: RollbackPlatformResult | undefined;
+    const during = await underLoad(async () => {
+      result = await fleet().run('RollbackPlatform', `${workflowIds.platform('wp')}-lb-rollback`, {
+        platform,
+        group: group(['h1', 'h2', 'h3']),
+      });
+    });
+    assert.equal(during.failed, 0, during.examples.join('; '));
+    for (const host of ['h1', 'h2', 'h3']) assert.equal(await release(host), 'release 2', `${host} runs release 2`);
+    assert.deepEqual(
+      result?.members.map((m) => m.server),
+      ['h1', 'h2', 'h3'],
+    );
+    for (const [i, host] of ['h1', 'h2', 'h3'].entries()) {
+      const now = await releasesOn(host);
+      const m: RollbackPlatformResult['members'][number] | undefined = result?.members[i];
+      assert.equal(m?.from, before[i]?.current);
+      assert.equal(m?.to, now.current);
+      assert.ok(now.releases.includes(`${m?.from}.rolled-back`), `${host} set ${m?.from} aside`);
+      assert.equal(
+        (await fleet().bed.exec(host, ['cat', marker(host)])).stdout,
+        'kept\n',
+        `${host} kept the site's directory`,
+      );
+    }
   });
 
   test('RemoveClusterMember drains the member at the load balancer before it stops serving', async () => {
