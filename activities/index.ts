@@ -34,7 +34,9 @@ export { ensureSitesOnServer, probeSitesOnServer } from './site-batch';
 export { readUploadIds, ensureSiteUploads } from './cluster-uploads';
 export { checkShareRead } from './nfs-mount';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
-export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay/relay';
+export { relayPlatform } from './relay/relay';
+export { cleanupRelay } from './relay/relay-chain';
+export { planPlatformTransfer } from './relay/relay-plan';
 export {
   configureLoadBalancer,
   restoreLoadBalancer,
