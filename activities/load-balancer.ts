@@ -312,9 +312,25 @@ export async function waitLoadBalancerMemberIdle(input: {
   }
 }
 
-/** What the running haproxy thinks of each member, per site backend of the cluster (for verification). */
+/** haproxy's status while a health check is moving a server between UP and DOWN, e.g. "UP 1/2", "DOWN 1/2". */
+const TRANSITIONAL_STATUS = /^(UP|DOWN) \d+\/\d+$/;
+/** The rendered health checks run every 2 s with rise 2 / fall 2: a transition settles within two intervals. */
+const SETTLE_READS = 4;
+const SETTLE_PAUSE_MS = 2_000;
+
+/**
+ * What the running haproxy thinks of each member, per site backend of the cluster (for verification). A server
+ * in the middle of a transition is read again after a check interval (a few times at most), so the report says
+ * where it settled rather than where a check happened to be; one still moving after that is reported as it is.
+ */
 export async function inspectLoadBalancer(input: { lb: Server; cluster: string }): Promise<LbServerState[]> {
   const signal = activityCancellationSignal();
   const lb = parseInput(serverSchema, input.lb, 'lb');
-  return showStat(lb, parseInput(resourceName, input.cluster, 'cluster'), signal);
+  const cluster = parseInput(resourceName, input.cluster, 'cluster');
+  let view = await showStat(lb, cluster, signal);
+  for (let i = 0; i < SETTLE_READS && view.some((s) => TRANSITIONAL_STATUS.test(s.status)); i++) {
+    await new Promise((r) => setTimeout(r, SETTLE_PAUSE_MS));
+    view = await showStat(lb, cluster, signal);
+  }
+  return view;
 }

@@ -9,7 +9,7 @@
  * whose kernel has no NFS client.
  */
 import { z } from 'zod';
-import { absolutePath, ipv4Subnet, resourceName } from '../domain/fields';
+import { absolutePath, ipv4Subnet, shareOwnerName } from '../domain/fields';
 import { serverSchema } from '../domain/model';
 import type { PackShare } from '../domain/operations';
 import { parseInput } from './support/activity-input';
@@ -42,7 +42,7 @@ export function parseShare(share: PackShare): PackShare {
 
 /** The marker of a pack's managed blocks (exports, ganesha, fstab, known_hosts). */
 export function packMarker(packName: string): string {
-  return `sitefleet:pack:${parseInput(resourceName, packName, 'packName')}`;
+  return `sitefleet:pack:${parseInput(shareOwnerName, packName, 'packName')}`;
 }
 
 /** The address slaves reach the share server at. */

@@ -15,6 +15,7 @@ import {
   ipv4Subnet,
   posixUser,
   resourceName,
+  shareOwnerName,
   tcpPort,
 } from '../domain/fields';
 import { platformSchema, serverSchema, siteSchema, type Platform, type Server, type Site } from '../domain/model';
@@ -120,7 +121,7 @@ export function renderExportsLine(input: z.input<typeof exportSchema>): string {
 }
 
 const ganeshaSchema = exportSchema
-  .extend({ pack: resourceName, exportId: z.number().int().min(1).max(65535) })
+  .extend({ pack: shareOwnerName, exportId: z.number().int().min(1).max(65535) })
   .strict();
 
 /** The nfs-ganesha EXPORT block of a pack's share. */

@@ -13,7 +13,8 @@ import { parseInput } from './support/activity-input';
 import { aegirIdsOf, probeSite, resolveOn } from './checks';
 
 import { checkNfsExport } from './nfs-export';
-import { checkShareRead, inspectShareMount } from './nfs-mount';
+import { checkShareRead, inspectShareMount, type ShareMountInput } from './nfs-mount';
+import { uploadsMountPoint, uploadsShareName } from '../domain/paths';
 import { checkPlatformVisible, syncPlatform } from './platform';
 import { verifiedHostKey } from './transport/ssh';
 import { runConfigTest } from './web-server';
@@ -38,7 +39,7 @@ export interface VerifyNodeInput {
 /**
  * Checks one member: ssh with the pinned key (failure: the activity fails, the node is unreachable), config test,
  * aegir ids, drift of every platform against its source (code receivers; rsync dry run), the share mount and the
- * platforms seen through it (a pack's slaves), resolution of every database host, and an HTTP check of every site
+ * platforms seen through it (a pack's slaves), a cluster's uploads share read through its mount, resolution of every database host, and an HTTP check of every site
  * through this node: the full probe, judged as the install workflows judge it, for `fullProbeDomains` (all sites
  * when undefined), the cheap health check for the rest (domain/site-probe.ts).
  */
@@ -93,18 +94,9 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
     const share = group.share;
     let shareReadable = true;
     await check('share-mount', async () => {
-      const m = await inspectShareMount({ slave: server, share, packName: group.name });
-      if (!m.mounted || !m.fstab) {
-        shareReadable = false;
-        return { ok: false, detail: `mounted: ${m.mounted} (${m.source ?? 'nothing'}), fstab line: ${m.fstab}` };
-      }
-      // Mounted is not readable: read a marker the master writes now, through the mount, with a timeout.
-      const r = await checkShareRead({ slave: server, share, packName: group.name });
+      const r = await readThroughMount({ slave: server, share, packName: group.name });
       shareReadable = r.ok;
-      return {
-        ok: r.ok,
-        detail: r.ok ? `${m.source} on ${m.mountPoint} (${m.fstype}), ${r.detail}` : `${r.state}: ${r.detail}`,
-      };
+      return r;
     });
     if (share.server.nfs) {
       // With the sshfs flavour the mount does not go through NFS: read the export itself, or an NFS server that is
@@ -121,6 +113,20 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
         return { ok: v.visible, detail: v.detail };
       });
     }
+  }
+
+  const uploads = group.kind === 'cluster' ? group.uploads : undefined;
+  if (uploads && uploads.server.name !== server.name) {
+    // A member that does not read the uploads share keeps new uploads on its own disk, where no other member sees
+    // them (and a later mount hides them): the same read through the mount as a pack slave's share.
+    await check('uploads-mount', async () =>
+      readThroughMount({
+        slave: server,
+        share: uploads,
+        packName: uploadsShareName(group.name),
+        mountPoint: uploadsMountPoint(server, group.name),
+      }),
+    );
   }
 
   const usedDbServers = new Set(sites.map((s) => s.dbServer).filter((n): n is string => n !== undefined));
@@ -147,4 +153,21 @@ export async function verifyNode(input: VerifyNodeInput): Promise<NodeReport> {
 
   report.ok = checks.every((c) => c.ok);
   return report;
+}
+
+/**
+ * A share as a slave sees it: mounted from the right source with its fstab line, and readable: a marker the share
+ * server writes now is read through the mount with a timeout (mounted is not readable: a hung or erroring mount,
+ * or an empty cache, is named as such).
+ */
+async function readThroughMount(mount: ShareMountInput): Promise<{ ok: boolean; detail: string }> {
+  const m = await inspectShareMount(mount);
+  if (!m.mounted || !m.fstab) {
+    return { ok: false, detail: `mounted: ${m.mounted} (${m.source ?? 'nothing'}), fstab line: ${m.fstab}` };
+  }
+  const r = await checkShareRead(mount);
+  return {
+    ok: r.ok,
+    detail: r.ok ? `${m.source} on ${m.mountPoint} (${m.fstype}), ${r.detail}` : `${r.state}: ${r.detail}`,
+  };
 }

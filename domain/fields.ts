@@ -13,6 +13,18 @@ export const resourceName = z
     'must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit',
   );
 
+/**
+ * Whose share a managed block (exports, fstab, authorized_keys) or an sshfs key belongs to: a pack (its name) or a
+ * cluster's uploads share (`uploads.CLUSTER`). The dot keeps the two apart: no resource name has one, so a pack
+ * called `web-uploads` and cluster `web`'s uploads never share a block or a key.
+ */
+export const shareOwnerName = z
+  .string()
+  .regex(
+    /^(uploads\.)?[a-z0-9][a-z0-9_-]{0,62}$/,
+    'must be a pack name or "uploads." and a cluster name (1-63 characters of a-z, 0-9, "-" or "_")',
+  );
+
 /** UTS #46 non-transitional processing with the checks IDNA2008 registration needs (RFC 5891 section 4). */
 const IDNA_OPTIONS = {
   checkHyphens: true,

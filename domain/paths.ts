@@ -11,8 +11,11 @@ export const sitesDir = (s: Layout, platform: string): string => `${platformRoot
 export const siteDir = (s: Layout, platform: string, domain: string): string => `${sitesDir(s, platform)}/${domain}`;
 /** Where a member mounts its cluster's uploads share (one directory per site in it). */
 export const uploadsMountPoint = (s: Layout, cluster: string): string => `${s.aegirRoot}/shared/${cluster}`;
-/** The name a cluster's uploads share keeps its managed blocks (exports, fstab) and sshfs keys under. */
-export const uploadsShareName = (cluster: string): string => `${cluster}-uploads`;
+/**
+ * The name a cluster's uploads share keeps its managed blocks (exports, fstab) and sshfs keys under; never a pack's
+ * name (domain/fields.ts shareOwnerName).
+ */
+export const uploadsShareName = (cluster: string): string => `uploads.${cluster}`;
 /**
  * Where a member sees its cluster's uploads: its mount point, or the export itself on the files server (`mounted`:
  * whether the path must be a mount point).

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from '../../activities/transport/managed-block';
 import { exportBlock, ganeshaExportId } from '../../activities/nfs-export';
+import { packMarker } from '../../activities/nfs-share';
+import { uploadsShareName } from '../../domain/paths';
 import { renderFstabNfs, renderFstabSshfs } from '../../activities/render';
 import { serverSchema } from '../../domain/model';
 import type { PackShare } from '../../domain/operations';
@@ -144,5 +146,24 @@ describe('readManagedBlock and ganeshaExportId', () => {
     assert.equal(ganeshaExportId(added, 'alpha'), id);
     const taken = config.replace('Export_Id = 77', `Export_Id = ${id}`);
     assert.notEqual(ganeshaExportId(taken, 'alpha'), id);
+  });
+});
+
+describe("a cluster's uploads share and a pack never share a marker", () => {
+  test('pack web-uploads and cluster web: two owners, two blocks', () => {
+    assert.equal(packMarker(uploadsShareName('web')), 'sitefleet:pack:uploads.web');
+    assert.notEqual(packMarker('web-uploads'), packMarker(uploadsShareName('web')));
+    const both = ensureManagedBlock(
+      ensureManagedBlock('', packMarker('web-uploads'), 'the pack'),
+      packMarker(uploadsShareName('web')),
+      'the uploads',
+    );
+    assert.equal(readManagedBlock(both, packMarker('web-uploads')), 'the pack\n');
+    assert.equal(readManagedBlock(both, packMarker(uploadsShareName('web'))), 'the uploads\n');
+  });
+  test('an owner name that is neither a pack nor uploads.CLUSTER is refused, naming the field', () => {
+    for (const bad of ['uploads.', 'uploads.web/x', 'Web', 'x.web', '../web']) {
+      assert.throws(() => packMarker(bad), /packName/, bad);
+    }
   });
 });

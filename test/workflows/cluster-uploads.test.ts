@@ -2,7 +2,8 @@
  * End to end on test hosts: a 3-member cluster whose uploads live on a share of a files server (h4's nfs-ganesha
  * exports it; this kernel has no NFS client, so the members mount it with sshfs). A PHP endpoint writes an upload
  * through h1; h3 serves it. A resync that changes and deletes code leaves it in place. Deleting a site and
- * tearing the share down delete no uploads; a member without the mount is refused, never given a local directory.
+ * tearing the share down delete no uploads; a member without the mount is refused, never given a local directory,
+ * and verification names it.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ import type { Platform, Site } from '../../domain/model';
 import { workflowIds, type WebGroup } from '../../domain/operations';
 import { ensureSiteDir } from '../../activities/site-files';
 import type { ClusterUploadsResult, ClusterUploadsTeardownResult } from '../../workflows/cluster-uploads';
-import type { ResyncReport } from '../../workflows/verify';
+import type { ResyncReport, VerifyReport } from '../../workflows/verify';
 import { clusterGroup, useFleet } from '../support/fleet';
 
 const fleet = useFleet({
@@ -147,6 +148,35 @@ describe('shared uploads on a cluster', () => {
     const rewrite = await get('h3', B.domain, '/upload.php?name=b-photo.txt&data=rewritten-through-h3');
     assert.equal(rewrite.status, 200, rewrite.body);
     assert.equal((await get('h1', B.domain, '/sites/b.example.com/files/b-photo.txt')).body, 'rewritten-through-h3');
+  });
+
+  test('VerifyClusterNodes reads the uploads share through each member: an unmounted member is named, resync mounts it again', async () => {
+    const verify = async (label: string) => {
+      const report = await fleet().run<VerifyReport>('VerifyClusterNodes', `verify/cluster/c1-uploads-${label}`, {
+        group: group(),
+        platforms: [platform],
+        sites: [A, B],
+        dbServers: [fleet().server('h4')],
+      });
+      return report.nodes.map((n) => {
+        const c = n.checks.find((x) => x.name === 'uploads-mount');
+        return `${n.server} ${String(c?.ok)}${c?.ok ? '' : ` ${c?.detail}`}`;
+      });
+    };
+    assert.deepEqual(await verify('green'), ['h1 true', 'h2 true', 'h3 true']);
+    await fleet().bed.exec('h2', ['umount', '/var/aegir/shared/c1']);
+    const [h1, h2, h3] = await verify('unmounted');
+    assert.deepEqual([h1, h3], ['h1 true', 'h3 true']);
+    assert.match(String(h2), /^h2 false mounted: false/);
+    const resync = await fleet().run<ResyncReport>('ResyncCluster', workflowIds.resync('cluster', 'c1'), {
+      group: group(),
+      platforms: [platform],
+      sites: [A, B],
+      dbServers: [fleet().server('h4')],
+    });
+    assert.ok(resync.nodes.find((n) => n.server === 'h2')?.repaired.includes('uploads mount'), JSON.stringify(resync));
+    assert.deepEqual(await verify('repaired'), ['h1 true', 'h2 true', 'h3 true']);
+    assert.equal((await get('h2', A.domain, '/sites/a.example.com/files/photo-1.txt')).body, 'uploaded-through-h1');
   });
 
   test("deleting a site and tearing the share down delete no other site's uploads", async () => {
