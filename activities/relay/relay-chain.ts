@@ -14,6 +14,7 @@ import { CLEANUP_SCRIPT, PREPARE_SCRIPT, RECEIVE_COMMAND, UNSUPPORTED_EXIT } fro
 import { RELAY_CIPHERS, RELAY_KEX } from './relay-stream';
 import { editRemoteFile, readRemoteFile } from '../transport/remote-file';
 import { verifiedHostKey } from '../transport/ssh';
+import { knownHostsLine, pinnedSshOptions } from '../transport/openssh-options';
 import { runRemote } from '../transport/ssh-command';
 import { messageOf } from '../../common/error-message';
 
@@ -198,57 +199,17 @@ export function relayHopArgv(sender: Server, receiver: Server, platform: string,
   const staging = relayStagingDir(sender, platform);
   return [
     'ssh',
-    '-F',
-    '/dev/null',
-    '-T',
-    '-i',
-    `${staging}/key`,
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'IdentityAgent=none',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-o',
-    `UserKnownHostsFile=${staging}/known_hosts`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    `HostKeyAlias=${hostKeyAlias(receiver)}`,
-    '-o',
-    `HostKeyAlgorithms=${hostKeyType === 'ssh-rsa' ? 'rsa-sha2-512,rsa-sha2-256' : hostKeyType}`,
-    '-o',
-    `KexAlgorithms=${RELAY_KEX}`,
-    '-o',
-    `Ciphers=${RELAY_CIPHERS}`,
-    '-o',
-    'Compression=no',
-    '-o',
-    'ControlMaster=no',
-    '-o',
-    'ControlPath=none',
-    '-o',
-    'ForwardAgent=no',
-    '-o',
-    'ForwardX11=no',
-    '-o',
-    'ClearAllForwardings=yes',
-    '-o',
-    'UpdateHostKeys=no',
-    '-o',
-    'ConnectTimeout=10',
-    '-o',
-    'ServerAliveInterval=5',
-    '-o',
-    'ServerAliveCountMax=3',
-    '-o',
-    'LogLevel=ERROR',
-    '-p',
-    String(receiver.ssh.port),
-    '-l',
-    receiver.aegirUser,
+    ...pinnedSshOptions(
+      {
+        port: receiver.ssh.port,
+        user: receiver.aegirUser,
+        identityFile: `${staging}/key`,
+        knownHostsFile: `${staging}/known_hosts`,
+        hostKeyAlias: hostKeyAlias(receiver),
+        hostKeyType,
+      },
+      { stream: true, kexAlgorithms: RELAY_KEX, ciphers: RELAY_CIPHERS, serverAliveIntervalSeconds: 5 },
+    ),
     memberAddress(receiver),
     RECEIVE_COMMAND,
   ];
@@ -293,7 +254,7 @@ export async function openRelayChain(
       const k = keys[i];
       if (!k?.ok) return '';
       hostKeyTypes.set(server.name, k.value.type);
-      return `${hostKeyAlias(server)} ${k.value.type} ${k.value.blob.toString('base64')}\n`;
+      return knownHostsLine(hostKeyAlias(server), k.value);
     })
     .join('');
   keys.forEach((k, i) => {

@@ -12,7 +12,6 @@
  * - A member that fails takes nothing down with it: the members before it finish; the members after it see the
  *   stream end early, fail verification and keep their previous version. The workflow pushes to them with rsync.
  */
-import { execFile } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { platformSchema, serverSchema, type Platform, type Server } from '../../domain/model';
@@ -35,6 +34,7 @@ import { type RelayCompression, streamTarToServer } from './relay-stream';
 import { fail, openRelayChain, relayHopArgv, relayStagingDir, type MemberState, type RelayChain } from './relay-chain';
 import { ensureWordpressDispatcher } from '../site-files';
 import { runRemote } from '../transport/ssh-command';
+import { runLocal } from '../transport/local-process';
 
 /** How long the stream may run before it is stopped. @default 30 minutes */
 const STREAM_TIMEOUT_MS = 30 * 60_000;
@@ -112,9 +112,10 @@ let zstdHere: Promise<boolean> | undefined;
 
 /** Whether this worker has zstd (looked up once per process). */
 function controllerHasZstd(): Promise<boolean> {
-  zstdHere ??= new Promise((resolve) => {
-    execFile('zstd', ['--version'], (err) => resolve(!err));
-  });
+  zstdHere ??= runLocal(['zstd', '--version']).then(
+    (r) => r.code === 0,
+    () => false,
+  );
   return zstdHere;
 }
 
