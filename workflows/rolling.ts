@@ -6,7 +6,7 @@ import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { Platform, Server, Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
-import { drainWait, perServer, probe, quick, transfer } from './activity-stubs';
+import { drainWait, perServer, probe, quick, long } from './activity-stubs';
 import { describeFailure } from './failures';
 import { parallelism, SITE_BATCH_PATCH } from './group';
 import type { Progress } from './progress';
@@ -43,7 +43,7 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
   const changed = new Set<string>();
   for (const platform of platforms) {
     if (input.servers.length === 0) break;
-    const { results } = await transfer.syncPlatformToServers({
+    const { results } = await long.syncPlatformToServers({
       servers: input.servers,
       platform,
       dryRun: true,
@@ -65,7 +65,7 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
       for (const platform of platforms) {
         step = `sync ${platform.name}`;
         progress.node(server.name, 'running', step);
-        const s = await transfer.syncPlatform({ server, platform, dryRun: false });
+        const s = await long.syncPlatform({ server, platform, dryRun: false });
         if (s.filesChanged > 0) input.onSynced?.(server.name, platform.name, s.filesChanged);
       }
       // opcache (validate_timestamps, revalidate_freq) would serve the old code to the probe for a while: start

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { platformSchema, serverSchema, type Platform, type Server } from '../../domain/model';
+import type { PlatformTransferPlan } from '../../domain/transfer';
 import { platformRoot } from '../../domain/paths';
 import { activityCancellationSignal } from '../support/activity-context';
 import { parseInput } from '../support/activity-input';
@@ -18,23 +19,11 @@ export interface PlanPlatformTransferInput {
   servers: Server[];
 }
 
-export interface TransferEstimate {
-  platform: string;
-  /** Entries and bytes of the platform as a push sends it. */
-  entries: number;
-  bytes: number;
-  /**
-   * Per member: whether the platform is there (null: the member could not be asked), and the bytes rsync would
-   * have to send (by its quick check; the whole platform when unknown).
-   */
-  members: { server: string; exists: boolean | null; changedBytes: number }[];
-}
-
 /**
  * What a push of the platform would send to each member: the whole platform where it is missing, otherwise the
  * files whose size or mtime differ (rsync's quick check). Read-only; the workflow decides relay or rsync from it.
  */
-export async function planPlatformTransfer(input: PlanPlatformTransferInput): Promise<TransferEstimate> {
+export async function planPlatformTransfer(input: PlanPlatformTransferInput): Promise<PlatformTransferPlan> {
   const signal = activityCancellationSignal();
   const platform = parseInput(platformSchema, input.platform, 'platform');
   const servers = parseInput(z.array(serverSchema).min(1).max(64), input.servers, 'servers');
