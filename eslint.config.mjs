@@ -66,6 +66,17 @@ function layerRules() {
       ),
     ], noBuiltins, ['metrics/runtime.ts']),
     rule(['metrics/runtime.ts'], [noTest, ...noOuter('metrics/')]),
+    // The test bed stands below the application: it builds hosts with its own process runner (testbed/command.ts)
+    // and shares only the model, common helpers and the one shell-quoting function.
+    rule(['testbed/**/*.ts'], [
+      noTest,
+      ...noOuter('testbed/'),
+      ...['workflows', 'inventory', 'metrics'].map((d) => into(d, `testbed/ never imports ${d}/.`)),
+      {
+        regex: '^(\\.\\./)+activities/(?!transport/shell-quote$)',
+        message: 'testbed/ never imports activities/ (but transport/shell-quote): it has its own runner, testbed/command.ts.',
+      },
+    ]),
     rule(['domain/**/*.ts'], [
       noTest,
       ...noOuter('domain/'),

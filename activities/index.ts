@@ -43,7 +43,9 @@ export {
 export { readUploadIds, ensureSiteUploads, ensureUploadsOnServer } from './cluster-uploads';
 export { checkShareRead } from './nfs-mount';
 export { backupSite, copyBackup, restoreSiteBackup } from './backup';
-export { relayPlatform, planPlatformTransfer, cleanupRelay } from './relay/relay';
+export { relayPlatform } from './relay/relay';
+export { cleanupRelay } from './relay/relay-chain';
+export { planPlatformTransfer } from './relay/relay-plan';
 export {
   configureLoadBalancer,
   restoreLoadBalancer,

@@ -3,11 +3,7 @@
  * `sshfs` — a FUSE mount over ssh through a managed `fuse.sshfs` fstab line, for hosts whose kernel has no NFS
  * client.
  *
- * sshfs keys: each slave gets its own key per pack (`/root/.ssh/sitefleet-pack-PACK`, generated on the slave; the
- * private key never leaves it). Its public key is authorised on the share server for the aegir user, in a managed
- * block of that user's authorized_keys, restricted to the pack's client subnet and to sftp only. The share
- * server's host key — the one pinned in the inventory, taken from the verified connection — is pinned in the
- * slave's `/root/.ssh/sitefleet-known_hosts` (StrictHostKeyChecking=yes). Compensation removes all of it.
+ * sshfs keys and the pinned host key of the share server: sshfs-access.ts. Compensation removes all of it.
  */
 import { randomBytes } from 'node:crypto';
 import { absolutePath } from '../domain/fields';
@@ -18,9 +14,8 @@ import { activityCancellationSignal } from './support/activity-context';
 import { parseInput } from './support/activity-input';
 import { badInput, FailureType, permanentFailure, transientFailure } from '../common/failures';
 import { ensureManagedBlock, readManagedBlock, removeManagedBlock } from './transport/managed-block';
-import { editRemoteFile, readRemoteFile, removeRemoteFile } from './transport/remote-file';
+import { editRemoteFile, readRemoteFile } from './transport/remote-file';
 import { renderFstabNfs, renderFstabSshfs } from './render';
-import { verifiedHostKey } from './transport/ssh';
 import { runRemote } from './transport/ssh-command';
 import {
   FSTAB_FILE,
@@ -31,6 +26,7 @@ import {
   shareHost,
   SSHFS_KNOWN_HOSTS,
 } from './nfs-share';
+import { ensureSshfsAccess, removeSshfsAccess, sshfsHasContainSymlinks, sshfsKeyPath } from './sshfs-access';
 
 interface MountState {
   mounted: boolean;
@@ -50,23 +46,10 @@ async function mountState(slave: Server, mountPoint: string, signal?: AbortSigna
     : { mounted: false, source: null, fstype: null };
 }
 
-function sshfsKeyPath(packName: string): string {
-  return `/root/.ssh/sitefleet-pack-${packName}`;
-}
-
 function mountSource(share: PackShare): string {
   return share.clientFlavour === 'kernel'
     ? `${shareHost(share)}:${share.exportPath}`
     : `${share.server.aegirUser}@${shareHost(share)}:${share.exportPath}`;
-}
-
-/** Whether the slave's sshfs knows `no_contain_symlinks` (3.7.2 and later; older ones keep links verbatim anyway). */
-async function sshfsHasContainSymlinks(slave: Server, signal?: AbortSignal): Promise<boolean> {
-  const r = await runRemote(slave, ['sh', '-c', 'sshfs -h 2>&1 | grep -c contain_symlinks || true'], {
-    timeoutMs: 30_000,
-    signal,
-  });
-  return Number(r.stdout.trim()) > 0;
 }
 
 function fstabLine(
@@ -89,95 +72,6 @@ function fstabLine(
         symlinksVerbatim,
         ...(groupWritable ? { umask: '0002', noDirCache: true } : {}),
       });
-}
-
-/** The marker of one slave's key in the share server's authorized_keys. */
-function authorizedKeyMarker(packName: string, slave: Server): string {
-  return `${packMarker(packName)}:${slave.name}`;
-}
-
-async function aegirHome(server: Server, signal?: AbortSignal): Promise<string> {
-  const r = await runRemote(server, ['getent', 'passwd', server.aegirUser], {
-    timeoutMs: 30_000,
-    signal,
-    allowExitCodes: [0, 2],
-  });
-  const home = r.stdout.trim().split(':')[5];
-  if (r.code !== 0 || !home) {
-    throw permanentFailure(
-      FailureType.ServerNotReady,
-      `server ${server.name} has no user ${server.aegirUser}: create it (same uid/gid on every member)`,
-    );
-  }
-  return home;
-}
-
-/** Generates the slave's per-pack key if missing; returns its public key line. */
-async function ensureSlaveKey(slave: Server, packName: string, signal?: AbortSignal): Promise<string> {
-  const script = `set -eu
-key=$1 comment=$2
-mkdir -p -m 0700 -- "\${key%/*}"
-[ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C "$comment" -f "$key" </dev/null
-cat -- "$key.pub"
-`;
-  const r = await runRemote(
-    slave,
-    ['sh', '-c', script, 'sitefleet-keygen', sshfsKeyPath(packName), `sitefleet-pack-${packName}@${slave.name}`],
-    {
-      timeoutMs: 30_000,
-      signal,
-    },
-  );
-  const line = r.stdout.trim();
-  if (!/^ssh-ed25519 [A-Za-z0-9+/=]+ \S+$/.test(line)) {
-    throw transientFailure(
-      FailureType.RemoteCommandFailed,
-      `server ${slave.name}: unexpected public key: ${line.slice(0, 80)}`,
-    );
-  }
-  return line;
-}
-
-/** Authorises the slave's key for the aegir user on the share server: sftp only, from the pack's subnet. */
-async function authorizeSlaveKey(
-  share: PackShare,
-  packName: string,
-  slave: Server,
-  publicKey: string,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  const home = await aegirHome(share.server, signal);
-  await runRemote(share.server, ['install', '-d', '-o', share.server.aegirUser, '-m', '0700', '--', `${home}/.ssh`], {
-    timeoutMs: 30_000,
-    signal,
-  });
-  const line = `restrict,from="${share.clients}",command="internal-sftp" ${publicKey}`;
-  const edit = await editRemoteFile(
-    share.server,
-    `${home}/.ssh/authorized_keys`,
-    (text) => ensureManagedBlock(text ?? '', authorizedKeyMarker(packName, slave), line),
-    { owner: share.server.aegirUser, mode: '0600', signal },
-  );
-  return edit.changed;
-}
-
-/** Pins the share server's host key (the verified, pinned one) in the slave's sitefleet known_hosts. */
-async function pinShareHostKey(
-  share: PackShare,
-  packName: string,
-  slave: Server,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  const key = await verifiedHostKey(share.server);
-  const host = share.server.ssh.port === 22 ? shareHost(share) : `[${shareHost(share)}]:${share.server.ssh.port}`;
-  const edit = await editRemoteFile(
-    slave,
-    SSHFS_KNOWN_HOSTS,
-    (text) =>
-      ensureManagedBlock(text ?? '', packMarker(packName), `${host} ${key.type} ${key.blob.toString('base64')}`),
-    { mode: '0644', signal },
-  );
-  return edit.changed;
 }
 
 const NFS_MISSING = /No such device|unknown filesystem type 'nfs|helper program|mount\.nfs: not found|wrong fs type/i;
@@ -247,7 +141,7 @@ export async function inspectShareMount(input: ShareMountInput): Promise<ShareMo
 /**
  * Mounts the pack's share on a slave at its platforms directory, through a managed fstab line (so it comes back
  * at boot; the mount itself reads that line, which proves it). sshfs: key, authorisation and host key pinning as
- * described at the top of this file. Kernel NFS on a host without NFS support fails with a non-retryable
+ * described in sshfs-access.ts. Kernel NFS on a host without NFS support fails with a non-retryable
  * KernelNfsMissing that suggests sshfs, after putting the fstab back. Idempotent.
  */
 export async function ensureShareMount(input: ShareMountInput): Promise<ShareMountState & { changed: boolean }> {
@@ -255,9 +149,7 @@ export async function ensureShareMount(input: ShareMountInput): Promise<ShareMou
   const { slave, share, marker, mountPoint } = parseMountInput(input);
   let changed = false;
   if (share.clientFlavour === 'sshfs') {
-    const publicKey = await ensureSlaveKey(slave, input.packName, signal);
-    changed = (await authorizeSlaveKey(share, input.packName, slave, publicKey, signal)) || changed;
-    changed = (await pinShareHostKey(share, input.packName, slave, signal)) || changed;
+    changed = await ensureSshfsAccess(share, input.packName, slave, signal);
   }
   const verbatim = share.clientFlavour === 'sshfs' && (await sshfsHasContainSymlinks(slave, signal));
   const line = fstabLine(share, input.packName, mountPoint, verbatim, input.groupWritable === true);
@@ -357,31 +249,7 @@ export async function removeShareMount(input: ShareMountInput): Promise<{ server
     (await editRemoteFile(slave, FSTAB_FILE, (text) => removeManagedBlock(text ?? '', marker), { signal })).changed ||
     changed;
   if (share.clientFlavour === 'sshfs') {
-    // The file is sitefleet's own: with no pack's key left in it, it goes, as it was before the first setup.
-    const known =
-      (await readRemoteFile(slave, SSHFS_KNOWN_HOSTS, { signal })) === null
-        ? { changed: false }
-        : await editRemoteFile(slave, SSHFS_KNOWN_HOSTS, (text) => removeManagedBlock(text ?? '', marker), { signal });
-    if ('content' in known && known.content.trim() === '') {
-      await removeRemoteFile(slave, SSHFS_KNOWN_HOSTS, { signal });
-    }
-    const key = sshfsKeyPath(input.packName);
-    const rm = await runRemote(
-      slave,
-      ['sh', '-c', '[ -e "$1" ] || exit 0; rm -f -- "$1" "$1.pub"; echo removed', 'sitefleet-rmkey', key],
-      {
-        timeoutMs: 30_000,
-        signal,
-      },
-    );
-    const home = await aegirHome(share.server, signal);
-    const auth = await editRemoteFile(
-      share.server,
-      `${home}/.ssh/authorized_keys`,
-      (text) => (text === null ? '' : removeManagedBlock(text, authorizedKeyMarker(input.packName, slave))),
-      { signal },
-    );
-    changed = changed || known.changed || auth.changed || rm.stdout.includes('removed');
+    changed = (await removeSshfsAccess(share, input.packName, slave, marker, signal)) || changed;
   }
   return { server: slave.name, changed };
 }

@@ -3,7 +3,6 @@
  * controllers, route the task to the worker that holds it: a task queue per controller host). `git` and `tarball`
  * sources are fetched into a cache under the data dir, so any worker can serve them.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -13,8 +12,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadSettings } from '../config/settings';
 import type { Platform } from '../domain/model';
-import { abortReason } from './support/activity-context';
 import { withKeyedLock } from './support/concurrency-limits';
+import { runLocal } from './transport/local-process';
 import { FailureType, permanentFailure, transientFailure } from '../common/failures';
 
 function cacheDir(platform: Platform, key: string): string {
@@ -29,15 +28,10 @@ async function isDirectory(path: string): Promise<boolean> {
   );
 }
 
-function run(argv: string[], signal?: AbortSignal): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], signal });
-    const out: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => out.push(c));
-    child.on('error', (err) => (signal?.aborted ? reject(abortReason(signal)) : reject(err)));
-    child.on('close', (code) => resolve({ code, output: Buffer.concat(out).toString('utf8').trim() }));
-  });
+/** Runs a local command; `output` is what it printed (stdout, then stderr). */
+async function run(argv: string[], signal?: AbortSignal): Promise<{ code: number | null; output: string }> {
+  const r = await runLocal(argv, { signal });
+  return { code: r.code, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
 async function fetchGit(platform: Platform, url: string, ref: string, signal?: AbortSignal): Promise<string> {

@@ -19,6 +19,7 @@ import {
   type DeleteSiteInput,
   type InstallSiteInput,
   type ResyncInput,
+  type SetSiteStatusInput,
   type SetupPackShareInput,
   type SetupClusterUploadsInput,
   type TeardownClusterUploadsInput,
@@ -291,7 +292,7 @@ export async function planSiteStatus(
   status: 'enabled' | 'disabled',
 ): Promise<OperationPlan> {
   const ctx = await resolveSite(store, domain);
-  const input = siteInput({ ...ctx, site: { ...ctx.site, status } });
+  const input: SetSiteStatusInput = siteInput({ ...ctx, site: { ...ctx.site, status } });
   return {
     workflowType: status === 'enabled' ? WORKFLOW_TYPES.enableSite : WORKFLOW_TYPES.disableSite,
     workflowId: workflowIds.site(domain),

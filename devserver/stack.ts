@@ -3,146 +3,43 @@
  *
  * | compose service | here |
  * |---|---|
- * | postgres | Debian's PostgreSQL (initdb into `<dir>/postgres`, run as the `postgres` user when root) |
- * | temporal | the Temporal server built from source (devserver/temporal-server.ts), schema by its sql tool, as three processes: frontend; history + matching; worker |
+ * | postgres | Debian's PostgreSQL (devserver/postgres.ts: initdb into `<dir>/postgres`, run as the `postgres` user when root) |
+ * | temporal | the Temporal server built from source (devserver/temporal-server.ts), schema by its sql tool and config in devserver/stack-temporal.ts, as three processes: frontend; history + matching; worker |
  * | temporal-setup | devserver/namespace-setup.ts (what `npm run setup -- --temporal` runs) |
  * | codec | `node dist/js/codec/main.js serve` |
  * | worker | two processes `node --max-old-space-size=160 dist/js/workers/main.js` |
  * | api | `node dist/js/api/main.js` |
  *
- * Every port is `basePort + n` on 127.0.0.1 (STACK_PORTS). State (passwords, pids, ports) is in `<dir>/stack.json`;
+ * Every port is `basePort + n` on 127.0.0.1 (STACK_PORTS). State (passwords, pids, ports) is in `<dir>/stack.json`
+ * (devserver/stack-state.ts);
  * `down` stops only the processes recorded there, by pid.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Connection } from '@temporalio/client';
-import { stringify } from 'yaml';
 import { WORKER_ENV, WORKER_NODE_OPTIONS } from '../workers/node-options';
 import { ensureTemporalServer } from './temporal-server';
 import { setupNamespace } from './namespace-setup';
 import { temporalAnswers, waitForTemporal } from './dev-server';
-
-/** The repository: devserver/ from source, dist/js/devserver/ compiled. */
-const ROOT = existsSync(join(__dirname, '..', 'package.json'))
-  ? resolve(__dirname, '..')
-  : resolve(__dirname, '..', '..', '..');
-
-/** Offsets from basePort. */
-export const STACK_PORTS = {
-  postgres: 0,
-  frontend: 1,
-  frontendHttp: 2,
-  frontendMembership: 3,
-  history: 4,
-  historyMembership: 5,
-  matching: 6,
-  matchingMembership: 7,
-  temporalWorker: 8,
-  temporalWorkerMembership: 9,
-  api: 10,
-  codec: 11,
-  worker1Metrics: 12,
-  worker2Metrics: 13,
-} as const;
-
-/** The Temporal server processes: which services each runs. */
-export const TEMPORAL_PROCESSES: { name: string; services: string[] }[] = [
-  { name: 'temporal-frontend', services: ['frontend'] },
-  { name: 'temporal-history-matching', services: ['history', 'matching'] },
-  { name: 'temporal-worker', services: ['worker'] },
-];
-
-export interface StackState {
-  dir: string;
-  basePort: number;
-  namespace: string;
-  taskQueue: string;
-  temporalDbPassword: string;
-  inventoryDbPassword: string;
-  postgresAdminPassword: string;
-  /** name → pid of every process `up` started (PostgreSQL is stopped with pg_ctl). */
-  pids: Record<string, number>;
-  workers: number;
-}
-
-export interface StackAddresses {
-  temporal: string;
-  api: string;
-  codec: string;
-  postgres: string;
-  inventoryUrl: string;
-  temporalDbUrl: string;
-  workerMetrics: string[];
-}
-
-export function stackAddresses(s: StackState): StackAddresses {
-  const p = (n: number) => s.basePort + n;
-  return {
-    temporal: `127.0.0.1:${p(STACK_PORTS.frontend)}`,
-    api: `http://127.0.0.1:${p(STACK_PORTS.api)}`,
-    codec: `http://127.0.0.1:${p(STACK_PORTS.codec)}`,
-    postgres: `127.0.0.1:${p(STACK_PORTS.postgres)}`,
-    inventoryUrl: `postgres://sitefleet:${s.inventoryDbPassword}@127.0.0.1:${p(STACK_PORTS.postgres)}/sitefleet`,
-    temporalDbUrl: `postgres://temporal:${s.temporalDbPassword}@127.0.0.1:${p(STACK_PORTS.postgres)}/temporal`,
-    workerMetrics: Array.from({ length: s.workers }, (_, i) => `127.0.0.1:${p(STACK_PORTS.worker1Metrics) + i}`),
-  };
-}
-
-const stateFile = (dir: string) => join(dir, 'stack.json');
-
-export function readStackState(dir: string): StackState | undefined {
-  return existsSync(stateFile(dir)) ? (JSON.parse(readFileSync(stateFile(dir), 'utf8')) as StackState) : undefined;
-}
-function saveState(s: StackState): void {
-  writeFileSync(stateFile(s.dir), JSON.stringify(s, null, 2), { mode: 0o600 });
-}
+import { findPostgresBin, initPostgresCluster, postgresUser } from './postgres';
+import { runChecked } from './run-checked';
+import {
+  readStackState,
+  saveStackState,
+  stackAddresses,
+  STACK_PORTS,
+  STACK_ROOT,
+  type StackState,
+} from './stack-state';
+import { setupTemporalSchema, TEMPORAL_PROCESSES, writeTemporalConfig } from './stack-temporal';
 
 function postgresBin(): string {
-  const debian = '/usr/lib/postgresql';
-  const versions = existsSync(debian)
-    ? readdirSync(debian)
-        .filter((v) => /^\d+$/.test(v))
-        .sort((a, b) => Number(b) - Number(a))
-    : [];
-  const bin = versions.map((v) => join(debian, v, 'bin')).find((d) => existsSync(join(d, 'pg_ctl')));
-  if (!bin) throw new Error('no PostgreSQL server found in /usr/lib/postgresql: apt-get install postgresql');
+  const bin = findPostgresBin();
+  if (!bin) throw new Error('no PostgreSQL server binaries (initdb, pg_ctl) found: apt-get install postgresql');
   return bin;
-}
-
-function postgresUser(): { uid?: number; gid?: number } {
-  if (process.getuid?.() !== 0) return {};
-  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-    const [user, , uid, gid] = line.split(':');
-    if (user === 'postgres') return { uid: Number(uid), gid: Number(gid) };
-  }
-  throw new Error('running as root, but there is no "postgres" user to run PostgreSQL as');
-}
-
-function runChecked(cmd: string, args: string[], opts: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}) {
-  const res = spawnSync(cmd, args, {
-    encoding: 'utf8',
-    ...opts,
-    env: opts.env ?? { ...process.env, LC_ALL: 'C.UTF-8' },
-  });
-  if (res.status !== 0) {
-    throw new Error(
-      `${cmd} ${args.filter((a) => !a.includes('assword')).join(' ')} failed:\n${res.stdout}${res.stderr}`,
-    );
-  }
-  return res.stdout;
 }
 
 async function startPostgres(s: StackState, log: (l: string) => void): Promise<void> {
@@ -157,33 +54,14 @@ async function startPostgres(s: StackState, log: (l: string) => void): Promise<v
     const pwfile = join(pgDir, 'pw');
     writeFileSync(pwfile, `${s.postgresAdminPassword}\n`, { mode: 0o600 });
     if (as.uid !== undefined) for (const p of [pgDir, pwfile]) chownSync(p, as.uid, as.gid!);
-    runChecked(
-      join(bin, 'initdb'),
-      [
-        '-D',
-        data,
-        '-U',
-        'postgres',
-        '--auth=scram-sha-256',
-        `--pwfile=${pwfile}`,
-        '--encoding=UTF8',
-        '--locale=C',
-        '--no-instructions',
-      ],
+    initPostgresCluster({
+      bin,
+      data,
+      pwfile,
       as,
-    );
-    writeFileSync(
-      join(data, 'postgresql.conf'),
-      [
-        `listen_addresses = '127.0.0.1'`,
-        `port = ${port}`,
-        `unix_socket_directories = '${pgDir}'`,
-        'max_connections = 200',
-        "timezone = 'UTC'",
-        '',
-      ].join('\n'),
-      { flag: 'a' },
-    );
+      socketDir: pgDir,
+      settings: [`port = ${port}`, 'max_connections = 200'],
+    });
   }
   if (spawnSync(join(bin, 'pg_ctl'), ['status', '-D', data], as).status === 0) {
     log('postgres: already running');
@@ -221,111 +99,6 @@ async function startPostgres(s: StackState, log: (l: string) => void): Promise<v
   }
 }
 
-async function setupTemporalSchema(
-  s: StackState,
-  sql: string,
-  schemaDir: string,
-  log: (l: string) => void,
-): Promise<void> {
-  const base = [
-    '--plugin',
-    'postgres12',
-    '--ep',
-    '127.0.0.1',
-    '-p',
-    String(s.basePort + STACK_PORTS.postgres),
-    '-u',
-    'temporal',
-  ];
-  const env = { ...process.env, SQL_PASSWORD: s.temporalDbPassword };
-  for (const [db, sub] of [
-    ['temporal', 'temporal'],
-    ['temporal_visibility', 'visibility'],
-  ] as const) {
-    const args = [...base, '--db', db];
-    const exists = spawnSync(sql, [...args, 'update-schema', '-d', join(schemaDir, sub, 'versioned')], {
-      encoding: 'utf8',
-      env,
-    });
-    if (exists.status === 0) {
-      log(`temporal: schema of ${db} up to date`);
-      continue;
-    }
-    log(`temporal: creating database ${db} and its schema`);
-    runChecked(sql, [...args, 'create-database'], { env });
-    runChecked(sql, [...args, 'setup-schema', '-v', '0.0'], { env });
-    runChecked(sql, [...args, 'update-schema', '-d', join(schemaDir, sub, 'versioned')], { env });
-  }
-}
-
-function writeTemporalConfig(s: StackState): string {
-  const p = (n: number) => s.basePort + n;
-  const store = (db: string, maxConns: number) => ({
-    sql: {
-      pluginName: 'postgres12',
-      databaseName: db,
-      connectAddr: `127.0.0.1:${p(STACK_PORTS.postgres)}`,
-      connectProtocol: 'tcp',
-      user: 'temporal',
-      password: s.temporalDbPassword,
-      maxConns,
-      maxIdleConns: maxConns,
-      maxConnLifetime: '1h',
-    },
-  });
-  const svc = (grpc: number, membership: number, http?: number) => ({
-    rpc: {
-      grpcPort: p(grpc),
-      membershipPort: p(membership),
-      bindOnLocalHost: true,
-      ...(http ? { httpPort: p(http) } : {}),
-    },
-  });
-  const config = {
-    log: { stdout: true, level: 'warn' },
-    persistence: {
-      defaultStore: 'postgres-default',
-      visibilityStore: 'postgres-visibility',
-      numHistoryShards: 4,
-      datastores: {
-        'postgres-default': store('temporal', 20),
-        'postgres-visibility': store('temporal_visibility', 10),
-      },
-    },
-    global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' } },
-    services: {
-      frontend: svc(STACK_PORTS.frontend, STACK_PORTS.frontendMembership, STACK_PORTS.frontendHttp),
-      history: svc(STACK_PORTS.history, STACK_PORTS.historyMembership),
-      matching: svc(STACK_PORTS.matching, STACK_PORTS.matchingMembership),
-      worker: svc(STACK_PORTS.temporalWorker, STACK_PORTS.temporalWorkerMembership),
-    },
-    clusterMetadata: {
-      enableGlobalNamespace: false,
-      failoverVersionIncrement: 10,
-      masterClusterName: 'active',
-      currentClusterName: 'active',
-      clusterInformation: {
-        active: {
-          enabled: true,
-          initialFailoverVersion: 1,
-          rpcName: 'frontend',
-          rpcAddress: `127.0.0.1:${p(STACK_PORTS.frontend)}`,
-        },
-      },
-    },
-    dcRedirectionPolicy: { policy: 'noop' },
-    // The same dynamic config file docker-compose.yml mounts into the temporal service.
-    dynamicConfigClient: {
-      filepath: join(ROOT, 'deploy', 'temporal', 'dynamicconfig', 'sitefleet.yaml'),
-      pollInterval: '10s',
-    },
-  };
-  const dir = join(s.dir, 'temporal-config');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'stack.yaml'), stringify(config), { mode: 0o600 });
-  return dir;
-}
-
 function pidAlive(pid: number | undefined): boolean {
   if (!pid) return false;
   try {
@@ -340,11 +113,11 @@ function pidAlive(pid: number | undefined): boolean {
 function startProcess(s: StackState, name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   mkdirSync(join(s.dir, 'logs'), { recursive: true });
   const out = openSync(join(s.dir, 'logs', `${name}.log`), 'a');
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], env, cwd: ROOT });
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], env, cwd: STACK_ROOT });
   closeSync(out);
   child.unref();
   s.pids[name] = child.pid!;
-  saveState(s);
+  saveStackState(s);
   return child;
 }
 
@@ -409,7 +182,7 @@ export function startStackWorker(s: StackState, n: number): ChildProcess {
     s,
     `worker-${n}`,
     process.execPath,
-    [...WORKER_NODE_OPTIONS, join(ROOT, 'dist', 'js', 'workers', 'main.js')],
+    [...WORKER_NODE_OPTIONS, join(STACK_ROOT, 'dist', 'js', 'workers', 'main.js')],
     sitefleetEnv(s, {
       ...WORKER_ENV,
       SITEFLEET_METRICS_ADDRESS: `127.0.0.1:${s.basePort + STACK_PORTS.worker1Metrics + n - 1}`,
@@ -460,7 +233,7 @@ export async function stackUp(opts: UpOptions): Promise<StackState> {
     pids: {},
     workers: opts.workers ?? 2,
   };
-  saveState(s);
+  saveStackState(s);
   const secrets = join(dir, 'secrets');
   mkdirSync(secrets, { recursive: true, mode: 0o700 });
   if (!existsSync(join(secrets, 'codec-keys'))) {
@@ -470,7 +243,7 @@ export async function stackUp(opts: UpOptions): Promise<StackState> {
   if (!existsSync(join(secrets, 'worker-secret'))) {
     writeFileSync(join(secrets, 'worker-secret'), `${randomBytes(48).toString('base64')}\n`, { mode: 0o600 });
   }
-  if (!existsSync(join(ROOT, 'dist', 'js', 'workers', 'main.js'))) {
+  if (!existsSync(join(STACK_ROOT, 'dist', 'js', 'workers', 'main.js'))) {
     log('sitefleet: npm run build (compiled workers, API and codec)');
     runChecked('npm', ['run', '--silent', 'build'], { env: { ...process.env } });
   }
@@ -508,7 +281,7 @@ export async function stackUp(opts: UpOptions): Promise<StackState> {
       s,
       'codec',
       process.execPath,
-      [join(ROOT, 'dist', 'js', 'codec', 'main.js'), 'serve'],
+      [join(STACK_ROOT, 'dist', 'js', 'codec', 'main.js'), 'serve'],
       sitefleetEnv(s),
     );
   }
@@ -520,7 +293,7 @@ export async function stackUp(opts: UpOptions): Promise<StackState> {
   }
   if (!pidAlive(s.pids.api)) {
     log('sitefleet: starting the API');
-    startProcess(s, 'api', process.execPath, [join(ROOT, 'dist', 'js', 'api', 'main.js')], sitefleetEnv(s));
+    startProcess(s, 'api', process.execPath, [join(STACK_ROOT, 'dist', 'js', 'api', 'main.js')], sitefleetEnv(s));
   }
   await waitHttp(`${a.codec}/healthz`, 'the codec endpoint', s.pids.codec!);
   for (let n = 1; n <= s.workers; n++) {
@@ -553,7 +326,7 @@ export async function stackDown(dir: string, log: (l: string) => void = console.
     if (pid === undefined) continue;
     await stopPid(pid, name.startsWith('worker-') ? 70_000 : 20_000);
     delete s.pids[name];
-    saveState(s);
+    saveStackState(s);
     log(`stack: ${name} stopped`);
   }
   const data = join(s.dir, 'postgres', 'data');

@@ -91,6 +91,14 @@ export interface InstallSiteInput {
   group: WebGroup;
   dbServer?: Server;
 }
+/** EnableSite and DisableSite: `site` carries the status to set; only the members' vhosts change. */
+export interface SetSiteStatusInput {
+  site: Site;
+  platform: Platform;
+  group: WebGroup;
+  /** Not used (the database stays as it is); accepted so that starts and recorded histories keep one shape. */
+  dbServer?: Server;
+}
 export interface DeleteSiteInput {
   site: Site;
   platform: Platform;

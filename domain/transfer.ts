@@ -88,3 +88,16 @@ export function effectiveTransferOptions(
   }
   return Object.keys(merged).length > 0 ? merged : undefined;
 }
+
+/** What a push of a platform would send to each member (the activity planPlatformTransfer reads it). */
+export interface PlatformTransferPlan {
+  platform: string;
+  /** Entries and bytes of the platform as a push sends it. */
+  entries: number;
+  bytes: number;
+  /**
+   * Per member: whether the platform is there (null: the member could not be asked), and the bytes rsync would
+   * have to send (by its quick check; the whole platform when unknown).
+   */
+  members: { server: string; exists: boolean | null; changedBytes: number }[];
+}

@@ -9,8 +9,7 @@
  * the rule checks of a write read exactly the inventory it commits into (no phantom like two packs both checking
  * that no cluster has their name), while readers never wait. `dump` reads one REPEATABLE READ snapshot.
  *
- * Migrations are versioned in `schema_migrations`, each applied once in its own transaction under a session
- * advisory lock, so processes opening the same database at once do not race.
+ * The tables are in ./schema (shared with SQLite), their migrations in ./postgres-migrations.
  */
 import { messageOf } from '../common/error-message';
 import { Pool, type PoolClient, type PoolConfig, type QueryResultRow } from 'pg';
@@ -31,15 +30,16 @@ import {
   validate,
   validatePut,
   type InventoryView,
+  type OperationRow,
   type Plan,
   type ViewLoader,
   type Write,
 } from './store-core';
+import { LOCK_CLASS, migratePostgres, WRITE_LOCK } from './postgres-migrations';
 import type {
   Change,
   InventoryDump,
   InventoryStore,
-  OperationEffect,
   OperationRecord,
   OperationStatus,
   ResourceKind,
@@ -47,183 +47,8 @@ import type {
   Use,
 } from './store';
 
-// ---- schema ----
-
-export interface PostgresMigration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-/** Keys compare and sort bytewise, as in SQLite, whatever the database's collation. */
-const KEY = 'text COLLATE "C"';
-
-/**
- * The PostgreSQL schema, version for version the same tables as ./migrations (SQLite). Append new migrations, in
- * step with the SQLite ones; never edit one that has shipped.
- */
-export const POSTGRES_MIGRATIONS: PostgresMigration[] = [
-  {
-    version: 1,
-    name: 'resources and operations',
-    sql: `
-      CREATE TABLE servers (
-        name ${KEY} PRIMARY KEY,
-        host text NOT NULL,
-        doc jsonb NOT NULL CHECK (doc->>'name' = name),
-        created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL
-      );
-      CREATE INDEX servers_host ON servers(host);
-
-      CREATE TABLE packs (
-        name ${KEY} PRIMARY KEY,
-        master ${KEY} NOT NULL REFERENCES servers(name),
-        share_server ${KEY} NOT NULL REFERENCES servers(name),
-        doc jsonb NOT NULL CHECK (doc->>'name' = name),
-        created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL
-      );
-      CREATE INDEX packs_master ON packs(master);
-      CREATE INDEX packs_share_server ON packs(share_server);
-      CREATE TABLE pack_slaves (
-        pack ${KEY} NOT NULL REFERENCES packs(name) ON DELETE CASCADE,
-        server ${KEY} NOT NULL REFERENCES servers(name),
-        PRIMARY KEY (pack, server)
-      );
-      CREATE INDEX pack_slaves_server ON pack_slaves(server);
-
-      CREATE TABLE clusters (
-        name ${KEY} PRIMARY KEY,
-        load_balancer ${KEY} REFERENCES servers(name),
-        doc jsonb NOT NULL CHECK (doc->>'name' = name),
-        created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL
-      );
-      CREATE INDEX clusters_load_balancer ON clusters(load_balancer);
-      CREATE TABLE cluster_members (
-        cluster ${KEY} NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
-        server ${KEY} NOT NULL REFERENCES servers(name),
-        PRIMARY KEY (cluster, server)
-      );
-      CREATE INDEX cluster_members_server ON cluster_members(server);
-
-      CREATE TABLE platforms (
-        name ${KEY} PRIMARY KEY,
-        target_kind text NOT NULL CHECK (target_kind IN ('server', 'pack', 'cluster')),
-        target_name ${KEY} NOT NULL,
-        target_server ${KEY} REFERENCES servers(name),
-        target_pack ${KEY} REFERENCES packs(name),
-        target_cluster ${KEY} REFERENCES clusters(name),
-        doc jsonb NOT NULL CHECK (doc->>'name' = name),
-        created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL,
-        CHECK ((target_kind = 'server') = (target_server IS NOT NULL)),
-        CHECK ((target_kind = 'pack') = (target_pack IS NOT NULL)),
-        CHECK ((target_kind = 'cluster') = (target_cluster IS NOT NULL))
-      );
-      CREATE INDEX platforms_target ON platforms(target_kind, target_name);
-      CREATE INDEX platforms_target_server ON platforms(target_server);
-      CREATE INDEX platforms_target_pack ON platforms(target_pack);
-      CREATE INDEX platforms_target_cluster ON platforms(target_cluster);
-
-      CREATE TABLE sites (
-        domain ${KEY} PRIMARY KEY,
-        platform ${KEY} NOT NULL REFERENCES platforms(name),
-        db_server ${KEY} REFERENCES servers(name),
-        status text NOT NULL,
-        doc jsonb NOT NULL CHECK (doc->>'domain' = domain),
-        created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL
-      );
-      CREATE INDEX sites_platform ON sites(platform);
-      CREATE INDEX sites_db_server ON sites(db_server);
-      CREATE TABLE site_hosts (
-        host ${KEY} PRIMARY KEY,
-        site ${KEY} NOT NULL REFERENCES sites(domain) ON DELETE CASCADE
-      );
-      CREATE INDEX site_hosts_site ON site_hosts(site);
-
-      CREATE TABLE operations (
-        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-        id ${KEY} NOT NULL,
-        run_id ${KEY} NOT NULL,
-        type text NOT NULL,
-        resource ${KEY} NOT NULL,
-        status text NOT NULL,
-        started_at timestamptz NOT NULL,
-        closed_at timestamptz,
-        effect jsonb,
-        effect_error text,
-        PRIMARY KEY (id, run_id)
-      );
-      CREATE INDEX operations_resource ON operations(resource, started_at);
-      CREATE INDEX operations_status ON operations(status);
-      CREATE INDEX operations_started_at ON operations(started_at, seq);
-    `,
-  },
-];
-
-/** Advisory lock keys (two int4): sitefleet's class, then what is locked. */
-const LOCK_CLASS = 0x5173_f1ee;
-const MIGRATION_LOCK = 1;
-const WRITE_LOCK = 2;
 /** How long a write waits for another writer before failing (SQLite: busy_timeout). */
 const LOCK_TIMEOUT = '10s';
-
-/**
- * Brings the database to the newest schema. Refuses a database written by a newer sitefleet.
- * @returns the schema version now in place
- */
-export async function migratePostgres(
-  pool: Pool,
-  migrations: PostgresMigration[] = POSTGRES_MIGRATIONS,
-): Promise<number> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_CLASS, MIGRATION_LOCK]);
-    try {
-      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-        version integer PRIMARY KEY,
-        name text NOT NULL,
-        applied_at timestamptz NOT NULL
-      )`);
-      const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
-      const current = rows[0]?.v ?? 0;
-      const newest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
-      if (current > newest) {
-        throw new Error(
-          `inventory schema version ${current} is newer than this sitefleet knows (${newest}); upgrade sitefleet`,
-        );
-      }
-      for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-        if (m.version <= current) continue;
-        await client.query('BEGIN');
-        try {
-          await client.query(m.sql);
-          await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())', [
-            m.version,
-            m.name,
-          ]);
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK');
-          throw err;
-        }
-      }
-      return Math.max(current, newest);
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, MIGRATION_LOCK]);
-    }
-  } catch (err) {
-    // A connection that failed mid-way may still hold the session lock: do not hand it back to the pool.
-    broken = err instanceof Error ? err : new Error(String(err));
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
 
 // ---- rows ----
 
@@ -232,17 +57,7 @@ type Queryable = Pick<PoolClient, 'query'>;
 const OPERATION_COLUMNS = 'id, run_id, type, resource, status, started_at, closed_at, effect, effect_error';
 
 /** An operations row as pg returns it: timestamps as Date, the effect parsed from JSONB. */
-interface PgOperationRow {
-  id: string;
-  run_id: string;
-  type: string;
-  resource: string;
-  status: string;
-  started_at: Date;
-  closed_at: Date | null;
-  effect: OperationEffect | null;
-  effect_error: string | null;
-}
+type PgOperationRow = Omit<OperationRow, 'started_at' | 'closed_at'> & { started_at: Date; closed_at: Date | null };
 
 function toRecord(row: PgOperationRow): OperationRecord {
   return toOperationRecord({

@@ -25,6 +25,7 @@ import {
   validate,
   validatePut,
   type InventoryView,
+  type OperationRow,
   type Plan,
   type Write,
 } from './store-core';
@@ -41,17 +42,7 @@ import type {
 } from './store';
 
 /** An operations row as SQLite returns it: the effect is JSON text. */
-interface SqliteOperationRow {
-  id: string;
-  run_id: string;
-  type: string;
-  resource: string;
-  status: string;
-  started_at: string;
-  closed_at: string | null;
-  effect: string | null;
-  effect_error: string | null;
-}
+type SqliteOperationRow = Omit<OperationRow, 'effect'> & { effect: string | null };
 
 function toRecord(row: SqliteOperationRow): OperationRecord {
   return toOperationRecord({ ...row, effect: row.effect ? (JSON.parse(row.effect) as OperationEffect) : null });

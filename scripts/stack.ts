@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadSettings } from '../config/settings';
-import { readStackState, stackAddresses, stackDown, stackUp } from '../devserver/stack';
+import { stackDown, stackUp } from '../devserver/stack';
+import { readStackState, stackAddresses } from '../devserver/stack-state';
 
 const USAGE = 'usage: npm run stack -- up|down|status [--dir DIR] [--base-port N] [--workers N]';
 

@@ -21,8 +21,11 @@ export const quick = proxyActivities<typeof activities>({
   retry: retry(5, '20s'),
 });
 
-/** Long transfers (rsync, backups): heartbeat so a cut link is noticed in seconds, not at the timeout. */
-export const transfer = proxyActivities<typeof activities>({
+/**
+ * Long steps: transfers (rsync, backups, restores) and the site installer. They heartbeat, so a cut link or a dead
+ * worker is noticed in seconds, not at the timeout.
+ */
+export const long = proxyActivities<typeof activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '20s',
   retry: retry(5, '30s'),
@@ -80,4 +83,11 @@ export const drainWait = proxyActivities<typeof activities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '20s',
   retry: retry(3, '5s'),
+});
+
+/** The relay's one stream per chain, heartbeating; retried once (a worker crash), after which the members get rsync. */
+export const relayStream = proxyActivities<typeof activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', maximumAttempts: 2, nonRetryableErrorTypes: PERMANENT_FAILURES },
 });

@@ -6,7 +6,7 @@ import { workflowInfo } from '@temporalio/workflow';
 import type { BackupSiteInput, MigrateSiteInput, RestoreSiteInput, WebGroup } from '../domain/operations';
 import type { Platform, Server, Site } from '../domain/model';
 import { siteProbeSpec } from '../domain/site-probe';
-import { probe, quick, transfer, undo } from './activity-stubs';
+import { probe, quick, long, undo } from './activity-stubs';
 import { allBounded } from '../common/settle';
 import { failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, siteUploads } from './group';
@@ -30,7 +30,7 @@ function firstReceiver(group: WebGroup): Server {
 
 async function takeBackup(site: Site, platform: Platform, group: WebGroup, dbServer?: Server) {
   const server = firstReceiver(group);
-  return transfer.backupSite({ server, site, platform, dbServer, stamp: stamp(), uploads: siteUploads(group, server) });
+  return long.backupSite({ server, site, platform, dbServer, stamp: stamp(), uploads: siteUploads(group, server) });
 }
 
 /**
@@ -41,8 +41,8 @@ async function restoreEverywhere(site: Site, platform: Platform, group: WebGroup
   const receivers = codeReceivers(group);
   const first = firstReceiver(group);
   await allBounded(receivers, parallelism(group), async (server) => {
-    if (server.name !== first.name) await transfer.copyBackup({ from: first, to: server, domain: site.domain, backup });
-    await transfer.restoreSiteBackup({
+    if (server.name !== first.name) await long.copyBackup({ from: first, to: server, domain: site.domain, backup });
+    await long.restoreSiteBackup({
       server,
       site,
       platform,
@@ -145,8 +145,8 @@ export async function MigrateSite(
         { on: server.name },
       );
       if (server.name !== oldFirst.name)
-        await transfer.copyBackup({ from: oldFirst, to: server, domain: site.domain, backup: backup.backup });
-      await transfer.restoreSiteBackup({
+        await long.copyBackup({ from: oldFirst, to: server, domain: site.domain, backup: backup.backup });
+      await long.restoreSiteBackup({
         server,
         site: moved,
         platform: to.platform,

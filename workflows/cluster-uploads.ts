@@ -11,12 +11,13 @@ import type { PackShare } from '../domain/operations';
 import type { Server } from '../domain/model';
 import { uploadsMountPoint, uploadsShareName } from '../domain/paths';
 import { quick, probe, undo } from './activity-stubs';
-import { allBounded, settleBounded } from '../common/settle';
-import { compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
+import { allBounded } from '../common/settle';
+import { compensatedPhase, failedAfterCompensation } from './failures';
 import { expectGroup, parallelism } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';
 import { tagRun } from './search';
+import { tearDownShare } from './share-teardown';
 
 export interface ClusterUploadsResult {
   cluster: string;
@@ -161,37 +162,19 @@ export async function TeardownClusterUploads(
     [...readers, share.server].map((s) => s.name),
   );
   const packName = uploadsShareName(group.name);
-  progress.phase('unmount on every member');
-  const unmounted = await settleBounded(readers, parallelism(group), async (member: Server) => {
-    progress.node(member.name, 'running', 'unmount, remove fstab line and keys');
-    const r = await quick.removeShareMount(mountInput(group, share, member));
-    progress.node(member.name, 'done', r.changed ? 'uploads share removed' : 'nothing to remove');
-    return r;
+  const changed = await tearDownShare({
+    share,
+    packName,
+    readers,
+    mountInput: (member) => mountInput(group, share, member),
+    parallelism: parallelism(group),
+    progress,
+    words: { share: 'uploads share', shareOf: `uploads share of cluster ${group.name}`, reader: 'member' },
   });
-  const failures: string[] = [];
-  unmounted.forEach((s, i) => {
-    if (s.ok) return;
-    const member = readers[i] as Server;
-    progress.node(member.name, 'failed', 'not removed', describeFailure(s.error));
-    failures.push(`${member.name}: ${describeFailure(s.error)}`);
-  });
-  if (failures.length > 0) {
-    progress.phase('failed');
-    throw ApplicationFailure.create({
-      type: 'OperationFailed',
-      message:
-        `the uploads share of cluster ${group.name} could not be removed from every member (${failures.join('; ')}). ` +
-        `The export on ${share.server.name} stays; run the teardown again once the members answer.`,
-      nonRetryable: true,
-    });
-  }
-  progress.phase('remove the export');
-  const exported = await quick.removeExport({ share, packName });
-  progress.phase('done');
   return {
     cluster: group.name,
     unmountedFrom: readers.map((m) => m.name),
     exportRemovedFrom: share.server.name,
-    changed: exported.changed || unmounted.some((s) => s.ok && s.value.changed),
+    changed,
   };
 }

@@ -6,7 +6,7 @@ import { badInput, FailureType, permanentFailure } from '../common/failures';
 import { patched } from '@temporalio/workflow';
 import type { ClusterMemberInput } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
-import { drainWait, perServer, probe, quick, transfer, undo, undoPerServer } from './activity-stubs';
+import { drainWait, long, perServer, probe, quick, undo, undoPerServer } from './activity-stubs';
 import { failedAfterCompensation } from './failures';
 import { expectGroup, MEMBER_BATCH_PATCH, siteUploads, SITE_BATCH_PATCH } from './group';
 import { uploadsMountPoint, uploadsShareName } from '../domain/paths';
@@ -47,7 +47,7 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
       if (!(await quick.platformExists({ server: member, platform }))) {
         saga.add(`remove platform ${platform.name}`, () => undo.removePlatform({ server: member, platform }));
       }
-      await transfer.syncPlatform({ server: member, platform, dryRun: false });
+      await long.syncPlatform({ server: member, platform, dryRun: false });
     }
     const uploads = group.uploads;
     if (uploads && member.name !== uploads.server.name) {

@@ -26,10 +26,7 @@ function record(outcome: OperationOutcome): void {
 }
 
 class OperationMetricsInterceptor implements WorkflowInboundCallsInterceptor {
-  async execute(
-    input: WorkflowExecuteInput,
-    next: Next<WorkflowInboundCallsInterceptor, 'execute'>,
-  ): Promise<unknown> {
+  async execute(input: WorkflowExecuteInput, next: Next<WorkflowInboundCallsInterceptor, 'execute'>): Promise<unknown> {
     let result: unknown;
     try {
       result = await next(input);

@@ -7,12 +7,13 @@ import type { SetupPackShareInput, TeardownPackShareInput } from '../domain/oper
 import { ipv4InSubnet } from '../domain/fields';
 import type { Server } from '../domain/model';
 import { quick, probe, undo } from './activity-stubs';
-import { allBounded, settleBounded } from '../common/settle';
-import { compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
+import { allBounded } from '../common/settle';
+import { compensatedPhase, failedAfterCompensation } from './failures';
 import { expectGroup, parallelism, shareReaders } from './group';
 import { Progress } from './progress';
 import { Saga } from './saga';
 import { tagRun } from './search';
+import { tearDownShare } from './share-teardown';
 
 export interface PackShareResult {
   pack: string;
@@ -173,39 +174,19 @@ export async function TeardownPackShare(input: TeardownPackShareInput): Promise<
     'TeardownPackShare',
     everyone.map((s) => s.name),
   );
-  progress.phase('unmount on every slave');
-  const unmounted = await settleBounded(slaves, parallelism(group), async (slave: Server) => {
-    progress.node(slave.name, 'running', 'unmount, remove fstab line and keys');
-    const r = await quick.removeShareMount({ slave, share, packName: group.name });
-    progress.node(slave.name, 'done', r.changed ? 'share removed' : 'nothing to remove');
-    return r;
+  const changed = await tearDownShare({
+    share,
+    packName: group.name,
+    readers: slaves,
+    mountInput: (slave) => ({ slave, share, packName: group.name }),
+    parallelism: parallelism(group),
+    progress,
+    words: { share: 'share', shareOf: `share of pack ${group.name}`, reader: 'slave' },
   });
-  const failures: string[] = [];
-  unmounted.forEach((s, i) => {
-    if (s.ok) return;
-    const slave = slaves[i] as Server;
-    progress.node(slave.name, 'failed', 'not removed', describeFailure(s.error));
-    failures.push(`${slave.name}: ${describeFailure(s.error)}`);
-  });
-  if (failures.length > 0) {
-    progress.phase('failed');
-    throw ApplicationFailure.create({
-      type: 'OperationFailed',
-      message:
-        `the share of pack ${group.name} could not be removed from every slave (${failures.join('; ')}). ` +
-        `The export on ${share.server.name} stays; run the teardown again once the slaves answer.`,
-      nonRetryable: true,
-    });
-  }
-  progress.phase('remove the export');
-  progress.node(share.server.name, 'running', 'remove the export');
-  const exported = await quick.removeExport({ share, packName: group.name });
-  progress.node(share.server.name, 'done', exported.changed ? 'export removed' : 'no export to remove');
-  progress.phase('done');
   return {
     pack: group.name,
     unmountedFrom: slaves.map((s) => s.name),
     exportRemovedFrom: share.server.name,
-    changed: exported.changed || unmounted.some((s) => s.ok && s.value.changed),
+    changed,
   };
 }

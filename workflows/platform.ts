@@ -4,7 +4,7 @@
 import { badInput, FailureType, permanentFailure } from '../common/failures';
 import type { CreatePlatformInput, DeletePlatformInput, WebGroup } from '../domain/operations';
 import type { Server } from '../domain/model';
-import { quick, probe, transfer, undo } from './activity-stubs';
+import { quick, probe, long, undo } from './activity-stubs';
 import { allBounded } from '../common/settle';
 import { failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, shareReaders } from './group';
@@ -95,7 +95,7 @@ async function createPlatformOnGroup(
                   on: server.name,
                 });
               }
-              const summary = await transfer.syncPlatform({ server, platform, dryRun: false });
+              const summary = await long.syncPlatform({ server, platform, dryRun: false });
               progress.node(server.name, 'done', `synced ${summary.filesChanged} file(s)`);
               return { server: server.name, filesChanged: summary.filesChanged, bytesSent: summary.bytesSent };
             },

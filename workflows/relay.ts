@@ -3,13 +3,12 @@
  * controller streams one copy to the first member, each member passes it on; activities/relay/relay.ts). The choice is
  * made here, deterministically, from the workflow's input and activity results only.
  */
-import { isCancellation, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, log, workflowInfo } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { Server } from '../domain/model';
 import type { CreatePlatformInput } from '../domain/operations';
-import type { TransferOptions } from '../domain/transfer';
-import { PERMANENT_FAILURES } from '../common/failures';
-import { quick, undo } from './activity-stubs';
+import type { PlatformTransferPlan, TransferOptions } from '../domain/transfer';
+import { quick, relayStream, undo } from './activity-stubs';
 import { describeFailure } from './failures';
 import { allBounded } from '../common/settle';
 import type { Progress } from './progress';
@@ -26,12 +25,8 @@ export const RELAY_RULE = {
   margin: 1.5,
 } as const;
 
-export interface TransferEstimate {
-  /** Bytes of the whole platform (what a relay streams). */
-  bytes: number;
-  /** What rsync would send to each member (the whole platform where it is missing). */
-  members: { server: string; exists: boolean | null; changedBytes: number }[];
-}
+/** What the choice reads of a transfer plan: the platform's size and what rsync would send to each member. */
+export type TransferEstimate = Pick<PlatformTransferPlan, 'bytes' | 'members'>;
 
 export interface TransferDecision {
   mode: 'rsync' | 'relay';
@@ -99,13 +94,6 @@ export function chooseTransfer(options: TransferOptions | undefined, estimate: T
 
 const round = (seconds: number): number => Math.round(seconds * 100) / 100;
 
-/** One stream per chain, heartbeating; retried once (a worker crash), after which the members get rsync. */
-const relayStub = proxyActivities<typeof activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30s',
-  retry: { initialInterval: '1s', maximumAttempts: 2, nonRetryableErrorTypes: PERMANENT_FAILURES },
-});
-
 export interface SyncedMember {
   server: string;
   filesChanged: number;
@@ -160,7 +148,7 @@ export async function syncPlatformCode(
   for (const server of receivers) ctx.progress.node(server.name, 'running', 'relay');
   let relayed: Awaited<ReturnType<typeof activities.relayPlatform>> | undefined;
   try {
-    relayed = await relayStub.relayPlatform({
+    relayed = await relayStream.relayPlatform({
       platform,
       servers: receivers,
       operation: workflowInfo().runId,

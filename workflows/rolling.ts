@@ -7,7 +7,7 @@ import type { Platform, Server, Site } from '../domain/model';
 import type { WebGroup } from '../domain/operations';
 import { releaseIdFor } from '../domain/releases';
 import { siteProbeSpec } from '../domain/site-probe';
-import { drainWait, perServer, probe, quick, transfer, undo } from './activity-stubs';
+import { drainWait, long, perServer, probe, quick, undo } from './activity-stubs';
 import { describeFailure } from './failures';
 import { parallelism, SITE_BATCH_PATCH } from './group';
 import type { Progress } from './progress';
@@ -67,7 +67,7 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
   const changed = new Set<string>();
   for (const platform of platforms) {
     if (input.servers.length === 0) break;
-    const { results } = await transfer.syncPlatformToServers({
+    const { results } = await long.syncPlatformToServers({
       servers: input.servers,
       platform,
       dryRun: true,
@@ -96,7 +96,7 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
         if (release) {
           step = `prepare release ${release} of ${platform.name}`;
           progress.node(server.name, 'running', step);
-          const p = await transfer.prepareRelease({ server, platform, release });
+          const p = await long.prepareRelease({ server, platform, release });
           prepared ??= { server, previous: [] };
           prepared.previous.push({ platform, release: p.previous });
           step = `sync ${platform.name} into release ${release}`;
@@ -104,7 +104,7 @@ export async function rollOutCode(input: RollOutInput): Promise<RollOutResult> {
           step = `sync ${platform.name}`;
         }
         progress.node(server.name, 'running', step);
-        const s = await transfer.syncPlatform({ server, platform, dryRun: false, ...(release ? { release } : {}) });
+        const s = await long.syncPlatform({ server, platform, dryRun: false, ...(release ? { release } : {}) });
         if (s.filesChanged > 0) input.onSynced?.(server.name, platform.name, s.filesChanged);
         if (release) {
           step = `switch ${platform.name} to release ${release}`;

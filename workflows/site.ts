@@ -5,10 +5,10 @@ import { badInput, FailureType, permanentFailure } from '../common/failures';
 import { sleep } from '@temporalio/workflow';
 import { fieldErrors } from '../domain/fields';
 import { siteSchema } from '../domain/model';
-import type { DeleteSiteInput, InstallSiteInput, WebGroup } from '../domain/operations';
+import type { DeleteSiteInput, InstallSiteInput, SetSiteStatusInput, WebGroup } from '../domain/operations';
 import type { Platform, Server, Site } from '../domain/model';
 import { siteProbeSpec } from '../domain/site-probe';
-import { quick, probe, transfer, undo } from './activity-stubs';
+import { quick, probe, long, undo } from './activity-stubs';
 import { allBounded } from '../common/settle';
 import { compensatedPhase, describeFailure, failedAfterCompensation } from './failures';
 import { codeReceivers, expectGroup, parallelism, siteUploads } from './group';
@@ -165,7 +165,7 @@ async function installSiteOnGroup(
     if (dbServer && platform.profile === 'wordpress') {
       step = 'run the WordPress installer';
       progress.phase(step);
-      await transfer.runSiteInstaller({ server: memberFor(group, site.domain), site, platform, dbServer });
+      await long.runSiteInstaller({ server: memberFor(group, site.domain), site, platform, dbServer });
     }
 
     step = 'probe the site through every member';
@@ -254,7 +254,7 @@ export async function DeleteSite(input: DeleteSiteInput): Promise<{ site: string
 }
 
 async function setSiteStatus(
-  input: InstallSiteInput,
+  input: SetSiteStatusInput,
   status: 'enabled' | 'disabled',
 ): Promise<{ site: string; status: string }> {
   const { platform, group } = input;
@@ -287,11 +287,11 @@ async function setSiteStatus(
 }
 
 /** EnableSite: the vhost serves the site again on every member. */
-export async function EnableSite(input: InstallSiteInput): Promise<{ site: string; status: string }> {
+export async function EnableSite(input: SetSiteStatusInput): Promise<{ site: string; status: string }> {
   return setSiteStatus(input, 'enabled');
 }
 
 /** DisableSite: every member answers the site with the "site disabled" page; files and database stay. */
-export async function DisableSite(input: InstallSiteInput): Promise<{ site: string; status: string }> {
+export async function DisableSite(input: SetSiteStatusInput): Promise<{ site: string; status: string }> {
   return setSiteStatus(input, 'disabled');
 }

@@ -8,7 +8,7 @@ import type { Server } from '../domain/model';
 import type { NodeReport, VerifyReport } from '../domain/verify-report';
 
 export type { VerifyReport } from '../domain/verify-report';
-import { perServer, probe, quick, transfer } from './activity-stubs';
+import { perServer, probe, quick, long } from './activity-stubs';
 import { rollOutCode } from './rolling';
 import { settleBounded } from '../common/settle';
 import { describeFailure } from './failures';
@@ -224,7 +224,7 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
     const receivers = healthy(codeReceivers(group));
     if (receivers.length === 0) break;
     for (const r of receivers) progress.node(r.name, 'running', `sync ${platform.name}`);
-    const { results } = await transfer.syncPlatformToServers({
+    const { results } = await long.syncPlatformToServers({
       servers: receivers,
       platform,
       dryRun: false,
@@ -237,7 +237,7 @@ export async function ResyncCluster(input: ResyncInput): Promise<ResyncReport> {
     }
     const missed = receivers.filter((r) => !outcome.has(r.name));
     const retried = await settleBounded(missed, parallelism(group), (server: Server) =>
-      transfer.syncPlatform({ server, platform, dryRun: false }),
+      long.syncPlatform({ server, platform, dryRun: false }),
     );
     retried.forEach((s, i) =>
       outcome.set(

@@ -6,7 +6,6 @@
  * Paths are byte strings: they are held as 'latin1' strings (one character per byte), so that names that are not
  * UTF-8 survive unchanged on their way to tar and to the members.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
@@ -18,6 +17,7 @@ import { settleBounded } from '../../common/settle';
 import { FailureType, permanentFailure, transientFailure } from '../../common/failures';
 import { PLATFORM_CHMOD, platformSyncFilters } from '../platform';
 import { VCS_EXCLUDES } from '../transport/rsync';
+import { runLocal } from '../transport/local-process';
 
 /** The permission change every platform push applies: the relay gives files the modes rsync's --chmod gives. */
 export const RELAY_CHMOD = PLATFORM_CHMOD;
@@ -64,23 +64,6 @@ function unescapeRsyncName(text: string): string {
   return text.replace(/\\#([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
-function runListing(
-  argv: string[],
-  signal?: AbortSignal,
-): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], signal });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => reject(signal?.aborted ? abortReason(signal) : e));
-    child.on('close', (code) =>
-      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }),
-    );
-  });
-}
-
 /** The relative paths a platform push would send, in rsync's order (parents before their contents). */
 export async function listPushedPaths(
   source: string,
@@ -89,7 +72,7 @@ export async function listPushedPaths(
 ): Promise<string[]> {
   const empty = await mkdtemp(join(tmpdir(), 'sitefleet-relay-list-'));
   try {
-    const result = await runListing(
+    const result = await runLocal(
       [
         'rsync',
         '--recursive',
@@ -103,7 +86,7 @@ export async function listPushedPaths(
         `${source.replace(/\/+$/, '')}/`,
         `${empty}/`,
       ],
-      signal,
+      { signal, stdoutEncoding: 'latin1' },
     );
     if (result.code !== 0 && result.code !== 24) {
       throw permanentFailure(
@@ -112,7 +95,7 @@ export async function listPushedPaths(
       );
     }
     const paths = [''];
-    for (const line of result.stdout.toString('latin1').split('\n')) {
+    for (const line of result.stdout.split('\n')) {
       if (!line.startsWith('sitefleet:')) continue;
       const name = unescapeRsyncName(line.slice('sitefleet:'.length)).replace(/\/$/, '');
       if (name !== '' && name !== '.') paths.push(name);

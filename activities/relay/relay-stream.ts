@@ -7,7 +7,6 @@
  * verifier has just checked it against the inventory's SHA256 fingerprint, and is the only key in a known_hosts
  * file of this stream, used with StrictHostKeyChecking=yes.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,8 @@ import { RELAY_CHMOD } from './relay-manifest';
 import { RELAY_BLOCKING_FACTOR } from './relay-scripts';
 import { quoteArgs } from '../transport/shell-quote';
 import { privateKeyPathFor, verifiedHostKey } from '../transport/ssh';
+import { startLocal, type LocalProcessResult } from '../transport/local-process';
+import { knownHostsLine, pinnedSshOptions } from '../transport/openssh-options';
 
 /** Fast ciphers first: AES-GCM runs on the CPU's AES instructions; the stream is already incompressible enough. */
 export const RELAY_CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com';
@@ -32,10 +33,6 @@ export interface StreamResult {
   bytes: number;
   stdout: string;
   stderr: string;
-}
-
-function hostKeyAlgorithms(keyType: string): string {
-  return keyType === 'ssh-rsa' ? 'rsa-sha2-512,rsa-sha2-256' : keyType;
 }
 
 /** How the stream is compressed: zstd when the controller and every member of the chain have it. */
@@ -88,131 +85,75 @@ export async function streamTarToServer(
   const key = await verifiedHostKey(server);
   const dir = await mkdtemp(join(tmpdir(), 'sitefleet-relay-'));
   const alias = `sitefleet-relay-${server.name}`;
+  const stop = new AbortController();
+  const timer = setTimeout(
+    () =>
+      stop.abort(
+        transientFailure(
+          FailureType.RemoteCommandTimeout,
+          `server ${server.name}: the relay stream did not finish within ${Math.ceil(options.timeoutMs / 1000)} s`,
+        ),
+      ),
+    options.timeoutMs,
+  );
+  const onAbort = (): void => stop.abort(abortReason(options.signal as AbortSignal));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const knownHosts = join(dir, 'known_hosts');
-    await writeFile(knownHosts, `${alias} ${key.type} ${key.blob.toString('base64')}\n`, { mode: 0o600 });
+    const knownHostsFile = join(dir, 'known_hosts');
+    await writeFile(knownHostsFile, knownHostsLine(alias, key), { mode: 0o600 });
     const sudo = server.ssh.user === 'root' ? [] : ['sudo', '-n', '--'];
     const sshArgv = [
-      '-F',
-      '/dev/null',
-      '-T',
-      '-i',
-      await privateKeyPathFor(server),
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'GlobalKnownHostsFile=/dev/null',
-      '-o',
-      `HostKeyAlias=${alias}`,
-      '-o',
-      `HostKeyAlgorithms=${hostKeyAlgorithms(key.type)}`,
-      '-o',
-      `KexAlgorithms=${RELAY_KEX}`,
-      '-o',
-      `Ciphers=${RELAY_CIPHERS}`,
-      '-o',
-      'Compression=no',
-      '-o',
-      'ControlMaster=no',
-      '-o',
-      'ControlPath=none',
-      '-o',
-      'ConnectTimeout=10',
-      '-o',
-      'ServerAliveInterval=10',
-      '-o',
-      'ServerAliveCountMax=3',
-      '-o',
-      'LogLevel=ERROR',
-      '-p',
-      String(server.ssh.port),
-      '-l',
-      server.ssh.user,
+      'ssh',
+      ...pinnedSshOptions(
+        {
+          port: server.ssh.port,
+          user: server.ssh.user,
+          identityFile: await privateKeyPathFor(server),
+          knownHostsFile,
+          hostKeyAlias: alias,
+          hostKeyType: key.type,
+        },
+        { stream: true, kexAlgorithms: RELAY_KEX, ciphers: RELAY_CIPHERS },
+      ),
       server.host,
       '--',
       quoteArgs([...sudo, ...argv]),
     ];
-    const tarArgv = relayTarArgv(source, options.compression);
-    return await new Promise<StreamResult>((resolve, reject) => {
-      const tar = spawn('tar', tarArgv, { stdio: ['pipe', 'pipe', 'pipe'] });
-      const ssh = spawn('ssh', sshArgv, { stdio: ['pipe', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let bytes = 0;
-      let tarCode: number | null | undefined;
-      let sshCode: number | null | undefined;
-      let failure: Error | undefined;
-      const stop = (): void => {
-        tar.kill('SIGTERM');
-        ssh.kill('SIGTERM');
-      };
-      const timer = setTimeout(() => {
-        failure = transientFailure(
-          FailureType.RemoteCommandTimeout,
-          `server ${server.name}: the relay stream did not finish within ${Math.ceil(options.timeoutMs / 1000)} s`,
-        );
-        stop();
-      }, options.timeoutMs);
-      const onAbort = (): void => {
-        failure = abortReason(options.signal as AbortSignal);
-        stop();
-      };
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      const settle = (): void => {
-        if (tarCode === undefined || sshCode === undefined) return;
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        if (failure) reject(failure);
-        else {
-          resolve({
-            tarCode,
-            sshCode,
-            bytes,
-            stdout: Buffer.concat(out).toString('utf8'),
-            stderr: Buffer.concat(err).toString('utf8'),
-          });
-        }
-      };
-      tar.stdout.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        options.onProgress?.(bytes);
-      });
-      tar.stdout.pipe(ssh.stdin);
-      // ssh gone (the member died): tar's writes fail; that ends tar, which is what we want.
-      ssh.stdin.on('error', () => tar.kill('SIGTERM'));
-      tar.stdin.on('error', () => undefined);
-      tar.stdin.end(fileList);
-      tar.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-      ssh.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-      ssh.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-      tar.on('error', (e) => {
-        failure ??= e;
-        tarCode = null;
-        ssh.kill('SIGTERM');
-        settle();
-      });
-      ssh.on('error', (e) => {
-        failure ??= e;
-        sshCode = null;
-        tar.kill('SIGTERM');
-        settle();
-      });
-      tar.on('close', (code) => {
-        tarCode = code;
-        settle();
-      });
-      ssh.on('close', (code) => {
-        sshCode = code;
-        settle();
-      });
+    const tar = startLocal(['tar', ...relayTarArgv(source, options.compression)], {
+      stdin: fileList,
+      stdout: 'stream',
+      signal: stop.signal,
     });
+    let bytes = 0;
+    tar.stdout.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      options.onProgress?.(bytes);
+    });
+    // ssh gone (the member died): the stream into it is destroyed, which ends tar, which is what we want.
+    const ssh = startLocal(sshArgv, { stdin: tar.stdout, signal: stop.signal });
+    // Either process failing to run stops the other.
+    const [tarRun, sshRun] = await Promise.allSettled(
+      [tar.result, ssh.result].map((r) =>
+        r.catch((err: unknown) => {
+          if (!stop.signal.aborted) stop.abort(err);
+          throw err;
+        }),
+      ),
+    );
+    if (tarRun?.status === 'rejected') throw tarRun.reason;
+    if (sshRun?.status === 'rejected') throw sshRun.reason;
+    const tarDone = (tarRun as PromiseFulfilledResult<LocalProcessResult>).value;
+    const sshDone = (sshRun as PromiseFulfilledResult<LocalProcessResult>).value;
+    return {
+      tarCode: tarDone.code,
+      sshCode: sshDone.code,
+      bytes,
+      stdout: sshDone.stdout,
+      stderr: tarDone.stderr + sshDone.stderr,
+    };
   } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
     await rm(dir, { recursive: true, force: true });
   }
 }

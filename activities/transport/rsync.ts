@@ -9,8 +9,7 @@
  *   file, in a directory this worker process owns; every rsync rides it as a mux client (~5 ms instead of ~120 ms
  *   to connect) and falls back to a direct, equally pinned connection if the master has gone.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +21,8 @@ import { FailureType, permanentFailure, transientFailure } from '../../common/fa
 import { parseRsyncOutput, isItemizedLine, type RsyncSummary } from './rsync-output';
 import { onCloseAllConnections, onForgetServer, privateKeyPathFor, verifiedHostKey } from './ssh';
 import { runRemote } from './ssh-command';
+import { runLocal, type LocalProcessResult } from './local-process';
+import { knownHostsLine, pinnedSshOptions } from './openssh-options';
 import { messageOf } from '../../common/error-message';
 
 /** Version-control metadata never travels. */
@@ -130,107 +131,28 @@ function hostAlias(server: Server): string {
   return `sitefleet-${server.name}`;
 }
 
-function hostKeyAlgorithms(keyType: string): string {
-  return keyType === 'ssh-rsa' ? 'rsa-sha2-512,rsa-sha2-256' : keyType;
-}
-
 /** OpenSSH options that pin the host key and share one connection per server. All free of spaces (see -e). */
 async function opensshOptions(server: Server): Promise<string[]> {
   const dir = ownControlDir();
   const key = await verifiedHostKey(server);
   const knownHosts = join(dir, `known_hosts-${server.name}`);
-  const line = `${hostAlias(server)} ${key.type} ${key.blob.toString('base64')}\n`;
+  const line = knownHostsLine(hostAlias(server), key);
   const existing = await readFile(knownHosts, 'utf8').catch(() => null);
   if (existing !== line) {
     await writeFile(`${knownHosts}.tmp`, line, { mode: 0o600 });
     await rename(`${knownHosts}.tmp`, knownHosts);
   }
-  return [
-    '-p',
-    String(server.ssh.port),
-    '-i',
-    await privateKeyPathFor(server),
-    '-l',
-    server.ssh.user,
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-o',
-    `UserKnownHostsFile=${knownHosts}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    `HostKeyAlias=${hostAlias(server)}`,
-    '-o',
-    `HostKeyAlgorithms=${hostKeyAlgorithms(key.type)}`,
-    '-o',
-    'KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,diffie-hellman-group14-sha256',
-    '-o',
-    `ControlPath=${join(dir, 'cm-%C')}`,
-    '-o',
-    'ConnectTimeout=10',
-    '-o',
-    'ServerAliveInterval=10',
-    '-o',
-    'ServerAliveCountMax=3',
-    '-o',
-    'LogLevel=ERROR',
-  ];
-}
-
-interface ProcessResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runLocal(
-  argv: string[],
-  opts: { signal?: AbortSignal; onStdoutLine?: (line: string) => void; stderrFile?: string } = {},
-): Promise<ProcessResult> {
-  return new Promise((resolve, reject) => {
-    const errFd = opts.stderrFile ? openSync(opts.stderrFile, 'w', 0o600) : undefined;
-    const child = spawn(argv[0] as string, argv.slice(1), {
-      stdio: ['ignore', opts.stderrFile ? 'ignore' : 'pipe', errFd ?? 'pipe'],
-    });
-    if (errFd !== undefined) closeSync(errFd);
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    let partial = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout.push(chunk);
-      if (!opts.onStdoutLine) return;
-      const text = partial + chunk.toString('utf8');
-      const lines = text.split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) opts.onStdoutLine(line);
-    });
-    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
-    const onAbort = (): void => {
-      child.kill('SIGTERM');
-    };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    child.on('error', (err) => {
-      opts.signal?.removeEventListener('abort', onAbort);
-      reject(err);
-    });
-    // 'exit', not 'close': a backgrounded ssh master may hold inherited descriptors long after its parent exits.
-    child.on('exit', (code, signal) => {
-      opts.signal?.removeEventListener('abort', onAbort);
-      setImmediate(() =>
-        resolve({
-          code,
-          signal,
-          stdout: Buffer.concat(stdout).toString('utf8'),
-          stderr: Buffer.concat(stderr).toString('utf8'),
-        }),
-      );
-    });
-  });
+  return pinnedSshOptions(
+    {
+      port: server.ssh.port,
+      user: server.ssh.user,
+      identityFile: await privateKeyPathFor(server),
+      knownHostsFile: knownHosts,
+      hostKeyAlias: hostAlias(server),
+      hostKeyType: key.type,
+    },
+    { controlPath: join(dir, 'cm-%C') },
+  );
 }
 
 function classifySshError(server: Server, stderr: string, what: string): Error {
@@ -353,14 +275,19 @@ export async function rsyncToServer(server: Server, spec: RsyncSpec): Promise<Rs
 }
 
 /** The server's rsync did not know --mkpath (it prints the option it refused). */
-function refusedMkpath(result: ProcessResult): boolean {
+function refusedMkpath(result: LocalProcessResult): boolean {
   return (
     result.code !== 0 && /--mkpath/.test(result.stderr) && /unknown option|unrecognized option/i.test(result.stderr)
   );
 }
 
 /** Runs one rsync (the destination's missing parents made by rsync itself with `mkpath`), heartbeating progress. */
-async function runRsync(server: Server, spec: RsyncSpec, options: string[], mkpath: boolean): Promise<ProcessResult> {
+async function runRsync(
+  server: Server,
+  spec: RsyncSpec,
+  options: string[],
+  mkpath: boolean,
+): Promise<LocalProcessResult> {
   const signal = spec.signal;
   const dryRun = spec.dryRun ?? false;
   const sudo = server.ssh.user === 'root' ? [] : ['--rsync-path=sudo -n rsync'];
@@ -395,9 +322,8 @@ async function runRsync(server: Server, spec: RsyncSpec, options: string[], mkpa
   const timer = setTimeout(() => deadline.abort(), timeoutMs);
   const onAbort = (): void => deadline.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
-  let result: ProcessResult;
   try {
-    result = await runLocal(argv, {
+    return await runLocal(argv, {
       signal: deadline.signal,
       onStdoutLine: (line) => {
         if (!isItemizedLine(line)) return;
@@ -406,22 +332,23 @@ async function runRsync(server: Server, spec: RsyncSpec, options: string[], mkpa
         if (items % 200 === 0) beat();
       },
     });
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    if (deadline.signal.aborted) {
+      throw transientFailure(
+        FailureType.RemoteCommandTimeout,
+        `server ${server.name}: rsync to ${spec.destination} did not finish within ${Math.round(timeoutMs / 1000)} s`,
+      );
+    }
+    throw err;
   } finally {
     clearInterval(ticker);
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }
-  if (signal?.aborted) throw abortReason(signal);
-  if (deadline.signal.aborted) {
-    throw transientFailure(
-      FailureType.RemoteCommandTimeout,
-      `server ${server.name}: rsync to ${spec.destination} did not finish within ${Math.round(timeoutMs / 1000)} s`,
-    );
-  }
-  return result;
 }
 
-function summarize(server: Server, spec: RsyncSpec, result: ProcessResult, dryRun: boolean): RsyncSummary {
+function summarize(server: Server, spec: RsyncSpec, result: LocalProcessResult, dryRun: boolean): RsyncSummary {
   // 24: some source files vanished while being copied (a live tree); the copy is otherwise complete.
   if (result.code === 0 || result.code === 24) return parseRsyncOutput(result.stdout, dryRun);
   const stderr = result.stderr.trim();

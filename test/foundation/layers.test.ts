@@ -48,6 +48,15 @@ const cases: Record<string, Case> = {
     code: "import { randomUUID } from 'node:crypto';\nexport const probe = randomUUID;\n",
     refused: 'no Node builtins',
   },
+  'testbed/ importing the activities\' process runner': {
+    folder: 'testbed',
+    code: "import { runLocal } from '../activities/transport/local-process';\nexport const probe = runLocal;\n",
+    refused: 'testbed/ never imports activities/',
+  },
+  'testbed/ importing the shell-quoting function (allowed)': {
+    folder: 'testbed',
+    code: "import { quoteArgs } from '../activities/transport/shell-quote';\nexport const probe = quoteArgs;\n",
+  },
   'activities/ importing common/ and domain/ (allowed)': {
     folder: 'activities',
     code: "import { badInput } from '../common/failures';\nimport type { Server } from '../domain/model';\nexport const probe = (s: Server) => badInput(s.name);\n",

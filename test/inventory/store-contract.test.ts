@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { Client } from 'pg';
 import { MIGRATIONS } from '../../inventory/migrations';
 import { openInventoryStore, type InventorySettings } from '../../inventory/open-store';
-import { POSTGRES_MIGRATIONS } from '../../inventory/postgres-store';
+import { POSTGRES_MIGRATIONS } from '../../inventory/postgres-migrations';
 import { resolveGroupState, resolveWebGroup, storedTransferOptions } from '../../inventory/resolve';
 import {
   AlreadyExistsError,

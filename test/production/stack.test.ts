@@ -18,15 +18,9 @@ import { sitefleetDataConverter } from '../../codec/data-converter';
 import type { PlatformResult } from '../../workflows/platform';
 import type { InstallSiteResult } from '../../workflows/site';
 import { ensureTemporalServer } from '../../devserver/temporal-server';
-import {
-  stackAddresses,
-  stackDown,
-  stackUp,
-  startStackWorker,
-  startTemporalProcess,
-  TEMPORAL_PROCESSES,
-  type StackState,
-} from '../../devserver/stack';
+import { stackDown, stackUp, startStackWorker, startTemporalProcess } from '../../devserver/stack';
+import { stackAddresses, type StackState } from '../../devserver/stack-state';
+import { TEMPORAL_PROCESSES } from '../../devserver/stack-temporal';
 import { temporalAnswers } from '../../devserver/dev-server';
 import type { Bed } from '../../testbed';
 import { readFileSync } from 'node:fs';

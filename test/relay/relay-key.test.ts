@@ -12,7 +12,7 @@ import {
   relayKeyMarker,
   relayStagingDir,
   type RelayChain,
-} from '../../activities/relay/relay';
+} from '../../activities/relay/relay-chain';
 import { RECEIVE_COMMAND } from '../../activities/relay/relay-scripts';
 import { closeAllConnections } from '../../activities/transport/ssh';
 import { useTestBed } from '../support/testbed';

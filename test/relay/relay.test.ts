@@ -10,7 +10,7 @@ import type { Platform, Server } from '../../domain/model';
 import { workflowIds } from '../../domain/operations';
 import type { TransferOptions } from '../../domain/transfer';
 import { syncPlatform } from '../../activities/platform';
-import { relayKeyMarker, relayStagingDir } from '../../activities/relay/relay';
+import { relayKeyMarker, relayStagingDir } from '../../activities/relay/relay-chain';
 import type { PlatformResult } from '../../workflows/platform';
 import type { SyncedMember } from '../../workflows/relay';
 import { clusterGroup, useFleet } from '../support/fleet';

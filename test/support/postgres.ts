@@ -16,15 +16,16 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { Client } from 'pg';
+import { findPostgresBin, initPostgresCluster, postgresUser, type PostgresUser } from '../../devserver/postgres';
+import { messageOf } from '../../common/error-message';
 
 export interface TestPostgres {
   /** URL of the server's maintenance database (`postgres`), as a superuser or a role that may create databases. */
@@ -32,32 +33,6 @@ export interface TestPostgres {
   /** Creates an empty database and returns its URL; `stop()` drops it (external server) or removes it all. */
   createDatabase(): Promise<string>;
   stop(): Promise<void>;
-}
-
-const BINARIES = ['initdb', 'pg_ctl'];
-
-/** The directory holding initdb and pg_ctl: SITEFLEET_TEST_POSTGRES_BIN, Debian's newest, then PATH. */
-export function findPostgresBin(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const candidates: string[] = [];
-  if (env.SITEFLEET_TEST_POSTGRES_BIN) candidates.push(env.SITEFLEET_TEST_POSTGRES_BIN);
-  const debian = '/usr/lib/postgresql';
-  if (existsSync(debian)) {
-    const versions = readdirSync(debian)
-      .filter((v) => /^\d+$/.test(v))
-      .sort((a, b) => Number(b) - Number(a));
-    candidates.push(...versions.map((v) => join(debian, v, 'bin')));
-  }
-  candidates.push(...(env.PATH ?? '').split(delimiter).filter(Boolean));
-  return candidates.find((dir) => BINARIES.every((b) => existsSync(join(dir, b))));
-}
-
-/** uid and gid of a local user, from /etc/passwd. */
-function userIds(name: string): { uid: number; gid: number } | undefined {
-  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-    const [user, , uid, gid] = line.split(':');
-    if (user === name && uid !== undefined && gid !== undefined) return { uid: Number(uid), gid: Number(gid) };
-  }
-  return undefined;
 }
 
 function freePort(): Promise<number> {
@@ -72,12 +47,12 @@ function freePort(): Promise<number> {
   });
 }
 
-interface RunAs {
-  uid?: number;
-  gid?: number;
-}
-
-function run(cmd: string, args: string[], as: RunAs, cwd: string): Promise<{ code: number | null; output: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  as: PostgresUser,
+  cwd: string,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       ...as,
@@ -138,20 +113,14 @@ export async function startTestPostgres(env: NodeJS.ProcessEnv = process.env): P
     return { adminUrl: external, createDatabase: () => maker.create(), stop: () => maker.dropAll() };
   }
 
-  const bin = findPostgresBin(env);
+  const bin = findPostgresBin(env.SITEFLEET_TEST_POSTGRES_BIN ? [env.SITEFLEET_TEST_POSTGRES_BIN] : []);
   if (!bin) {
     throw new Error(
       'no PostgreSQL server binaries (initdb, pg_ctl) found: install the Debian package postgresql, ' +
         'set SITEFLEET_TEST_POSTGRES_BIN to their directory, or SITEFLEET_TEST_POSTGRES_URL to a running server',
     );
   }
-  // initdb and postgres refuse to run as root.
-  let as: RunAs = {};
-  if (process.getuid?.() === 0) {
-    const ids = userIds('postgres');
-    if (!ids) throw new Error('running as root, but there is no "postgres" user to run the test PostgreSQL server as');
-    as = ids;
-  }
+  const as = postgresUser();
   const dir = mkdtempSync(join(tmpdir(), 'sitefleet-pg-'));
   const data = join(dir, 'data');
   const socketDir = join(dir, 'socket');
@@ -182,39 +151,12 @@ export async function startTestPostgres(env: NodeJS.ProcessEnv = process.env): P
   if (as.uid !== undefined && as.gid !== undefined) {
     for (const path of [dir, socketDir, pwfile]) chownSync(path, as.uid, as.gid);
   }
-  const init = await run(
-    join(bin, 'initdb'),
-    [
-      '-D',
-      data,
-      '-U',
-      'postgres',
-      '--auth=scram-sha-256',
-      `--pwfile=${pwfile}`,
-      '--encoding=UTF8',
-      '--locale=C',
-      '--no-sync',
-      '--no-instructions',
-    ],
-    as,
-    dir,
-  );
-  if (init.code !== 0) fail('initdb failed', init.output);
+  try {
+    initPostgresCluster({ bin, data, pwfile, as, socketDir, settings: ['max_connections = 100'], throwaway: true });
+  } catch (err) {
+    fail('initdb failed', messageOf(err));
+  }
   rmSync(pwfile);
-  writeFileSync(
-    join(data, 'postgresql.conf'),
-    [
-      "listen_addresses = '127.0.0.1'",
-      `unix_socket_directories = '${socketDir}'`,
-      'fsync = off',
-      'synchronous_commit = off',
-      'full_page_writes = off',
-      'max_connections = 100',
-      "timezone = 'UTC'",
-      '',
-    ].join('\n'),
-    { flag: 'a' },
-  );
 
   // Another process may take the free port before the server binds it: try a few.
   let port = 0;
