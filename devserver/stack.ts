@@ -17,6 +17,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Connection } from '@temporalio/client';
@@ -138,6 +139,24 @@ function logTail(s: StackState, name: string): { toString(): string; lastAt: num
   };
 }
 
+/** Waits until 127.0.0.1:`port` accepts a connection; fails with the process's log if it exits first (60 s). */
+async function waitForListening(port: number, pid: number | undefined, name: string, s: StackState): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((done) => {
+      const socket = createConnection({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        done(true);
+      });
+      socket.on('error', () => done(false));
+    });
+    if (open) return;
+    if (!pidAlive(pid)) throw new Error(`${name} exited before listening on ${port}:\n${logTail(s, name)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${name} did not listen on 127.0.0.1:${port} within 60 s:\n${logTail(s, name)}`);
+}
+
 /** Starts the Temporal server process `name` (one of TEMPORAL_PROCESSES) and waits until its ports answer. */
 export function startTemporalProcess(s: StackState, server: string, name: string): ChildProcess {
   const proc = TEMPORAL_PROCESSES.find((p) => p.name === name);
@@ -252,10 +271,16 @@ export async function stackUp(opts: UpOptions): Promise<StackState> {
   await setupTemporalSchema(s, bins.sql, bins.postgresSchemaDir, log);
   writeTemporalConfig(s);
   const a = stackAddresses(s);
-  for (const proc of TEMPORAL_PROCESSES) {
+  for (const [i, proc] of TEMPORAL_PROCESSES.entries()) {
     if (pidAlive(s.pids[proc.name])) continue;
     log(`temporal: starting ${proc.name} (${proc.services.join(', ')})`);
     startTemporalProcess(s, bins.server, proc.name);
+    if (i === 0) {
+      // On a fresh store every process initialises the cluster metadata at start; started together, one may lose
+      // that race and exit ("failed to initialize current cluster metadata"). The first goes alone until its
+      // membership port listens, which it opens only after that step.
+      await waitForListening(s.basePort + STACK_PORTS.frontendMembership, s.pids[proc.name], proc.name, s);
+    }
   }
   const frontendPid = s.pids['temporal-frontend'];
   // The frontend runs detached (it outlives this command): watch it by pid.
