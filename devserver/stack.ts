@@ -17,7 +17,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Connection } from '@temporalio/client';
@@ -27,6 +26,7 @@ import { setupNamespace } from './namespace-setup';
 import { temporalAnswers, waitForTemporal } from './dev-server';
 import { findPostgresBin, initPostgresCluster, postgresUser } from './postgres';
 import { runChecked } from './run-checked';
+import { canConnect } from '../testbed/network';
 import {
   readStackState,
   saveStackState,
@@ -143,14 +143,7 @@ function logTail(s: StackState, name: string): { toString(): string; lastAt: num
 async function waitForListening(port: number, pid: number | undefined, name: string, s: StackState): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const open = await new Promise<boolean>((done) => {
-      const socket = createConnection({ host: '127.0.0.1', port }, () => {
-        socket.destroy();
-        done(true);
-      });
-      socket.on('error', () => done(false));
-    });
-    if (open) return;
+    if (await canConnect('127.0.0.1', port, 1000)) return;
     if (!pidAlive(pid)) throw new Error(`${name} exited before listening on ${port}:\n${logTail(s, name)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
