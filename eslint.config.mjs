@@ -44,12 +44,12 @@ function layerRules() {
       ...noOuter('An activity'),
       into('workflows', 'Activities never import workflow code.'),
     ]),
-    // common/ is imported by workflows: no builtins (but ssh-fingerprint.ts, which workflows do not import).
+    // common/ is imported by workflows: no builtins (but ssh-fingerprint.ts and tcp.ts, which workflows do not import).
     rule(['common/**/*.ts'], [
       noTest,
       ...noOuter('common/'),
       ...['activities', 'workflows', 'inventory', 'testbed'].map((d) => into(d, `common/ never imports ${d}/.`)),
-    ], noBuiltins, ['common/ssh-fingerprint.ts']),
+    ], noBuiltins, ['common/ssh-fingerprint.ts', 'common/tcp.ts']),
     // The API starts workflows by type (it may import their types) and never runs activity code.
     rule(['api/**/*.ts'], [
       noTest,

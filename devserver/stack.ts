@@ -26,7 +26,7 @@ import { setupNamespace } from './namespace-setup';
 import { temporalAnswers, waitForTemporal } from './dev-server';
 import { findPostgresBin, initPostgresCluster, postgresUser } from './postgres';
 import { runChecked } from './run-checked';
-import { canConnect } from '../testbed/network';
+import { canConnect } from '../common/tcp';
 import {
   readStackState,
   saveStackState,

@@ -4,7 +4,7 @@
  * route in any host: traffic stays between the controller and the bed's hosts.
  */
 import { promises as fs } from 'node:fs';
-import * as net from 'node:net';
+import { canConnect } from '../common/tcp';
 import { runCommand } from './command';
 import { type BedPlan, netnsPrefix, parseSubnet, subnetsOverlap } from './plan';
 
@@ -168,19 +168,6 @@ export function assertRouteViaBridge(ip: string, bridge: string): Promise<void> 
   return assertRoutesViaBridge([ip], bridge);
 }
 
-function tryConnect(ip: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: ip, port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until ip:port accepts (or, with `open: false`, refuses) TCP connections. Call after the route check. */
@@ -191,7 +178,7 @@ export async function waitForTcpPort(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if ((await tryConnect(ip, port, 500)) === open) return;
+    if ((await canConnect(ip, port, 500)) === open) return;
     if (Date.now() > deadline) {
       throw new Error(
         `${ip}:${port} still ${open ? 'refuses connections' : 'accepts connections'} after ${timeoutMs} ms`,
@@ -201,7 +188,3 @@ export async function waitForTcpPort(
   }
 }
 
-/** Whether ip:port accepts a TCP connection within `timeoutMs`. */
-export function canConnect(ip: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return tryConnect(ip, port, timeoutMs);
-}
