@@ -22,6 +22,12 @@ export const SITE_BATCH_PATCH = 'sitefleet-site-batch';
  */
 export const MEMBER_BATCH_PATCH = 'sitefleet-member-batch';
 
+/**
+ * Patch id of RemoveClusterMember's revocation: the leaving member's database accounts are dropped on every
+ * database server once it no longer serves. Histories recorded before left the accounts in place.
+ */
+export const MEMBER_REVOKE_PATCH = 'sitefleet-member-revoke';
+
 export function parallelism(group: WebGroup): number {
   return Math.max(1, group.maxParallel ?? DEFAULT_MAX_PARALLEL);
 }

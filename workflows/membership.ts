@@ -8,7 +8,7 @@ import type { ClusterMemberInput } from '../domain/operations';
 import { siteProbeSpec } from '../domain/site-probe';
 import { drainWait, long, perServer, probe, quick, undo, undoPerServer } from './activity-stubs';
 import { failedAfterCompensation } from './failures';
-import { expectGroup, MEMBER_BATCH_PATCH, siteUploads, SITE_BATCH_PATCH } from './group';
+import { expectGroup, MEMBER_BATCH_PATCH, MEMBER_REVOKE_PATCH, siteUploads, SITE_BATCH_PATCH } from './group';
 import { uploadsMountPoint, uploadsShareName } from '../domain/paths';
 import { followOnLoadBalancer } from './load-balancer';
 import { Progress } from './progress';
@@ -131,7 +131,8 @@ export async function AddClusterMember(input: ClusterMemberInput): Promise<Membe
 
 /**
  * RemoveClusterMember: the member stops serving first (every vhost removed, config tested, reloaded), then its site
- * directories and platforms are removed. The other members are not touched.
+ * directories go, the database servers drop its accounts, and its platforms are removed. The other members are
+ * not touched.
  */
 export async function RemoveClusterMember(input: ClusterMemberInput): Promise<MembershipResult> {
   const { group, member, platforms, sites } = input;
@@ -167,6 +168,10 @@ export async function RemoveClusterMember(input: ClusterMemberInput): Promise<Me
       if (platform) await quick.removeSiteDir({ server: member, site, platform, backup: false });
     }
   }
+  if (patched(MEMBER_REVOKE_PATCH)) {
+    progress.node(member.name, 'running', 'revoke database access');
+    await revokeMemberDatabaseAccess(input);
+  }
   for (const platform of platforms) await quick.removePlatform({ server: member, platform });
   if (group.uploads && member.name !== group.uploads.server.name) {
     // Only the mount goes: the uploads stay on the files server for the other members.
@@ -184,6 +189,25 @@ export async function RemoveClusterMember(input: ClusterMemberInput): Promise<Me
     platforms: platforms.map((p) => p.name),
     sites: sites.map((s) => s.domain),
   };
+}
+
+/**
+ * Drops the leaving member's account of every site's database user, one read and at most one batch per database
+ * server; every other account stays as it is. An address that a remaining member shares keeps its accounts.
+ */
+async function revokeMemberDatabaseAccess(input: ClusterMemberInput): Promise<void> {
+  const { group, member, sites, dbServers } = input;
+  const leaving = member.address ?? member.host;
+  if (group.members.some((m) => m.name !== member.name && (m.address ?? m.host) === leaving)) return;
+  for (const dbServer of dbServers) {
+    const onIt = sites.filter((s) => s.dbServer === dbServer.name).map((s) => ({ domain: s.domain }));
+    if (onIt.length === 0) continue;
+    const { accounts } = await perServer.inspectDatabasesOnServer({ dbServer, sites: onIt });
+    const revoked = accounts
+      .filter((a) => a.hosts.includes(leaving))
+      .map((a) => ({ domain: a.domain, hosts: a.hosts.filter((h) => h !== leaving) }));
+    if (revoked.length > 0) await perServer.setDatabaseAccountsOnServer({ dbServer, accounts: revoked });
+  }
 }
 
 /**

@@ -87,10 +87,15 @@ const activities = {
   ensureWebConfig: async (i: { server: Server }) => ({ server: i.server.name, changed: true }),
   platformExists: async () => false,
   removePlatform: async (i: { server: Server }) => ({ server: i.server.name, removed: true }),
-  // Every site's user has an account on each of the 7 members already; the new member's address is added.
+  // Every site's user has an account on each of the 8 members: AddClusterMember grants the 8th its accounts again,
+  // RemoveClusterMember revokes them (one batch for every site).
   inspectDatabasesOnServer: async (i: { dbServer: Server; sites: { domain: string }[] }) => ({
     server: i.dbServer.name,
-    accounts: i.sites.map((s) => ({ domain: s.domain, hosts: members.slice(0, 7).map((m) => m.host) })),
+    accounts: i.sites.map((s) => ({ domain: s.domain, hosts: members.map((m) => m.host) })),
+  }),
+  setDatabaseAccountsOnServer: async (i: { dbServer: Server; accounts: unknown[] }) => ({
+    server: i.dbServer.name,
+    sites: i.accounts.length,
   }),
   ensureDatabasesOnServer: async (i: { dbServer: Server; sites: { domain: string }[] }) => ({
     server: i.dbServer.name,

@@ -157,7 +157,11 @@ describe('site lifecycle on apache and on a cluster that grows and shrinks', () 
   });
 
   test('AddClusterMember gives a new member every platform and site before it serves; RemoveClusterMember takes it out', async () => {
+    const before = await memberState();
     await fleet().run('AddClusterMember', workflowIds.cluster('c2'), memberInput(['h2']));
+    const h3 = fleet().server('h3');
+    const h3Address = (h3.address ?? h3.host).replace(/\./g, '\\.');
+    assert.match((await memberState()).users ?? '', new RegExp(`\\t${h3Address}$`, 'm'), 'h3 is granted');
     assert.equal(await restName('h3', cSite.domain), cSite.domain, 'the new member serves the site');
 
     await fleet().run('RemoveClusterMember', workflowIds.cluster('c2'), memberInput(['h2', 'h3']));
@@ -169,6 +173,8 @@ describe('site lifecycle on apache and on a cluster that grows and shrinks', () 
     const gone = await fleet().bed.exec('h3', ['test', '-e', '/var/aegir/platforms/wpc'], { check: false });
     assert.notEqual(gone.code, 0, 'the platform is removed from h3');
     assert.equal(await restName('h2', cSite.domain), cSite.domain, 'h2 still serves');
+    // h2 keeps its account (it still serves through it, above); h3's is dropped, so all is as before the add.
+    assert.deepEqual(await memberState(), before, "h3's platforms, vhosts and database accounts are gone");
   });
 
   test('MigrateSite moves a site from the apache server to the cluster with its database', async () => {
