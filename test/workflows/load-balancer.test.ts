@@ -6,19 +6,18 @@
  * the 1st switch back) and RollbackPlatform, each with 0 failed requests.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { workflowIds, type WebGroup } from '../../domain/operations';
-import type { Server } from '../../domain/model';
-import { inspectLoadBalancer, setLoadBalancerMember } from '../../activities/load-balancer';
+import { workflowIds } from '../../domain/operations';
+import { setLoadBalancerMember } from '../../activities/load-balancer';
 import { clusterGroup, useFleet } from '../support/fleet';
+import { lbCluster } from '../support/lb-cluster';
 import type { ResyncReport, VerifyReport } from '../../workflows/verify';
 import type { RollbackPlatformResult } from '../../workflows/rollback';
-import { startLoad, type LoadResult } from '../../bench/load-client';
 import { WORDPRESS_SOURCE, wordpressPlatform, wordpressSite } from '../support/wordpress';
-import { platformRoot, releasesDir, siteDir } from '../../domain/paths';
+import { siteDir } from '../../domain/paths';
 import { ADOPTED_RELEASE, RELEASE_ID } from '../../domain/releases';
 
 const fleet = useFleet({
@@ -40,42 +39,14 @@ const platform = { ...wordpressPlatform, source: { type: 'path' as const, path: 
 const site = wordpressSite('lb.example.com');
 
 describe('a load balancer in front of a cluster', () => {
-  const lb = (): Server => ({
-    ...fleet().server('h5'),
-    lb: { type: 'haproxy', port: LB_PORT, configFile: '/etc/haproxy/haproxy.cfg' },
+  const { lb, group, throughLb, lbView, settledView, underLoad, release, releasesOn, breakReleaseOn } = lbCluster({
+    fleet,
+    lbHost: 'h5',
+    port: LB_PORT,
+    cluster: 'c1',
+    platform,
+    site,
   });
-  const group = (members: string[], sites = [site]): WebGroup =>
-    clusterGroup(
-      'c1',
-      members.map((n) => fleet().server(n)),
-      { loadBalancer: lb(), loadBalancerRoutes: { platforms: [platform], sites } },
-    );
-  /** Which members answer the site through the load balancer, over `n` requests; and every status seen. */
-  const throughLb = async (n: number) => {
-    const served = new Set<string>();
-    const statuses = new Set<number>();
-    for (let i = 0; i < n; i++) {
-      const res = await fleet().bed.httpGet('h5', '/sitefleet-health.php', {
-        port: LB_PORT,
-        headers: { Host: site.domain },
-      });
-      statuses.add(res.status);
-      const backend = res.headers['x-sitefleet-backend'];
-      if (typeof backend === 'string') served.add(backend);
-    }
-    return { served: [...served].sort(), statuses: [...statuses].sort() };
-  };
-  const lbView = async () => inspectLoadBalancer({ lb: lb(), cluster: 'c1' });
-  /** The LB's view once haproxy's health checks have found every member up (or 20 s have passed). */
-  const settledView = async () => {
-    const deadline = Date.now() + 20_000;
-    let view = await lbView();
-    while (view.some((s) => s.status !== 'UP') && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 500));
-      view = await lbView();
-    }
-    return view.map((s) => `${s.server} ${s.status}`);
-  };
 
   test('installing a site on a cluster with a load balancer routes it to every member', async () => {
     await fleet().run('CreatePlatformOnCluster', `${workflowIds.platform('wp')}-lb`, {
@@ -130,23 +101,6 @@ describe('a load balancer in front of a cluster', () => {
     assert.deepEqual(await throughLb(9), { served: ['h1', 'h2', 'h3'], statuses: [200] });
   });
 
-  /** The load a test puts through the load balancer while it runs `during`: WordPress's REST index, 4 at a time. */
-  const underLoad = async (during: () => Promise<unknown>): Promise<LoadResult> => {
-    const load = startLoad({
-      host: fleet().bed.ip('h5'),
-      port: LB_PORT,
-      path: '/?rest_route=/',
-      headers: { Host: site.domain },
-      concurrency: 4,
-    });
-    try {
-      await during();
-    } catch (err) {
-      await load.stop();
-      throw err;
-    }
-    return load.stop();
-  };
   const resync = (label: string) =>
     fleet().run<ResyncReport>('ResyncCluster', `resync/cluster/c1-${label}`, {
       group: group(['h1', 'h2', 'h3']),
@@ -154,22 +108,6 @@ describe('a load balancer in front of a cluster', () => {
       sites: [site],
       dbServers: [fleet().server('h4')],
     });
-  const release = async (host: string) =>
-    (await fleet().bed.httpGet(host, '/sitefleet-release.txt', { headers: { Host: site.domain } })).body.trim();
-  /** Where the member's platform root links to (a release id; '' when it is a directory) and its releases. */
-  const releasesOn = async (host: string) => {
-    const server = fleet().server(host);
-    const r = await fleet().bed.exec(host, [
-      'sh',
-      '-c',
-      'readlink "$1" | sed "s|.*/||"; echo ---; ls "$2" 2>/dev/null || true',
-      'releases',
-      platformRoot(server, platform.name),
-      releasesDir(server, platform.name),
-    ]);
-    const [current = '', list = ''] = r.stdout.split('---\n');
-    return { current: current.trim(), releases: list.split('\n').filter(Boolean) };
-  };
 
   test('VerifyClusterNodes checks the LB view of each member: a drained member fails that check', async () => {
     const verify = (label: string) =>
@@ -239,16 +177,9 @@ describe('a load balancer in front of a cluster', () => {
   });
 
   test('a release that breaks on the 2nd member: it and the 1st switch back, the 3rd is not reached, 0 failed requests', async () => {
-    const index = join(source, 'index.php');
-    const good = readFileSync(index, 'utf8');
     // Broken on h2 only, so that h1 is done (and back in rotation) before the failure.
-    const h2 = (await fleet().bed.exec('h2', ['hostname'])).stdout.trim();
-    writeFileSync(
-      index,
-      `<?php if (gethostname() === ${JSON.stringify(h2)}) { http_response_code(500); echo 'broken release'; exit; } ?>` +
-        good,
-    );
-    writeFileSync(join(source, 'sitefleet-release.txt'), 'release 3\n');
+    const index = join(source, 'index.php');
+    const good = await breakReleaseOn(source, 'h2', 'release 3');
     const before = await releasesOn('h1');
     let deployError: unknown;
     const during = await underLoad(async () => {
