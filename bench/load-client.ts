@@ -110,3 +110,18 @@ export function startLoad(options: LoadOptions): RunningLoad {
     },
   };
 }
+
+/**
+ * Puts load on while `during` runs and returns what it measured; if `during` throws, the load is stopped first and
+ * the error passes on.
+ */
+export async function loadDuring(options: LoadOptions, during: () => Promise<unknown>): Promise<LoadResult> {
+  const load = startLoad(options);
+  try {
+    await during();
+  } catch (error) {
+    await load.stop();
+    throw error;
+  }
+  return load.stop();
+}

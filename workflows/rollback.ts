@@ -73,23 +73,24 @@ export async function RollbackPlatform(input: RollbackPlatformInput): Promise<Ro
 
   const saga = new Saga();
   const isApache = (p: PlannedSwitch) => p.server.http?.type === 'apache';
+  // The load balancer that Apache members are drained at, one at a time; none: every member switches in place.
   const lb = group.loadBalancer;
-  const drainApache = lb !== undefined && plan.some(isApache) && patched(ROLLBACK_DRAIN_PATCH);
+  const drainAt = lb && plan.some(isApache) && patched(ROLLBACK_DRAIN_PATCH) ? lb : undefined;
   let step = 'switch every member';
   try {
     progress.phase(step);
-    await allBounded(drainApache ? plan.filter((p) => !isApache(p)) : plan, limit, async ({ server, from, to }) => {
+    await allBounded(drainAt ? plan.filter((p) => !isApache(p)) : plan, limit, async ({ server, from, to }) => {
       progress.node(server.name, 'running', `switch to ${to}`);
       await quick.switchRelease({ server, platform, to, carrySites: true });
       saga.add(`switch ${server.name} back to ${from}`, () => undo.switchRelease({ server, platform, to: from }), {
         on: server.name,
       });
     });
-    if (lb && drainApache) {
+    if (drainAt) {
       for (const planned of plan.filter(isApache)) {
-        step = `switch ${planned.server.name} drained at ${lb.name}`;
+        step = `switch ${planned.server.name} drained at ${drainAt.name}`;
         progress.phase(step);
-        await switchDrained(lb, group.name, platform, planned, saga, progress);
+        await switchDrained(drainAt, group.name, platform, planned, saga, progress);
       }
     } else {
       step = 'reload php-fpm on Apache members';

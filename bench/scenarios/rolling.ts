@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Platform, Server, Site } from '../../domain/model';
 import type { WebGroup } from '../../domain/operations';
-import { startLoad, type LoadResult } from '../load-client';
+import { loadDuring, type LoadResult } from '../load-client';
 import { DB_HOST_NAME, LB_HOST_NAME } from '../bed';
 import { errorText } from '../measure';
 import type { Cell } from '../report';
@@ -75,22 +75,17 @@ async function rollingOn(rt: Runtime, members: number, source: string): Promise<
       }),
     );
   await run('ConfigureClusterLoadBalancer', `lb-${cluster}`, { group, platforms: [platform], sites });
-  const underLoad = async (during: () => Promise<unknown>): Promise<LoadResult> => {
-    const load = startLoad({
-      host: rt.bed.ip(LB_HOST_NAME),
-      port,
-      path: '/?rest_route=/',
-      headers: { Host: site.domain },
-      concurrency: LOAD_CONCURRENCY,
-    });
-    try {
-      await during();
-    } catch (error) {
-      await load.stop();
-      throw error;
-    }
-    return load.stop();
-  };
+  const underLoad = (during: () => Promise<unknown>): Promise<LoadResult> =>
+    loadDuring(
+      {
+        host: rt.bed.ip(LB_HOST_NAME),
+        port,
+        path: '/?rest_route=/',
+        headers: { Host: site.domain },
+        concurrency: LOAD_CONCURRENCY,
+      },
+      during,
+    );
   const resync = () =>
     run('ResyncCluster', `resync-${cluster}`, {
       group,

@@ -9,7 +9,7 @@ import type { Platform, Server, Site } from '../../domain/model';
 import type { WebGroup } from '../../domain/operations';
 import { platformRoot, releasesDir } from '../../domain/paths';
 import { inspectLoadBalancer } from '../../activities/load-balancer';
-import { startLoad, type LoadResult } from '../../bench/load-client';
+import { loadDuring, type LoadResult } from '../../bench/load-client';
 import { clusterGroup, type Fleet } from './fleet';
 
 export interface LbClusterOptions {
@@ -58,22 +58,11 @@ export function lbCluster({ fleet, lbHost, port, cluster, platform, site }: LbCl
     return view.map((s) => `${s.server} ${s.status}`);
   };
   /** The load a test puts through the load balancer while it runs `during`: WordPress's REST index, 4 at a time. */
-  const underLoad = async (during: () => Promise<unknown>): Promise<LoadResult> => {
-    const load = startLoad({
-      host: fleet().bed.ip(lbHost),
-      port,
-      path: '/?rest_route=/',
-      headers: { Host: site.domain },
-      concurrency: 4,
-    });
-    try {
-      await during();
-    } catch (err) {
-      await load.stop();
-      throw err;
-    }
-    return load.stop();
-  };
+  const underLoad = (during: () => Promise<unknown>): Promise<LoadResult> =>
+    loadDuring(
+      { host: fleet().bed.ip(lbHost), port, path: '/?rest_route=/', headers: { Host: site.domain }, concurrency: 4 },
+      during,
+    );
   /** The release marker file that a member serves for the site (the tests write it into the platform source). */
   const release = async (host: string) =>
     (await fleet().bed.httpGet(host, '/sitefleet-release.txt', { headers: { Host: site.domain } })).body.trim();
