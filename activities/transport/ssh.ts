@@ -141,7 +141,7 @@ async function openConnection(server: Server, key: string): Promise<PooledConnec
     };
     await ssh.connect(connectConfig(server, pinned, { privateKey, keepaliveInterval: 10_000, keepaliveCountMax: 3 }));
   } catch (err) {
-    ssh.dispose();
+    closeSsh(ssh);
     if (presented && sshFingerprintOf(presented) !== server.ssh.hostKey) {
       await Promise.allSettled([...forgetHooks].map((hook) => hook(server.name)));
       throw hostKeyMismatch(server, sshFingerprintOf(presented));
@@ -213,10 +213,30 @@ export async function connection(server: Server): Promise<PooledConnection> {
   return opening;
 }
 
+/** How long a closed connection may wait for the server's side of the close before its socket is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+
+/**
+ * Ends an ssh connection: ssh's disconnect message and a TCP close (node-ssh's dispose), then, if the server has not
+ * closed its side within CLOSE_GRACE_MS, the socket is destroyed. A server that died or froze after our close never
+ * answers it; the half-closed socket (FIN-WAIT-2) would then keep this process alive for ever (CI saw a test file
+ * that never exited after its VM host was stopped). ssh2's own destroy() does nothing once end() has run (it wants
+ * a writable socket), so the socket itself is destroyed.
+ */
+function closeSsh(ssh: NodeSSH): void {
+  const socket = (ssh.connection as (Client & { _sock?: { destroyed: boolean; destroy(): void } }) | null)?._sock;
+  ssh.dispose();
+  if (socket && !socket.destroyed) {
+    setTimeout(() => {
+      if (!socket.destroyed) socket.destroy();
+    }, CLOSE_GRACE_MS).unref();
+  }
+}
+
 /** Drops a pooled connection that failed under us, so the next call opens a fresh one. */
 export function discard(server: Server, pooled: PooledConnection): void {
   pooled.closed = true;
-  pooled.ssh.dispose();
+  closeSsh(pooled.ssh);
   const key = poolKey(server);
   void pool.get(key)?.then((current) => {
     if (current === pooled) pool.delete(key);
@@ -243,7 +263,7 @@ export async function presentedHostKey(server: Server): Promise<{ fingerprint: s
   } catch (err) {
     if (!presented) throw connectFailure(server, err as Ssh2Error, '(none)');
   } finally {
-    ssh.dispose();
+    closeSsh(ssh);
   }
   if (!presented) {
     throw transientFailure(
@@ -266,7 +286,7 @@ export async function forgetServer(serverName: string): Promise<void> {
     const pooled = await entry.catch(() => undefined);
     if (pooled) {
       pooled.closed = true;
-      pooled.ssh.dispose();
+      closeSsh(pooled.ssh);
     }
   }
   await Promise.allSettled([...forgetHooks].map((hook) => hook(serverName)));
@@ -357,7 +377,7 @@ export async function closeAllConnections(): Promise<void> {
   for (const s of settled) {
     if (s.status === 'fulfilled') {
       s.value.closed = true;
-      s.value.ssh.dispose();
+      closeSsh(s.value.ssh);
     }
   }
   await Promise.allSettled([...closeHooks].map((hook) => hook()));

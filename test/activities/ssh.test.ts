@@ -67,6 +67,27 @@ describe('runRemote', () => {
     assert.equal(r.stdout, 'back\n');
   });
 
+  test('closing the connections leaves no socket behind when the server never answers the close', async () => {
+    const h1 = serverOf(bed(), 'h1');
+    /** This process's TCP sockets to h1's sshd, in any state (FIN-WAIT-2 included), as `ss` lists them. */
+    const oursToH1 = () =>
+      execFileSync('ss', ['-Htanp', 'dst', `${h1.host}:22`], { encoding: 'utf8' })
+        .split('\n')
+        .filter((line) => line.includes(`pid=${process.pid},`));
+    await closeAllConnections();
+    await runRemote(h1, ['true'], { timeoutMs: 10_000 });
+    assert.equal(oursToH1().length, 1, 'one pooled connection');
+    // A frozen server: its kernel still acknowledges our close, but sshd never closes its side (a VM that was
+    // stopped does the same). Without a grace period the half-closed socket would keep the process alive for ever.
+    await bed().exec('h1', ['pkill', '-STOP', '-f', '^sshd: root']);
+    try {
+      await closeAllConnections();
+      await eventually(async () => oursToH1().length === 0, 10_000);
+    } finally {
+      await bed().exec('h1', ['pkill', '-CONT', '-f', '^sshd: root'], { check: false });
+    }
+  });
+
   test('a command that overruns its timeout fails retryably and is killed on the server', async () => {
     const h1 = serverOf(bed(), 'h1');
     await assert.rejects(
